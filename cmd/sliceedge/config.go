@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sliceedge/sliceedge/config"
+)
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "work with configuration files",
+		Subcommands: []*cli.Command{{
+			Name:      "check",
+			Usage:     "validate a configuration file and report every error with its line",
+			ArgsUsage: "FILE",
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return cli.Exit("config check: give exactly one FILE (try: sliceedge config check testdata/config/edge.yaml)", 2)
+				}
+				cfg, err := config.Load(c.Args().First())
+				if err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				fmt.Fprintf(c.App.Writer, "%s: ok (listen %s, store %s, %d origins, %d rules)\n",
+					cfg.Source, cfg.Listen, cfg.Store.Dir, len(cfg.Origins), len(cfg.Rules))
+				return nil
+			},
+		}},
+	}
+}

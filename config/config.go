@@ -1,0 +1,174 @@
+// Package config turns the operator's YAML file into a validated Config.
+//
+// Parse walks the yaml.Node tree rather than decoding into structs, so every
+// error can name the file, the line and the field ("edge.yaml:9:
+// rules[0].slice_size: ..."), unknown fields are rejected, and all problems
+// are reported at once. Sizes are bytes or whole numbers with a binary unit
+// (KiB, MiB, GiB, TiB; see ParseSize); durations use Go syntax ("30s", "1h").
+// testdata/config/edge.yaml is the commented sample of every key.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+)
+
+// Limits and defaults of a rule's slice_size.
+const (
+	DefaultSliceSize = 1 << 20  // 1MiB
+	MinSliceSize     = 64 << 10 // 64KiB
+	MaxSliceSize     = 64 << 20 // 64MiB
+)
+
+// Defaults of the optional rule and origin keys.
+const (
+	DefaultMaxRanges      = 64
+	DefaultMaxRun         = 16
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultReadTimeout    = 30 * time.Second
+)
+
+// MinStoreBytes is the smallest store.max_bytes accepted: room for at least
+// one slice of the largest size.
+const MinStoreBytes = MaxSliceSize
+
+// Config is a validated configuration; Parse, Load and Default make one.
+type Config struct {
+	Listen  string             // host:port of the edge listener
+	Admin   Admin              // admin API; off when Admin.Listen is ""
+	Store   Store              // the slice store
+	Origins map[string]*Origin // by name; every rule's Origin is one of these
+	Rules   []*Rule            // in file order; the first match wins
+	Source  string             // file name the config came from, or "embedded defaults"
+}
+
+// Admin is the token-protected admin API (purge, stats).
+type Admin struct {
+	Listen string // host:port; "" turns the admin API off
+	Token  string // secret clients must present; never "" when Listen is set
+}
+
+// Store is where slices are kept.
+type Store struct {
+	Dir      string // Pebble directory, relative to the working directory unless absolute
+	MaxBytes int64  // byte budget for stored slices, at least MinStoreBytes
+}
+
+// Origin is an upstream server that rules fetch from.
+type Origin struct {
+	Name string // key under origins:
+	// URL has scheme http or https, a host, no user, query or fragment.
+	// Its path, if any, has no trailing slash and is prepended to request
+	// paths (origin /base + request /v/a.mp4 = /base/v/a.mp4).
+	URL            *url.URL
+	ConnectTimeout time.Duration // TCP and TLS connect, > 0
+	ReadTimeout    time.Duration // longest wait for the next body byte, > 0
+	Host           string        // Host header sent to the origin; "" means URL.Host
+}
+
+// Rule is the cache policy for the request paths it matches.
+type Rule struct {
+	Index  int    // position in Config.Rules, for logs and metrics
+	Match  string // path prefix, or a path.Match glob over the whole path (see Matches)
+	Origin *Origin
+	// SliceSize is a power of two from MinSliceSize to MaxSliceSize. An
+	// object keeps the slice size it was first stored with.
+	SliceSize int64
+	// DefaultTTL is the freshness lifetime of a response the origin gives
+	// none for; 0 means such a response is not cached.
+	DefaultTTL time.Duration
+	Query      QueryMode // how the query string enters the cache key
+	// MaxRanges is the most ranges, after coalescing, answered with a
+	// multipart 206; a request with more is answered with 200.
+	MaxRanges int
+	// LastModifiedValidator accepts Last-Modified as the strong validator
+	// of an object the origin gives no ETag.
+	LastModifiedValidator bool
+	MaxRun                int64 // most slices fetched from the origin in one request
+}
+
+// IsGlob reports whether match is a glob rather than a prefix: whether it
+// holds one of path.Match's metacharacters *, ? or [.
+func IsGlob(match string) bool { return strings.ContainsAny(match, "*?[") }
+
+// Matches reports whether the rule applies to the request path (URL.Path,
+// without the query). A match without glob metacharacters is a prefix of
+// the path ("/video/" matches "/video/a/b.mp4"; "/" matches every path). A
+// glob must match the whole path with path.Match, where * and ? never match
+// '/': "/dl/*.iso" matches "/dl/a.iso" but not "/dl/x/a.iso".
+func (r *Rule) Matches(p string) bool {
+	if !IsGlob(r.Match) {
+		return strings.HasPrefix(p, r.Match)
+	}
+	ok, err := path.Match(r.Match, p)
+	return ok && err == nil
+}
+
+// Rule returns the first rule matching the request path (URL.Path), or nil
+// when none does and the request is to be passed through uncached.
+func (c *Config) Rule(p string) *Rule {
+	for _, r := range c.Rules {
+		if r.Matches(p) {
+			return r
+		}
+	}
+	return nil
+}
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultSource is the Source of the configuration Default returns.
+const DefaultSource = "embedded defaults"
+
+// Default returns the embedded default configuration (config/default.yaml):
+// listen on 127.0.0.1:8080, store ./sliceedge-data up to 10GiB, one origin
+// "default" at http://127.0.0.1:9000 (where `sliceedge origin` listens by
+// default) and one rule "/" with 1MiB slices. Each call returns a new Config.
+func Default() *Config {
+	c, err := Parse(DefaultSource, defaultYAML)
+	if err != nil {
+		panic(fmt.Sprintf("config: embedded defaults are invalid: %v", err))
+	}
+	return c
+}
+
+// Error is one problem found in a configuration. Parse and Load return
+// all of them joined with errors.Join, in line order, one per line.
+type Error struct {
+	File    string // as given to Parse
+	Line    int    // 1-based; 0 when the problem is a missing top-level key
+	Field   string // path such as "rules[0].slice_size"; "" for the document
+	Message string // what is wrong and what is allowed
+}
+
+// Error formats e as "file:line: field: message", leaving out the parts
+// that are zero.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}

@@ -1,0 +1,634 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Parse reads a configuration from YAML data and validates it. name is the
+// file name used in error messages ("edge.yaml:7: rules[0].slice_size: ...")
+// and stored as Config.Source. The error, if any, joins one *Error per
+// problem found.
+func Parse(name string, data []byte) (*Config, error) {
+	d := &decoder{file: name}
+	root, err := d.document(data)
+	if err != nil {
+		return nil, errors.Join(err)
+	}
+	c := d.config(root)
+	if len(d.errs) > 0 {
+		// Line order reads top to bottom; missing top-level keys (line 0) last.
+		sort.SliceStable(d.errs, func(i, j int) bool {
+			li, lj := d.errs[i].Line, d.errs[j].Line
+			return li != 0 && (lj == 0 || li < lj)
+		})
+		errs := make([]error, len(d.errs))
+		for i, e := range d.errs {
+			errs[i] = e
+		}
+		return nil, errors.Join(errs...)
+	}
+	c.Source = name
+	return c, nil
+}
+
+// decoder collects errors while walking one document.
+type decoder struct {
+	file string
+	errs []*Error
+}
+
+func (d *decoder) errorf(line int, field, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// document returns the root node of the only document in data, or nil for
+// an empty file. A YAML syntax error is returned at once, as file:line when
+// yaml says the line.
+func (d *decoder) document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err == io.EOF {
+		return nil, nil
+	} else if err != nil {
+		return nil, d.syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &Error{File: d.file, Line: extra.Line, Message: "a second YAML document (want exactly one document)"}
+	} else if err != io.EOF {
+		return nil, d.syntaxError(err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+func (d *decoder) syntaxError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ": "); ok {
+			if line, err := strconv.Atoi(num); err == nil {
+				return &Error{File: d.file, Line: line, Message: "YAML: " + text}
+			}
+		}
+	}
+	return &Error{File: d.file, Message: "YAML: " + msg}
+}
+
+// entry is one key: value pair of a mapping.
+type entry struct {
+	key, val *yaml.Node
+}
+
+// line is where errors about the entry point: its key.
+func (e entry) line() int { return e.key.Line }
+
+type entries []entry
+
+func (es entries) get(key string) (entry, bool) {
+	for _, e := range es {
+		if e.key.Value == key {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// deref follows an alias to its anchor.
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// describe names the kind of a node for "got ..." in messages.
+func describe(n *yaml.Node) string {
+	switch {
+	case isNull(n):
+		return "nothing"
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.ShortTag() {
+	case "!!int", "!!float":
+		return "the number " + n.Value
+	case "!!bool":
+		return "the boolean " + n.Value
+	}
+	return strconv.Quote(n.Value)
+}
+
+// mapping returns the entries of the mapping n, reporting a node that is
+// not a mapping, duplicate keys and (when known is not empty) unknown keys.
+// Entries with null values ("admin:" with nothing after it) are left out
+// of a mapping with known keys: they mean the same as an absent key.
+func (d *decoder) mapping(n *yaml.Node, line int, field string, known ...string) (entries, bool) {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		want := "a mapping"
+		if len(known) > 0 {
+			want = "a mapping with keys " + strings.Join(known, ", ")
+		}
+		d.errorf(line, field, "want %s, got %s", want, describe(n))
+		return nil, false
+	}
+	var es entries
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			d.errorf(k.Line, field, "want a name as key, got %s", describe(k))
+			continue
+		}
+		if len(known) > 0 && !slices.Contains(known, k.Value) {
+			d.errorf(k.Line, field, "unknown field %q (known fields: %s)", k.Value, strings.Join(known, ", "))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.errorf(k.Line, field, "duplicate field %q (first at line %d)", k.Value, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if len(known) == 0 || !isNull(v) {
+			es = append(es, entry{key: k, val: v})
+		}
+	}
+	return es, true
+}
+
+// scalar returns the text of e's value, reporting a value that is a
+// mapping or a list.
+func (d *decoder) scalar(e entry, field, want string) (string, bool) {
+	if e.val.Kind != yaml.ScalarNode {
+		d.errorf(e.val.Line, field, "want %s, got %s", want, describe(e.val))
+		return "", false
+	}
+	return e.val.Value, true
+}
+
+// address checks a listen address: host:port with a numeric port; the host
+// may be empty to listen on every interface.
+func (d *decoder) address(e entry, field string) string {
+	const want = "want host:port with a numeric port, e.g. 127.0.0.1:8080 or :8080"
+	s, ok := d.scalar(e, field, "an address")
+	if !ok {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		d.errorf(e.val.Line, field, "%s is not a host:port address (%s)", describe(e.val), want)
+		return ""
+	}
+	return s
+}
+
+// size reads a byte count written as an integer or a string ParseSize accepts.
+func (d *decoder) size(e entry, field string) (int64, bool) {
+	s, ok := d.scalar(e, field, "a size such as 4MiB")
+	if !ok {
+		return 0, false
+	}
+	if e.val.ShortTag() == "!!int" {
+		var n int64
+		if err := e.val.Decode(&n); err != nil {
+			d.errorf(e.val.Line, field, "%s is too large (want at most 8388607TiB)", s)
+			return 0, false
+		}
+		if n < 0 {
+			d.errorf(e.val.Line, field, "%s is negative (%s)", s, sizeWant)
+			return 0, false
+		}
+		return n, true
+	}
+	n, err := ParseSize(s)
+	if err != nil {
+		d.errorf(e.val.Line, field, "%v", err)
+		return 0, false
+	}
+	return n, true
+}
+
+// duration reads a Go duration ("30s", "1h30m") greater than zero.
+func (d *decoder) duration(e entry, field, example string) (time.Duration, bool) {
+	want := "want a Go duration such as 30s, 5m or 1h; units ns, us, ms, s, m, h"
+	s, ok := d.scalar(e, field, "a duration such as "+example)
+	if !ok {
+		return 0, false
+	}
+	if e.val.ShortTag() == "!!int" || e.val.ShortTag() == "!!float" {
+		d.errorf(e.val.Line, field, "%s has no unit (%s)", s, want)
+		return 0, false
+	}
+	t, err := time.ParseDuration(s)
+	if err != nil {
+		d.errorf(e.val.Line, field, "%q is not a duration (%s)", s, want)
+		return 0, false
+	}
+	if t <= 0 {
+		d.errorf(e.val.Line, field, "%s is not positive (want a duration greater than zero, e.g. %s)", s, example)
+		return 0, false
+	}
+	return t, true
+}
+
+// count reads a whole number of at least 1.
+func (d *decoder) count(e entry, field string, def int64) (int64, bool) {
+	want := fmt.Sprintf("want a whole number of at least 1; default %d", def)
+	s, ok := d.scalar(e, field, "a number")
+	if !ok {
+		return 0, false
+	}
+	var n int64
+	if e.val.ShortTag() != "!!int" || e.val.Decode(&n) != nil {
+		d.errorf(e.val.Line, field, "%s is not a whole number (%s)", describe(e.val), want)
+		return 0, false
+	}
+	if n < 1 {
+		d.errorf(e.val.Line, field, "%s is too small (%s)", s, want)
+		return 0, false
+	}
+	return n, true
+}
+
+func (d *decoder) boolean(e entry, field string) bool {
+	var b bool
+	if e.val.Kind != yaml.ScalarNode || e.val.ShortTag() != "!!bool" || e.val.Decode(&b) != nil {
+		d.errorf(e.val.Line, field, "%s is not a boolean (want true or false)", describe(e.val))
+	}
+	return b
+}
+
+func (d *decoder) config(root *yaml.Node) *Config {
+	c := &Config{Origins: map[string]*Origin{}}
+	var top entries
+	if root != nil && !isNull(root) {
+		top, _ = d.mapping(root, root.Line, "", "listen", "admin", "store", "origins", "rules")
+	}
+	if e, ok := top.get("listen"); ok {
+		c.Listen = d.address(e, "listen")
+	} else {
+		d.errorf(0, "listen", "required (want host:port, e.g. 127.0.0.1:8080)")
+	}
+	if e, ok := top.get("admin"); ok {
+		c.Admin = d.admin(e, c.Listen)
+	}
+	if e, ok := top.get("store"); ok {
+		c.Store = d.store(e)
+	} else {
+		d.errorf(0, "store", "required (want a mapping with dir and max_bytes)")
+	}
+	var names []string // defined origins, sorted, for messages
+	if e, ok := top.get("origins"); ok {
+		if e.val.Kind != yaml.MappingNode {
+			d.errorf(e.val.Line, "origins", "want a mapping of names to origins, got %s", describe(e.val))
+		} else {
+			oes, _ := d.mapping(e.val, e.line(), "origins")
+			for _, oe := range oes {
+				o := d.origin(oe)
+				c.Origins[o.Name] = o
+				names = append(names, o.Name)
+			}
+			if len(oes) == 0 {
+				d.errorf(e.line(), "origins", "at least one origin is required (e.g. default: {url: http://127.0.0.1:9000})")
+			}
+		}
+	} else {
+		d.errorf(0, "origins", "at least one origin is required (e.g. default: {url: http://127.0.0.1:9000})")
+	}
+	sort.Strings(names)
+	if e, ok := top.get("rules"); ok {
+		c.Rules = d.rules(e, c.Origins, names)
+	} else {
+		d.errorf(0, "rules", "at least one rule is required (e.g. - {match: /, origin: default})")
+	}
+	return c
+}
+
+func (d *decoder) admin(e entry, listen string) Admin {
+	var a Admin
+	fs, ok := d.mapping(e.val, e.line(), "admin", "listen", "token")
+	if !ok {
+		return a
+	}
+	if le, ok := fs.get("listen"); ok {
+		a.Listen = d.address(le, "admin.listen")
+		if a.Listen != "" && a.Listen == listen {
+			d.errorf(le.val.Line, "admin.listen", "%s is also the edge's listen address (want a separate address)", a.Listen)
+		}
+	} else {
+		d.errorf(e.line(), "admin.listen", "required when admin is present (want host:port, e.g. 127.0.0.1:8081; leave out admin to turn the admin API off)")
+	}
+	if te, ok := fs.get("token"); ok {
+		if s, ok := d.scalar(te, "admin.token", "a string"); ok {
+			switch {
+			case s == "":
+				d.errorf(te.val.Line, "admin.token", "empty (want a secret string)")
+			case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+				d.errorf(te.val.Line, "admin.token", "contains spaces or control characters (want a secret of printable characters)")
+			default:
+				a.Token = s
+			}
+		}
+	} else if _, ok := fs.get("listen"); ok {
+		d.errorf(e.line(), "admin.token", "required when admin.listen is set (want a secret string)")
+	}
+	return a
+}
+
+func (d *decoder) store(e entry) Store {
+	var s Store
+	fs, ok := d.mapping(e.val, e.line(), "store", "dir", "max_bytes")
+	if !ok {
+		return s
+	}
+	if de, ok := fs.get("dir"); ok {
+		if dir, ok := d.scalar(de, "store.dir", "a directory"); ok {
+			if dir == "" {
+				d.errorf(de.val.Line, "store.dir", "empty (want a directory, e.g. ./sliceedge-data)")
+			}
+			s.Dir = dir
+		}
+	} else {
+		d.errorf(e.line(), "store.dir", "required (want a directory, e.g. ./sliceedge-data)")
+	}
+	const want = "want at least 64MiB, e.g. 10GiB"
+	if me, ok := fs.get("max_bytes"); ok {
+		if n, ok := d.size(me, "store.max_bytes"); ok {
+			if n < MinStoreBytes {
+				d.errorf(me.val.Line, "store.max_bytes", "%s is too small (%s)", me.val.Value, want)
+			}
+			s.MaxBytes = n
+		}
+	} else {
+		d.errorf(e.line(), "store.max_bytes", "required (want a size of at least 64MiB, e.g. 10GiB)")
+	}
+	return s
+}
+
+// validName is the alphabet of origin names.
+func validName(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	})
+}
+
+func (d *decoder) origin(e entry) *Origin {
+	o := &Origin{Name: e.key.Value, ConnectTimeout: DefaultConnectTimeout, ReadTimeout: DefaultReadTimeout}
+	field := "origins." + o.Name
+	if !validName(o.Name) {
+		d.errorf(e.line(), "origins", "%q is not a valid origin name (want letters, digits, '-', '_' or '.')", o.Name)
+	}
+	var fs entries
+	if !isNull(e.val) { // "default:" alone is an origin without a url
+		var ok bool
+		if fs, ok = d.mapping(e.val, e.line(), field, "url", "connect_timeout", "read_timeout", "host"); !ok {
+			return o
+		}
+	}
+	if ue, ok := fs.get("url"); ok {
+		o.URL = d.originURL(ue, field+".url")
+	} else {
+		d.errorf(e.line(), field+".url", "required (want an http or https URL, e.g. http://127.0.0.1:9000)")
+	}
+	if te, ok := fs.get("connect_timeout"); ok {
+		if t, ok := d.duration(te, field+".connect_timeout", "5s"); ok {
+			o.ConnectTimeout = t
+		}
+	}
+	if te, ok := fs.get("read_timeout"); ok {
+		if t, ok := d.duration(te, field+".read_timeout", "30s"); ok {
+			o.ReadTimeout = t
+		}
+	}
+	if he, ok := fs.get("host"); ok {
+		if h, ok := d.scalar(he, field+".host", "a host name"); ok {
+			if strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune("/?#@\\", r) }) {
+				d.errorf(he.val.Line, field+".host", "%q is not a host (want a host name with an optional port, e.g. media.example.com)", h)
+			} else {
+				o.Host = h
+			}
+		}
+	}
+	return o
+}
+
+func (d *decoder) originURL(e entry, field string) *url.URL {
+	const want = "want an http or https URL with a host, e.g. http://127.0.0.1:9000"
+	s, ok := d.scalar(e, field, "a URL")
+	if !ok {
+		return nil
+	}
+	line := e.val.Line
+	if !strings.Contains(s, "://") {
+		d.errorf(line, field, "%q has no scheme (%s)", s, want)
+		return nil
+	}
+	u, err := url.Parse(s)
+	var problem string
+	switch {
+	case err != nil:
+		problem = "is not a URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		problem = fmt.Sprintf("has unsupported scheme %q", u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		problem = "has no host"
+	case u.User != nil:
+		problem = "has a user name or password"
+	case u.RawQuery != "" || u.ForceQuery:
+		problem = "has a query"
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		problem = "has a fragment"
+	}
+	if problem != "" {
+		d.errorf(line, field, "%q %s (%s)", s, problem, want)
+		return nil
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	return u
+}
+
+func (d *decoder) rules(e entry, origins map[string]*Origin, names []string) []*Rule {
+	if e.val.Kind != yaml.SequenceNode {
+		d.errorf(e.val.Line, "rules", "want a list of rules, got %s", describe(e.val))
+		return nil
+	}
+	if len(e.val.Content) == 0 {
+		d.errorf(e.line(), "rules", "at least one rule is required (e.g. - {match: /, origin: default})")
+		return nil
+	}
+	var rules []*Rule
+	for i, n := range e.val.Content {
+		r := d.rule(deref(n), i, origins, names)
+		rules = append(rules, r)
+	}
+	d.shadowed(e.val.Content, rules)
+	return rules
+}
+
+func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []string) *Rule {
+	r := &Rule{Index: i, SliceSize: DefaultSliceSize, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun}
+	field := fmt.Sprintf("rules[%d]", i)
+	defined := "no origins are defined"
+	if len(names) > 0 {
+		defined = "defined: " + strings.Join(names, ", ")
+	}
+	fs, ok := d.mapping(n, n.Line, field, "match", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run")
+	if !ok {
+		return r
+	}
+	if me, ok := fs.get("match"); ok {
+		r.Match = d.match(me, field+".match")
+	} else {
+		d.errorf(n.Line, field+".match", "required (want a path prefix such as /video/ or a glob such as /dl/*.iso)")
+	}
+	if oe, ok := fs.get("origin"); ok {
+		if name, ok := d.scalar(oe, field+".origin", "an origin name"); ok {
+			if o := origins[name]; o != nil {
+				r.Origin = o
+			} else {
+				d.errorf(oe.val.Line, field+".origin", "unknown origin %q (%s)", name, defined)
+			}
+		}
+	} else {
+		d.errorf(n.Line, field+".origin", "required (%s)", defined)
+	}
+	if se, ok := fs.get("slice_size"); ok {
+		const want = "want a power of two from 64KiB to 64MiB, e.g. 1MiB"
+		if size, ok := d.size(se, field+".slice_size"); ok {
+			switch {
+			case size < MinSliceSize || size > MaxSliceSize:
+				d.errorf(se.val.Line, field+".slice_size", "%s is out of range (%s)", se.val.Value, want)
+			case size&(size-1) != 0:
+				d.errorf(se.val.Line, field+".slice_size", "%s is not a power of two (%s)", se.val.Value, want)
+			default:
+				r.SliceSize = size
+			}
+		}
+	}
+	if te, ok := fs.get("default_ttl"); ok {
+		r.DefaultTTL, _ = d.duration(te, field+".default_ttl", "1h")
+	}
+	if qe, ok := fs.get("query"); ok {
+		if s, ok := d.scalar(qe, field+".query", "keep, sort or ignore"); ok {
+			if m, ok := parseQueryMode(s); ok {
+				r.Query = m
+			} else {
+				d.errorf(qe.val.Line, field+".query", "unknown mode %q (want keep, sort or ignore)", s)
+			}
+		}
+	}
+	if me, ok := fs.get("max_ranges"); ok {
+		if v, ok := d.count(me, field+".max_ranges", DefaultMaxRanges); ok {
+			if v > 1<<31-1 {
+				v = 1<<31 - 1
+			}
+			r.MaxRanges = int(v)
+		}
+	}
+	if le, ok := fs.get("last_modified_validator"); ok {
+		r.LastModifiedValidator = d.boolean(le, field+".last_modified_validator")
+	}
+	if me, ok := fs.get("max_run"); ok {
+		if v, ok := d.count(me, field+".max_run", DefaultMaxRun); ok {
+			r.MaxRun = v
+		}
+	}
+	return r
+}
+
+// match checks a rule's match: a path starting with "/", and a valid
+// path.Match pattern when it holds glob metacharacters.
+func (d *decoder) match(e entry, field string) string {
+	const want = "want a path prefix such as /video/ or a glob such as /dl/*.iso"
+	s, ok := d.scalar(e, field, "a path")
+	if !ok {
+		return ""
+	}
+	switch {
+	case s == "":
+		d.errorf(e.val.Line, field, "empty (%s)", want)
+	case !strings.HasPrefix(s, "/"):
+		d.errorf(e.val.Line, field, "%q does not start with / (%s)", s, want)
+	case IsGlob(s) && !validGlob(s):
+		d.errorf(e.val.Line, field, "%q is not a valid glob (want path.Match syntax: * and ? within one path segment, [a-z] classes, \\ to escape)", s)
+	default:
+		return s
+	}
+	return ""
+}
+
+// validGlob reports whether path.Match accepts the pattern; Match checks
+// the whole pattern on any input.
+func validGlob(pattern string) bool {
+	_, err := path.Match(pattern, "")
+	return err == nil
+}
+
+// literalPrefix is the part of a glob before its first metacharacter or
+// escape: every path the glob matches starts with it.
+func literalPrefix(glob string) string {
+	if i := strings.IndexAny(glob, "*?[\\"); i >= 0 {
+		return glob[:i]
+	}
+	return glob
+}
+
+// shadowed reports rules that can never match because an earlier rule
+// matches every path they do: a prefix under an earlier prefix, a glob whose
+// literal start is under an earlier prefix, or a repeated glob.
+func (d *decoder) shadowed(nodes []*yaml.Node, rules []*Rule) {
+	for j, later := range rules {
+		if later.Match == "" {
+			continue
+		}
+		for i, earlier := range rules[:j] {
+			if earlier.Match == "" {
+				continue
+			}
+			var covers bool
+			switch {
+			case IsGlob(earlier.Match):
+				covers = earlier.Match == later.Match
+			case IsGlob(later.Match):
+				covers = strings.HasPrefix(literalPrefix(later.Match), earlier.Match)
+			default:
+				covers = strings.HasPrefix(later.Match, earlier.Match)
+			}
+			if !covers {
+				continue
+			}
+			field := fmt.Sprintf("rules[%d]", j)
+			if earlier.Match == "/" {
+				d.errorf(deref(nodes[j]).Line, field, "never matches: rules[%d] matches every path", i)
+			} else {
+				d.errorf(deref(nodes[j]).Line, field, "never matches: every path it matches is matched first by rules[%d] (match %s)", i, earlier.Match)
+			}
+			break
+		}
+	}
+}

@@ -1,0 +1,539 @@
+package edge_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/slicer"
+)
+
+const (
+	KiB = int64(1) << 10
+	MiB = int64(1) << 20
+	GiB = int64(1) << 30
+)
+
+// A repeated range costs zero origin bytes, and an overlapping one fetches
+// only the slices not yet stored.
+func TestRangeReuse(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/8MiB.bin"
+	steps := []struct {
+		rng        string
+		start, end int64 // expected body [start, end)
+		originBody int64 // origin body bytes this step may cost
+		xcache     string
+	}{
+		{"bytes=0-99", 0, 100, 1 * MiB, "MISS"},
+		{"bytes=0-49", 0, 50, 0, "HIT"},
+		{"bytes=50-2000000", 50, 2000001, 1 * MiB, "PARTIAL"},
+		{"bytes=1000-1999999", 1000, 2000000, 0, "HIT"},
+	}
+	for _, st := range steps {
+		before := h.origin.BodyBytes()
+		resp, body := h.get(t, path, "Range: "+st.rng)
+		if resp.StatusCode != http.StatusPartialContent {
+			t.Fatalf("range=%q: status %d, want 206", st.rng, resp.StatusCode)
+		}
+		want := slicer.ContentRange(slicer.Range{Start: st.start, End: st.end}, 8*MiB)
+		if got := resp.Header.Get("Content-Range"); got != want {
+			t.Errorf("range=%q: Content-Range %q, want %q", st.rng, got, want)
+		}
+		if int64(len(body)) != st.end-st.start {
+			t.Fatalf("range=%q: body %d bytes, want %d", st.rng, len(body), st.end-st.start)
+		}
+		wantBytes(t, st.rng, body, path, 1, st.start)
+		if got := h.origin.BodyBytes() - before; got != st.originBody {
+			t.Errorf("range=%q: origin sent %d body bytes, want %d", st.rng, got, st.originBody)
+		}
+		if got := resp.Header.Get("X-Cache"); got != st.xcache {
+			t.Errorf("range=%q: X-Cache %q, want %q", st.rng, got, st.xcache)
+		}
+		// The fill goes on after the client has its bytes: let it land.
+		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	}
+	// The origin saw only ranged, slice-aligned requests.
+	for _, rec := range h.origin.LastRequests() {
+		if rec.Range != "bytes=0-1048575" && rec.Range != "bytes=1048576-2097151" {
+			t.Errorf("origin got Range %q, want slice-aligned 1MiB ranges", rec.Range)
+		}
+	}
+}
+
+// A cold range deep in a 1 GiB object costs one slice from the origin, and
+// the first byte leaves after that slice starts arriving, not after the
+// bytes before it.
+func TestColdSeekDeep(t *testing.T) {
+	h := newHarness(t)
+	const path = "/video/1GiB.mp4"
+	// 20 MiB/s: one 1 MiB slice takes 50 ms; the 900 MiB before the range
+	// would take 45 s.
+	h.origin.SetMode(origintest.Mode{Latency: 50 * time.Millisecond, Bandwidth: 20 * MiB})
+	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+path, nil)
+	req.Host = "edge.test"
+	req.Header.Set("Range", "bytes=943718400-943783935")
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("first byte: %v", err)
+	}
+	if got := h.origin.BodyBytes(); got > 1*MiB {
+		t.Errorf("at the first byte the origin had sent %d body bytes, want at most one slice (%d)", got, MiB)
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := append(first, rest...)
+	if resp.StatusCode != http.StatusPartialContent || len(body) != 64*1024 {
+		t.Fatalf("status %d, %d bytes; want 206 with 65536", resp.StatusCode, len(body))
+	}
+	wantBytes(t, "deep range", body, path, 1, 943718400)
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	if got := h.origin.BodyBytes(); got != 1*MiB {
+		t.Errorf("origin sent %d body bytes, want exactly one slice (%d)", got, MiB)
+	}
+	if got := h.origin.Requests(); got != 1 {
+		t.Errorf("origin got %d requests, want 1 (the discovery fetch is the slice fetch)", got)
+	}
+}
+
+// Fifty concurrent cold full GETs of one 64 MiB object cost the origin
+// exactly 64 MiB.
+func TestCollapseColdFullGets(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/64MiB.bin"
+	const clients = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := h.srv.Client().Get(h.srv.URL + path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if resp.StatusCode != 200 || int64(len(body)) != 64*MiB {
+				errs <- fmt.Errorf("status %d, %d bytes", resp.StatusCode, len(body))
+				return
+			}
+			if at, ok := origintest.Verify(body, path, 1, 0); !ok {
+				errs <- fmt.Errorf("wrong byte at %d", at)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := h.origin.BodyBytes(); got != 64*MiB {
+		t.Errorf("origin sent %d body bytes for 50 cold GETs, want exactly %d", got, 64*MiB)
+	}
+}
+
+// Range header forms and the status each gets.
+func TestRangeAnswers(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/3000000.bin"
+	const size = 3000000
+	h.get(t, path) // warm
+	tests := []struct {
+		rng    string
+		code   int
+		ranges []slicer.Range // nil with 200: the whole object
+	}{
+		{"", 200, nil},
+		{"bytes=0-0", 206, []slicer.Range{{Start: 0, End: 1}}},
+		{"bytes=-500", 206, []slicer.Range{{Start: size - 500, End: size}}},
+		{"bytes=2999000-", 206, []slicer.Range{{Start: 2999000, End: size}}},
+		{"bytes=2999000-99999999", 206, []slicer.Range{{Start: 2999000, End: size}}},
+		{"BYTES = 5-9", 200, nil}, // whitespace before "=" is invalid: ignored
+		{"Bytes=5-9", 206, []slicer.Range{{Start: 5, End: 10}}},
+		{"bytes=5-1", 200, nil},
+		{"items=0-9", 200, nil},
+		{"bytes=abc", 200, nil},
+		{"bytes=3000000-", 416, nil},
+		{"bytes=-0", 416, nil},
+		{"bytes=0-9,20-29", 206, []slicer.Range{{Start: 0, End: 10}, {Start: 20, End: 30}}},
+		{"bytes=20-29, 0-9 ,5-12", 206, []slicer.Range{{Start: 0, End: 13}, {Start: 20, End: 30}}},
+		{"bytes=0-9,10-19", 206, []slicer.Range{{Start: 0, End: 20}}},
+		{"bytes=1048570-1048580,2500000-2500010,-3", 206, []slicer.Range{{Start: 1048570, End: 1048581}, {Start: 2500000, End: 2500011}, {Start: size - 3, End: size}}},
+	}
+	for _, tt := range tests {
+		var hdr []string
+		if tt.rng != "" {
+			hdr = append(hdr, "Range: "+tt.rng)
+		}
+		resp, body := h.get(t, path, hdr...)
+		if resp.StatusCode != tt.code {
+			t.Errorf("range=%q: status %d, want %d", tt.rng, resp.StatusCode, tt.code)
+			continue
+		}
+		switch {
+		case tt.code == 416:
+			if got, want := resp.Header.Get("Content-Range"), "bytes */3000000"; got != want {
+				t.Errorf("range=%q: Content-Range %q, want %q", tt.rng, got, want)
+			}
+		case tt.code == 200:
+			if len(body) != size {
+				t.Errorf("range=%q: 200 with %d bytes, want %d", tt.rng, len(body), size)
+			}
+			wantBytes(t, tt.rng, body, path, 1, 0)
+		case len(tt.ranges) == 1:
+			rg := tt.ranges[0]
+			if got, want := resp.Header.Get("Content-Range"), slicer.ContentRange(rg, size); got != want {
+				t.Errorf("range=%q: Content-Range %q, want %q", tt.rng, got, want)
+			}
+			if int64(len(body)) != rg.Len() {
+				t.Fatalf("range=%q: %d bytes, want %d", tt.rng, len(body), rg.Len())
+			}
+			wantBytes(t, tt.rng, body, path, 1, rg.Start)
+		default:
+			checkMultipart(t, tt.rng, resp, body, path, size, tt.ranges)
+		}
+		if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(body)) && tt.code != 416 {
+			t.Errorf("range=%q: Content-Length %q for a body of %d bytes", tt.rng, cl, len(body))
+		}
+	}
+}
+
+func checkMultipart(t *testing.T, rng string, resp *http.Response, body []byte, path string, size int64, want []slicer.Range) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/byteranges" {
+		t.Fatalf("range=%q: Content-Type %q, want multipart/byteranges", rng, resp.Header.Get("Content-Type"))
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for i := 0; ; i++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			if i != len(want) {
+				t.Fatalf("range=%q: %d parts, want %d", rng, i, len(want))
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("range=%q: part %d: %v", rng, i, err)
+		}
+		if i >= len(want) {
+			t.Fatalf("range=%q: more than %d parts", rng, len(want))
+		}
+		if got, w := part.Header.Get("Content-Range"), slicer.ContentRange(want[i], size); got != w {
+			t.Errorf("range=%q: part %d Content-Range %q, want %q", rng, i, got, w)
+		}
+		data, _ := io.ReadAll(part)
+		if int64(len(data)) != want[i].Len() {
+			t.Fatalf("range=%q: part %d has %d bytes, want %d", rng, i, len(data), want[i].Len())
+		}
+		wantBytes(t, rng, data, path, 1, want[i].Start)
+	}
+}
+
+// HEAD answers the same headers as GET, with no body and no slice fetch
+// when the object is known.
+func TestHead(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/5MiB.iso"
+	get, _ := h.get(t, path, "Range: bytes=10-19")
+	reqs := h.origin.Requests()
+	head, body := h.do(t, http.MethodHead, path, "Range: bytes=10-19")
+	if len(body) != 0 {
+		t.Errorf("HEAD body of %d bytes", len(body))
+	}
+	for _, k := range []string{"Content-Range", "Content-Length", "Content-Type", "ETag", "Last-Modified", "Accept-Ranges"} {
+		if get.Header.Get(k) != head.Header.Get(k) || head.Header.Get(k) == "" {
+			t.Errorf("%s: HEAD %q, GET %q", k, head.Header.Get(k), get.Header.Get(k))
+		}
+	}
+	if head.StatusCode != get.StatusCode {
+		t.Errorf("HEAD status %d, GET %d", head.StatusCode, get.StatusCode)
+	}
+	if h.origin.Requests() != reqs {
+		t.Errorf("HEAD of a known object went to the origin")
+	}
+}
+
+// Conditional requests: If-None-Match and If-Modified-Since give 304,
+// If-Match a 412, If-Range with a strong match keeps the range and any
+// other value sends the whole object.
+func TestConditionals(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/2MiB.bin"
+	resp, _ := h.get(t, path, "Range: bytes=0-0")
+	etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	if etag == "" || lm == "" {
+		t.Fatalf("no validators: ETag %q Last-Modified %q", etag, lm)
+	}
+	tests := []struct {
+		name    string
+		headers []string
+		code    int
+		bodyLen int
+	}{
+		{"if-none-match", []string{"If-None-Match: " + etag}, 304, 0},
+		{"if-none-match other", []string{`If-None-Match: "nope"`}, 200, int(2 * MiB)},
+		{"if-none-match weak", []string{"If-None-Match: W/" + etag}, 304, 0},
+		{"if-modified-since", []string{"If-Modified-Since: " + lm}, 304, 0},
+		{"if-modified-since old", []string{"If-Modified-Since: Mon, 01 Jan 1990 00:00:00 GMT"}, 200, int(2 * MiB)},
+		{"if-match fails", []string{`If-Match: "nope"`}, 412, 0},
+		{"if-match ok", []string{"If-Match: " + etag, "Range: bytes=0-9"}, 206, 10},
+		{"if-range strong", []string{"If-Range: " + etag, "Range: bytes=0-9"}, 206, 10},
+		{"if-range other", []string{`If-Range: "old"`, "Range: bytes=0-9"}, 200, int(2 * MiB)},
+		{"if-range weak", []string{"If-Range: W/" + etag, "Range: bytes=0-9"}, 200, int(2 * MiB)},
+		{"if-range date", []string{"If-Range: " + lm, "Range: bytes=0-9"}, 200, int(2 * MiB)},
+	}
+	for _, tt := range tests {
+		resp, body := h.get(t, path, tt.headers...)
+		if resp.StatusCode != tt.code || len(body) != tt.bodyLen {
+			t.Errorf("%s %q: status %d with %d bytes, want %d with %d", tt.name, tt.headers, resp.StatusCode, len(body), tt.code, tt.bodyLen)
+		}
+		if tt.code == 304 && resp.Header.Get("ETag") != etag {
+			t.Errorf("%s: 304 without the ETag", tt.name)
+		}
+	}
+}
+
+// An origin that ignores Range: every answer is right, and after one full
+// pass the object is served from the store alone.
+func TestOriginWithoutRangeSupport(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/6MiB.bin"
+	h.origin.SetMode(origintest.Mode{NoRange: true})
+	resp, body := h.get(t, path, "Range: bytes=2097152-2097251")
+	if resp.StatusCode != 206 || len(body) != 100 {
+		t.Fatalf("first range: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	wantBytes(t, "first range", body, path, 1, 2097152)
+	// Wait for the full body that passed by to be stored.
+	waitFor(t, "whole object stored", func() bool { return h.edge.Stats.OriginBytes.Load() == 6*MiB && h.inFlight() == 0 })
+	reqs := h.origin.Requests()
+	for _, rng := range []string{"bytes=0-", "bytes=5000000-5000100", "bytes=-1", ""} {
+		var hdr []string
+		if rng != "" {
+			hdr = []string{"Range: " + rng}
+		}
+		resp, body := h.get(t, path, hdr...)
+		start := int64(0)
+		if cr := resp.Header.Get("Content-Range"); cr != "" {
+			r, _, _, err := slicer.ParseContentRange(cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start = r.Start
+		}
+		wantBytes(t, rng, body, path, 1, start)
+		if resp.Header.Get("X-Cache") != "HIT" {
+			t.Errorf("range=%q: X-Cache %q after a full pass, want HIT", rng, resp.Header.Get("X-Cache"))
+		}
+	}
+	if got := h.origin.Requests() - reqs; got != 0 {
+		t.Errorf("%d origin requests after the object was stored, want 0", got)
+	}
+}
+
+// A response without a strong validator is served but not slice-cached.
+func TestNoValidatorNotCached(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/1MiB.bin"
+	h.origin.SetMode(origintest.Mode{NoValidator: true})
+	for i := range 2 {
+		resp, body := h.get(t, path, "Range: bytes=100-199")
+		if resp.StatusCode != 206 || len(body) != 100 {
+			t.Fatalf("request %d: status %d, %d bytes", i, resp.StatusCode, len(body))
+		}
+		wantBytes(t, "no validator", body, path, 1, 100)
+		if got := resp.Header.Get("X-Cache"); got != "PASS" {
+			t.Errorf("request %d: X-Cache %q, want PASS", i, got)
+		}
+	}
+	if st := h.store.Stats(); st.Slices != 0 || st.Objects != 0 {
+		t.Errorf("store holds %d objects, %d slices of an object without validator", st.Objects, st.Slices)
+	}
+}
+
+// Requests with credentials, unsafe methods and no-store answers pass
+// through and store nothing.
+func TestPassThrough(t *testing.T) {
+	h := newHarness(t)
+	noStore := "no-store"
+	h.origin.SetPathMode("/obj/nostore-1MiB.bin", origintest.Mode{CacheControl: &noStore})
+	cases := []struct {
+		method, path string
+		headers      []string
+	}{
+		{"GET", "/obj/auth-1MiB.bin", []string{"Authorization: Bearer x"}},
+		{"GET", "/obj/cookie-1MiB.bin", []string{"Cookie: a=b"}},
+		{"GET", "/obj/nostore-1MiB.bin", nil},
+		{"POST", "/obj/post-1MiB.bin", nil},
+	}
+	for _, c := range cases {
+		for i := range 2 {
+			before := h.origin.Requests()
+			resp, body := h.do(t, c.method, c.path, append(c.headers, "Range: bytes=0-99")...)
+			if h.origin.Requests() == before {
+				t.Errorf("%s %s #%d: did not reach the origin", c.method, c.path, i)
+			}
+			if resp.StatusCode/100 == 2 && c.method == "GET" {
+				wantBytes(t, c.path, body, c.path, 1, 0)
+			}
+		}
+	}
+	if st := h.store.Stats(); st.Slices != 0 {
+		t.Errorf("store holds %d slices after pass-through requests", st.Slices)
+	}
+}
+
+// A 404 from the origin reaches the client as it came.
+func TestOriginErrorStatusRelayed(t *testing.T) {
+	h := newHarness(t)
+	resp, _ := h.get(t, "/no-such-object", "Range: bytes=0-9")
+	if resp.StatusCode != 404 {
+		t.Errorf("status %d, want the origin's 404", resp.StatusCode)
+	}
+	h.origin.SetMode(origintest.Mode{Status: 503})
+	resp, _ = h.get(t, "/obj/1MiB.bin")
+	if resp.StatusCode != 503 {
+		t.Errorf("status %d, want the origin's 503", resp.StatusCode)
+	}
+}
+
+// An origin that lies about Content-Range is never served: 502 with a body
+// that says why, and nothing stored.
+func TestLyingContentRange(t *testing.T) {
+	// "total" alone is not detectable in one answer: it is tested below.
+	for _, lie := range []string{"start", "end", "star", "malformed"} {
+		t.Run(lie, func(t *testing.T) {
+			h := newHarness(t)
+			h.origin.SetMode(origintest.Mode{LieContentRange: lie})
+			resp, body := h.get(t, "/obj/4MiB.bin", "Range: bytes=1048576-1048675")
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Fatalf("status %d, want 502", resp.StatusCode)
+			}
+			if !strings.Contains(string(body), "wrong bytes") {
+				t.Errorf("502 body %q does not say what went wrong", body)
+			}
+			if st := h.store.Stats(); st.Slices != 0 {
+				t.Errorf("%d slices stored from a lying origin", st.Slices)
+			}
+		})
+	}
+}
+
+// An origin that lies consistently about the complete length can't be
+// caught by one answer; the edge must still never serve a wrong byte, and
+// the first answer that contradicts the stored size is refused.
+func TestLyingTotalLength(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/2MiB.bin"
+	h.origin.SetMode(origintest.Mode{LieContentRange: "total"})
+	resp, body := h.get(t, path, "Range: bytes=0-99")
+	if resp.StatusCode == 206 {
+		wantBytes(t, "first range", body, path, 1, 0)
+	}
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	// The edge now believes 2MiB+1 bytes; asking for the byte that does
+	// not exist must not invent it.
+	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
+	req.Host = "edge.test"
+	req.Header.Set("Range", "bytes=1048576-")
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		return // refused before the headers: fine
+	}
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode == 206 {
+		if int64(len(body)) > 1*MiB {
+			t.Fatalf("served %d bytes from 1MiB of a 2MiB object", len(body))
+		}
+		wantBytes(t, "tail", body, path, 1, 1*MiB)
+	} else if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 206 (truncated) or 502", resp.StatusCode)
+	}
+}
+
+// A body cut short is never stored as a short slice; the client sees a
+// truncated answer or an error, never wrong bytes, and a later request is
+// whole.
+func TestTruncatedOrigin(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/4MiB.bin"
+	h.origin.SetMode(origintest.Mode{TruncateAfter: 1536 * KiB})
+	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
+	req.Host = "edge.test"
+	resp, err := h.srv.Client().Do(req)
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 && int64(len(body)) == 4*MiB {
+			// Retries may complete it, but then every byte must be right.
+			wantBytes(t, "retried body", body, path, 1, 0)
+		} else if resp.StatusCode == 200 {
+			wantBytes(t, "truncated body", body, path, 1, 0)
+		}
+	}
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.origin.SetMode(origintest.Mode{})
+	resp2, body := h.get(t, path)
+	if resp2.StatusCode != 200 || int64(len(body)) != 4*MiB {
+		t.Fatalf("after the origin recovered: status %d, %d bytes", resp2.StatusCode, len(body))
+	}
+	wantBytes(t, "after recovery", body, path, 1, 0)
+}
+
+// The slice size is fixed per object: changing the rule never misreads
+// stored slices.
+func TestSliceSizeFixedAtFirstFill(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/5MiB.bin"
+	_, body := h.get(t, path)
+	wantBytes(t, "first fill", body, path, 1, 0)
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.stop()
+	h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.origin.URL()), "slice_size: 1MiB", "slice_size: 256KiB", 1))
+	before := h.origin.BodyBytes()
+	resp, body := h.get(t, path, "Range: bytes=1000000-3000000")
+	if resp.StatusCode != 206 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	wantBytes(t, "after the slice size changed", body, path, 1, 1000000)
+	if got := h.origin.BodyBytes() - before; got != 0 {
+		t.Errorf("origin sent %d bytes for stored slices after a config change", got)
+	}
+}
+
+func (h *harness) inFlight() int { return h.edge.InFlight() }
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,124 @@
+package edge_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// harness is an edge in front of a test origin, with a real Pebble store in
+// a temp dir, over real loopback HTTP.
+type harness struct {
+	origin *origintest.Server
+	store  *segstore.Store
+	edge   *edge.Server
+	srv    *httptest.Server
+	dir    string
+}
+
+// testConfig is the YAML the harness runs with; %s is the origin URL.
+const testConfig = `
+listen: 127.0.0.1:0
+store:
+  dir: unused
+  max_bytes: 64GiB
+origins:
+  default:
+    url: %s
+    read_timeout: 5s
+rules:
+  - match: /big/
+    origin: default
+    slice_size: 4MiB
+  - match: /lm/
+    origin: default
+    slice_size: 64KiB
+    last_modified_validator: true
+  - match: /
+    origin: default
+    slice_size: 1MiB
+`
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	h := &harness{origin: origintest.NewTest(t), dir: t.TempDir()}
+	h.start(t, fmt.Sprintf(testConfig, h.origin.URL()))
+	return h
+}
+
+// start (re)opens the store and the edge with cfgYAML.
+func (h *harness) start(t testing.TB, cfgYAML string) {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(cfgYAML))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	st, err := segstore.Open(segstore.Options{Dir: h.dir, MaxBytes: cfg.Store.MaxBytes})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	h.store = st
+	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop()}
+	h.srv = httptest.NewServer(h.edge)
+	t.Cleanup(h.stop)
+}
+
+func (h *harness) stop() {
+	if h.srv != nil {
+		h.srv.Close()
+		h.srv = nil
+	}
+	if h.store != nil {
+		h.store.Close()
+		h.store = nil
+	}
+}
+
+// get sends a request with headers given as "Name: value" strings and
+// returns the response with its whole body.
+func (h *harness) do(t testing.TB, method, path string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, h.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "edge.test" // the cache key must not depend on the test server's port
+	for _, kv := range headers {
+		k, v, _ := strings.Cut(kv, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s %v: %v", method, path, headers, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s %v: read body: %v", method, path, headers, err)
+	}
+	return resp, body
+}
+
+func (h *harness) get(t testing.TB, path string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	return h.do(t, http.MethodGet, path, headers...)
+}
+
+// wantBytes checks body against the origin's bytes [start, start+len) of
+// path at version.
+func wantBytes(t testing.TB, what string, body []byte, path string, version int, start int64) {
+	t.Helper()
+	if at, ok := origintest.Verify(body, path, version, start); !ok {
+		t.Fatalf("%s: wrong byte at object offset %d (body of %d bytes from %d)", what, at, len(body), start)
+	}
+}

@@ -1,0 +1,359 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/segstore"
+	"github.com/sliceedge/sliceedge/slicer"
+)
+
+// found is the outcome of a lookup shared by every request collapsed on it.
+type found struct {
+	meta   *segstore.Meta
+	pass   string // non-empty: the object is not slice-cached, and why
+	status string // how the meta was obtained: "hit", "miss", "revalidated", "refreshed"
+}
+
+// lead is what only the request that ran the origin fetch gets back: an
+// origin answer it can relay instead of asking again.
+type lead struct {
+	ran    bool
+	relay  *http.Response // a non-slicable origin answer (404, 500, 3xx) to relay
+	failed error          // the origin failed in a way worth a 502
+}
+
+// lookup returns the meta of q's object: from the store when fresh, after
+// one collapsed revalidation when stale, after one collapsed discovery
+// fetch when unknown. want is the run of slices the request needs first; a
+// discovery fetches exactly it, so a cold request costs no extra round trip.
+// forceVersion, when non-zero, names a version found to be gone: the lookup
+// then discovers afresh unless another request already did.
+func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (found, *lead, error) {
+	if forceVersion == 0 {
+		if m, err := s.Store.Meta(q.key); err == nil {
+			if s.fresh(m) {
+				return found{meta: m, status: "hit"}, nil, nil
+			}
+		} else if !errors.Is(err, segstore.ErrNotFound) {
+			s.Log.Warn().Err(err).Str("key", q.key).Msg("edge: read meta; treating the object as unknown")
+		}
+	}
+	ld := &lead{}
+	v, err, _ := s.lookups.Do(q.key, func() (any, error) {
+		ld.ran = true
+		return s.fetchMeta(q, want, forceVersion, ld)
+	})
+	if !ld.ran {
+		ld = nil
+	}
+	if err != nil {
+		return found{}, ld, err
+	}
+	return v.(found), ld, nil
+}
+
+func (s *Server) fresh(m *segstore.Meta) bool {
+	return s.now().Before(m.StoredAt.Add(m.Lifetime))
+}
+
+// fetchMeta runs inside the per-key singleflight: one origin request that
+// discovers, revalidates or replaces the object's version.
+func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *lead) (found, error) {
+	old, err := s.Store.Meta(q.key)
+	if err != nil {
+		old = nil
+	}
+	switch {
+	case old != nil && forceVersion != 0 && old.Version != forceVersion:
+		return found{meta: old, status: "hit"}, nil // someone already moved on
+	case old != nil && forceVersion == 0 && s.fresh(old):
+		return found{meta: old, status: "hit"}, nil // filled while we queued
+	case old != nil && forceVersion != 0:
+		old = nil // that version is gone: discover afresh
+	}
+
+	sliceSize := q.rule.SliceSize
+	if old != nil {
+		sliceSize = old.SliceSize
+	}
+	rng := want.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
+	req := &origin.Request{
+		URL:    originURL(q.r, q.rule.Origin),
+		Host:   q.rule.Origin.Host,
+		Header: q.r.Header,
+		Range:  &rng,
+	}
+	if old != nil {
+		req.IfNoneMatch = validatorOf(old)
+	}
+	s.Stats.OriginRequests.Add(1)
+	// The fetch outlives the client: the fill it starts completes for the store.
+	ctx := context.WithoutCancel(q.r.Context())
+	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
+	var se *origin.StatusError
+	switch {
+	case errors.As(err, &se):
+		ld.relay = se.Resp
+		return found{pass: fmt.Sprintf("origin answered %d", se.Resp.StatusCode)}, nil
+	case errors.Is(err, origin.ErrUnsatisfiable):
+		// The object is shorter than the first slice asked for (or empty):
+		// the origin's own answer to the client's request is the right one.
+		return found{pass: "range beyond the object"}, nil
+	case err != nil:
+		s.Stats.OriginErrors.Add(1)
+		ld.failed = err
+		return found{}, err
+	}
+
+	if resp.Status == http.StatusNotModified {
+		m := *old
+		m.StoredAt = s.now()
+		if life, ok, _ := freshness(mergeHeader(old.Header, resp.Header), s.now(), q.rule.DefaultTTL); ok {
+			m.Lifetime = life
+		}
+		if err := s.Store.PutMeta(&m); err != nil {
+			s.storeError(err, "put meta after 304")
+		}
+		return found{meta: &m, status: "revalidated"}, nil
+	}
+
+	val := origin.ValidatorOf(resp.Header, q.rule.LastModifiedValidator)
+	if old != nil && !val.IsZero() && validatorOf(old).Matches(val) {
+		// The origin ignored If-None-Match but the object is unchanged.
+		resp.Body.Close()
+		m := *old
+		m.StoredAt = s.now()
+		if life, ok, _ := freshness(resp.Header, s.now(), q.rule.DefaultTTL); ok {
+			m.Lifetime = life
+		}
+		if err := s.Store.PutMeta(&m); err != nil {
+			s.storeError(err, "put meta after revalidation")
+		}
+		return found{meta: &m, status: "revalidated"}, nil
+	}
+
+	if why := s.uncacheable(resp, val, q); why != "" {
+		resp.Body.Close()
+		s.passes.add(q.key, s.now())
+		if old != nil {
+			s.purge(q.key, old.Version)
+		}
+		return found{pass: why}, nil
+	}
+	life, _, _ := freshness(resp.Header, s.now(), q.rule.DefaultTTL)
+	m := &segstore.Meta{
+		Key:          q.key,
+		Size:         resp.Size,
+		SliceSize:    sliceSize,
+		Version:      segstore.NewVersion(),
+		ETag:         val.ETag,
+		LastModified: val.LastModified,
+		Header:       replayHeader(resp.Header),
+		StoredAt:     s.now(),
+		Lifetime:     life,
+		NoRange:      !resp.Ranged,
+	}
+	if m.LastModified == "" {
+		m.LastModified = resp.Header.Get("Last-Modified")
+	}
+	// Claim the slices this response carries before the meta is visible,
+	// so no other request can fetch them again.
+	first, fills := s.claimResponse(m, resp)
+	if err := s.Store.PutMeta(m); err != nil {
+		// Serve from the fills anyway; their writes will fail as stale.
+		s.storeError(err, "put meta")
+	}
+	s.passes.forget(q.key)
+	go s.feed(m, resp, first, fills)
+	status := "miss"
+	if old != nil {
+		status = "refreshed"
+	}
+	return found{meta: m, status: status}, nil
+}
+
+// uncacheable says why a validated origin answer must not be slice-cached,
+// or "".
+func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *request) string {
+	h := resp.Header
+	if _, ok, why := freshness(h, s.now(), q.rule.DefaultTTL); !ok {
+		return why
+	}
+	switch {
+	case val.IsZero():
+		return "no strong validator"
+	case resp.Size < 0:
+		return "unknown length"
+	case h.Get("Set-Cookie") != "":
+		return "Set-Cookie"
+	case h.Get("Content-Encoding") != "" && !strings.EqualFold(h.Get("Content-Encoding"), "identity"):
+		return "Content-Encoding " + h.Get("Content-Encoding")
+	}
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "Accept-Encoding") {
+				return "Vary: " + f
+			}
+		}
+	}
+	return ""
+}
+
+// claimResponse registers fills for the slices resp carries: the slices of
+// its range, or all of them when the origin answered the whole object.
+func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, []*origin.Fill) {
+	n := m.SliceCount()
+	if n == 0 {
+		return 0, nil
+	}
+	run := slicer.Run{First: 0, Last: n - 1}
+	if resp.Ranged {
+		first, last := slicer.SliceSpan(resp.Range, m.SliceSize)
+		run = slicer.Run{First: first, Last: last}
+		// A ranged answer must end on a slice boundary or at the end.
+		if resp.Range.Start%m.SliceSize != 0 || (resp.Range.End%m.SliceSize != 0 && resp.Range.End != m.Size) {
+			run.Last = last - 1
+		}
+	}
+	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(i int64) bool { return s.Store.Has(m, i) })
+	fills := make([]*origin.Fill, len(claims))
+	for i, c := range claims {
+		if c.Owned {
+			fills[i] = c.Fill
+		}
+	}
+	return run.First, fills
+}
+
+// feed streams an origin body into fills and the store; it runs detached
+// from any client.
+func (s *Server) feed(m *segstore.Meta, resp *origin.Response, first int64, fills []*origin.Fill) {
+	defer resp.Body.Close()
+	if resp.Range.Start != first*m.SliceSize {
+		s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at slice %d: %w", resp.Range.Start, first, origin.ErrBadContentRange))
+		return
+	}
+	body := &countingReader{r: resp.Body, n: &s.Stats.OriginBytes}
+	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) {
+		if err := s.Store.WriteSlice(m, f.Index, f.Bytes()); err != nil && !errors.Is(err, segstore.ErrStale) {
+			s.storeError(err, "write slice")
+		}
+	})
+	if err != nil {
+		s.Stats.OriginErrors.Add(1)
+		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed; waiting requests retry")
+	}
+}
+
+// fetchRun fetches the owned slices of claims (consecutive) for a known
+// version, in the background.
+func (s *Server) fetchRun(q *request, m *segstore.Meta, claims []origin.Claim) {
+	fills := make([]*origin.Fill, len(claims))
+	for i, c := range claims {
+		fills[i] = c.Fill
+	}
+	first, last := claims[0].Index, claims[len(claims)-1].Index
+	req := &origin.Request{
+		URL:     originURL(q.r, q.rule.Origin),
+		Host:    q.rule.Origin.Host,
+		Header:  q.r.Header,
+		IfMatch: validatorOf(m),
+	}
+	if !m.NoRange {
+		rng := slicer.Run{First: first, Last: last}.Bytes(m.SliceSize, m.Size)
+		req.Range = &rng
+	}
+	client := s.client(q.rule.Origin)
+	ctx := context.WithoutCancel(q.r.Context())
+	s.Stats.OriginRequests.Add(1)
+	go func() {
+		resp, err := client.Fetch(ctx, req)
+		if err == nil && resp.Size != m.Size {
+			resp.Body.Close()
+			err = fmt.Errorf("edge: origin now reports %d bytes, version has %d: %w", resp.Size, m.Size, origin.ErrVersionChanged)
+		}
+		if err != nil {
+			var se *origin.StatusError
+			if errors.As(err, &se) {
+				se.Resp.Body.Close()
+			}
+			s.Stats.OriginErrors.Add(1)
+			s.fills.Abandon(fills, err)
+			return
+		}
+		if !resp.Ranged {
+			// Whole body from byte 0: pad the fills so slice k is fills[k].
+			all := make([]*origin.Fill, first+int64(len(fills)))
+			copy(all[first:], fills)
+			fills, first = all, 0
+		}
+		s.feed(m, resp, first, fills)
+	}()
+}
+
+func validatorOf(m *segstore.Meta) origin.Validator {
+	if m.ETag != "" {
+		return origin.Validator{ETag: m.ETag}
+	}
+	return origin.Validator{LastModified: m.LastModified}
+}
+
+// purge drops a version found to be gone, unless the object already moved
+// on to another one.
+func (s *Server) purge(key string, version uint64) {
+	if m, err := s.Store.Meta(key); err == nil && m.Version == version {
+		if err := s.Store.Purge(key); err != nil {
+			s.storeError(err, "purge stale version")
+		}
+	}
+}
+
+// replayHeader keeps the end-to-end response headers that describe the
+// representation and are replayed on every answer from the store.
+func replayHeader(h http.Header) map[string][]string {
+	out := make(map[string][]string)
+	for k, vv := range h {
+		switch http.CanonicalHeaderKey(k) {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer", "Upgrade",
+			"Content-Length", "Content-Range", "Date", "Age", "Set-Cookie", "Accept-Ranges", "Server",
+			"X-Cache", "Cache-Status", "Via", "Alt-Svc":
+			continue
+		}
+		out[k] = append([]string(nil), vv...)
+	}
+	return out
+}
+
+// mergeHeader updates stored headers with those of a 304 (RFC 9111 §4.3.4).
+func mergeHeader(stored map[string][]string, fresh http.Header) http.Header {
+	out := http.Header{}
+	for k, vv := range stored {
+		out[k] = vv
+	}
+	for k, vv := range replayHeader(fresh) {
+		out[k] = vv
+	}
+	return out
+}
+
+// wantBytes is the first span of bytes a request needs, known before the
+// object's size is: End < 0 means "to the end".
+type wantBytes struct{ Start, End int64 }
+
+// run is the slices holding w, at most maxRun of them.
+func (w wantBytes) run(sliceSize, maxRun int64) slicer.Run {
+	if maxRun <= 0 {
+		maxRun = 16
+	}
+	first := w.Start / sliceSize
+	last := first + maxRun - 1
+	if w.End > w.Start {
+		last = min(last, (w.End-1)/sliceSize)
+	}
+	return slicer.Run{First: first, Last: last}
+}

@@ -1,0 +1,140 @@
+package edge
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+)
+
+// pass forwards a request the edge does not cache to the origin unchanged
+// and streams the answer back.
+func (s *Server) pass(q *request, why string) {
+	q.cacheStatus, q.detail = "PASS", why
+	s.Stats.Passes.Add(1)
+	o := q.rule.Origin
+	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
+	target, err := url.Parse(originURL(q.r, o))
+	if err != nil {
+		s.plainError(q, http.StatusBadRequest, "sliceedge: the request URL cannot be mapped onto the origin\n")
+		return
+	}
+	s.Stats.OriginRequests.Add(1)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = target
+			pr.Out.Host = o.Host
+			if pr.Out.Host == "" {
+				pr.Out.Host = pr.In.Host
+			}
+			pr.SetXForwarded()
+		},
+		Transport:     s.client(o).Transport(),
+		FlushInterval: -1, // stream as bytes arrive
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Set("X-Cache", "PASS")
+			resp.Header.Set("Cache-Status", `sliceedge; fwd=uri-miss; detail="`+sanitize(why)+`"`)
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(r.Context().Err(), errClientGone) || r.Context().Err() != nil {
+				return
+			}
+			s.Log.Warn().Err(err).Str("url", target.String()).Msg("edge: pass-through to origin failed")
+			s.plainError(q, http.StatusBadGateway, "sliceedge: the origin could not be reached; retry later\n")
+		},
+	}
+	rp.ServeHTTP(rec, q.r)
+}
+
+// relay sends an origin answer the edge does not slice (404, 500, a
+// redirect) to the client as it came.
+func (s *Server) relay(q *request, resp *http.Response, why string) {
+	defer resp.Body.Close()
+	q.cacheStatus, q.detail = "PASS", why
+	h := q.w.Header()
+	for k, vv := range resp.Header {
+		switch http.CanonicalHeaderKey(k) {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer", "Upgrade":
+			continue
+		}
+		h[k] = vv
+	}
+	h.Set("X-Cache", "PASS")
+	h.Set("Cache-Status", `sliceedge; fwd=miss; fwd-status=`+strconv.Itoa(resp.StatusCode))
+	q.status = resp.StatusCode
+	q.w.WriteHeader(resp.StatusCode)
+	q.wroteBody = true
+	q.markFirstByte(s.now())
+	if q.r.Method == http.MethodHead {
+		return
+	}
+	n, _ := io.Copy(q.w, resp.Body)
+	q.sent += n
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' || c > 0x7e {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// recorder notes what a pass-through sent, for the access log.
+type recorder struct {
+	http.ResponseWriter
+	q *request
+	s *Server
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		r.q.status = code
+		r.q.wroteBody = true
+		r.q.markFirstByte(r.s.now())
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if !r.q.wroteBody {
+		r.WriteHeader(http.StatusOK)
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.q.sent += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// logRequest writes the access log line.
+func (s *Server) logRequest(q *request) {
+	if q.logged {
+		return
+	}
+	q.logged = true
+	s.Stats.Requests.Add(1)
+	dur := s.now().Sub(q.start)
+	ev := s.Log.Info()
+	ev.Str("method", q.r.Method).
+		Str("host", q.r.Host).
+		Str("path", q.r.URL.RequestURI()).
+		Str("range", q.r.Header.Get("Range")).
+		Int("status", q.status).
+		Str("cache", q.cacheStatus)
+	if q.detail != "" {
+		ev.Str("detail", q.detail)
+	}
+	ev.Int64("slice_hits", q.sliceHits).
+		Int64("slice_misses", q.sliceMisses).
+		Int64("bytes_sent", q.sent).
+		Dur("ttfb", q.ttfb).
+		Dur("duration", dur).
+		Msg("request")
+}

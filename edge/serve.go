@@ -1,0 +1,433 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/segstore"
+	"github.com/sliceedge/sliceedge/slicer"
+)
+
+// errOriginChanged is the 502 a request gets when the origin changed
+// versions under it twice before its first byte.
+const msgOriginChanged = "sliceedge: the origin changed the object while it was being filled; retry the request\n"
+
+// serveCached answers a GET or HEAD for an object a rule caches.
+func (s *Server) serveCached(q *request) {
+	r := q.r
+	var specs []slicer.Spec
+	if h := r.Header.Get("Range"); h != "" {
+		var err error
+		// Syntactically invalid or non-bytes ranges are ignored (RFC 9110 §14.2).
+		if specs, err = slicer.Parse(h); err != nil {
+			specs = nil
+		}
+	}
+	want := firstWanted(specs, r.Method)
+	var force uint64 // version to move away from, after a flap before the first byte
+	for attempt := 0; ; attempt++ {
+		f, ld, err := s.lookup(q, want, force)
+		if err != nil {
+			s.originFailed(q, err)
+			return
+		}
+		if f.pass != "" {
+			if ld != nil && ld.relay != nil {
+				s.relay(q, ld.relay, f.pass)
+				return
+			}
+			if ld != nil && ld.ran {
+				s.passes.add(q.key, s.now())
+			}
+			s.pass(q, f.pass)
+			return
+		}
+		err = s.serveMeta(q, f, specs)
+		switch {
+		case err == nil:
+			return
+		case q.wroteBody:
+			// Bytes of this version are on the wire: the only honest end is
+			// a truncated answer (DESIGN.md, lifecycle step 5).
+			if errors.Is(err, origin.ErrVersionChanged) {
+				s.Stats.FlapAborts.Add(1)
+				s.purge(q.key, f.meta.Version)
+			}
+			s.Log.Warn().Err(err).Str("key", q.key).Int64("sent", q.sent).Msg("edge: aborting a response mid-body")
+			panic(http.ErrAbortHandler)
+		case errors.Is(err, errClientGone):
+			return
+		case errors.Is(err, origin.ErrVersionChanged) && attempt == 0:
+			s.Stats.FlapRestarts.Add(1)
+			force = f.meta.Version
+			continue
+		case errors.Is(err, origin.ErrVersionChanged):
+			s.Stats.FlapAborts.Add(1)
+			s.purge(q.key, f.meta.Version)
+			q.cacheStatus, q.detail = "ERROR", "origin changed during fill"
+			s.plainError(q, http.StatusBadGateway, msgOriginChanged)
+			return
+		default:
+			s.originFailed(q, err)
+			return
+		}
+	}
+}
+
+// firstWanted is the span a request needs first, before the size is known:
+// its lowest absolute range, one slice for a suffix range or a HEAD (the
+// size comes with it), or the object's head for a full GET.
+func firstWanted(specs []slicer.Spec, method string) wantBytes {
+	if method == http.MethodHead {
+		return wantBytes{0, 1}
+	}
+	if len(specs) == 0 {
+		return wantBytes{0, -1}
+	}
+	start, ok := slicer.FirstKnownStart(specs)
+	if !ok {
+		return wantBytes{0, 1}
+	}
+	end := int64(-1)
+	for _, sp := range specs {
+		if sp.First == start && sp.Last >= 0 {
+			end = max(end, sp.Last+1)
+		}
+		if sp.First == start && sp.Last < 0 {
+			end = -1
+			break
+		}
+	}
+	return wantBytes{start, end}
+}
+
+// serveMeta answers from a version: preconditions, then 416, 304, 200 or
+// 206. An error means nothing was written yet unless q.wroteBody.
+func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
+	m, r, w := f.meta, q.r, q.w
+	h := w.Header()
+	for k, vv := range m.Header {
+		h[k] = vv
+	}
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Age", strconv.FormatInt(age(s.now(), m.StoredAt), 10))
+
+	switch checkPreconditions(r, m) {
+	case condFailed:
+		q.cacheStatus, q.detail = "HIT", "precondition failed"
+		s.setCacheHeaders(q, f)
+		return s.writeEmpty(q, http.StatusPreconditionFailed)
+	case condNotModified:
+		q.cacheStatus = "HIT"
+		s.setCacheHeaders(q, f)
+		for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Content-Disposition", "Content-Language"} {
+			h.Del(k)
+		}
+		return s.writeEmpty(q, http.StatusNotModified)
+	case condIgnoreRange:
+		specs = nil
+	}
+
+	var ranges []slicer.Range
+	if specs != nil {
+		var err error
+		ranges, err = slicer.Resolve(specs, m.Size, slicer.Limits{MaxRanges: q.rule.MaxRanges})
+		if errors.Is(err, slicer.ErrUnsatisfiable) {
+			q.cacheStatus = "HIT"
+			s.setCacheHeaders(q, f)
+			h.Set("Content-Range", slicer.UnsatisfiedContentRange(m.Size))
+			h.Del("Content-Type")
+			return s.writeEmpty(q, http.StatusRequestedRangeNotSatisfiable)
+		}
+	}
+	status := http.StatusOK
+	parts := ranges
+	switch {
+	case len(ranges) == 0:
+		parts = []slicer.Range{{Start: 0, End: m.Size}}
+		h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+	case len(ranges) == 1:
+		status = http.StatusPartialContent
+		h.Set("Content-Range", slicer.ContentRange(ranges[0], m.Size))
+		h.Set("Content-Length", strconv.FormatInt(ranges[0].Len(), 10))
+	default:
+		status = http.StatusPartialContent
+	}
+	var mp *multipartBody
+	if len(ranges) > 1 {
+		mp = newMultipart(h.Get("Content-Type"), ranges, m.Size)
+		h.Set("Content-Type", "multipart/byteranges; boundary="+mp.boundary)
+		h.Set("Content-Length", strconv.FormatInt(mp.length(), 10))
+	}
+
+	// X-Cache and Cache-Status say what this answer needed from the origin.
+	hits, misses := int64(0), int64(0)
+	for _, run := range slicer.Cover(parts, m.SliceSize) {
+		for i := run.First; i <= run.Last; i++ {
+			if s.Store.Has(m, i) {
+				hits++
+			} else {
+				misses++
+			}
+		}
+	}
+	switch {
+	case r.Method == http.MethodHead || misses == 0:
+		q.cacheStatus = "HIT"
+	case hits == 0:
+		q.cacheStatus = "MISS"
+	default:
+		q.cacheStatus = "PARTIAL"
+	}
+	s.setCacheHeaders(q, f)
+	q.status = status
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		q.markFirstByte(s.now())
+		return nil
+	}
+	// The status line waits for the first body byte, so that an origin
+	// that flaps before it can still be answered cleanly.
+	for k, part := range parts {
+		if mp != nil {
+			if err := q.write(s, mp.partHeader(k)); err != nil {
+				return err
+			}
+		}
+		if err := s.copyRange(q, m, part); err != nil {
+			return err
+		}
+	}
+	if mp != nil {
+		if err := q.write(s, mp.trailer()); err != nil {
+			return err
+		}
+	}
+	if !q.wroteBody {
+		w.WriteHeader(status) // an empty object
+	}
+	return nil
+}
+
+// setCacheHeaders writes X-Cache and Cache-Status (RFC 9211).
+func (s *Server) setCacheHeaders(q *request, f found) {
+	h := q.w.Header()
+	h.Set("X-Cache", q.cacheStatus)
+	cs := "sliceedge"
+	switch q.cacheStatus {
+	case "HIT":
+		cs += "; hit"
+	case "MISS", "PARTIAL":
+		cs += "; fwd=miss; stored"
+		if q.cacheStatus == "PARTIAL" {
+			cs += "; detail=partial"
+		}
+	}
+	if f.meta != nil {
+		ttl := f.meta.StoredAt.Add(f.meta.Lifetime).Sub(s.now())
+		cs += "; ttl=" + strconv.FormatInt(int64(ttl/time.Second), 10)
+	}
+	h.Set("Cache-Status", cs)
+}
+
+// writeEmpty answers with a status and no body.
+func (s *Server) writeEmpty(q *request, status int) error {
+	q.status = status
+	q.w.WriteHeader(status)
+	q.wroteBody = true
+	q.markFirstByte(s.now())
+	return nil
+}
+
+// write sends body bytes, writing the status line first if it is pending.
+func (q *request) write(s *Server, p []byte) error {
+	if !q.wroteBody {
+		q.w.WriteHeader(q.status)
+		q.wroteBody = true
+		q.markFirstByte(s.now())
+	}
+	n, err := q.w.Write(p)
+	q.sent += int64(n)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errClientGone, err)
+	}
+	return nil
+}
+
+func (q *request) markFirstByte(now time.Time) {
+	if q.ttfb == 0 {
+		q.ttfb = max(now.Sub(q.start), 1)
+	}
+}
+
+// copyRange sends bytes rg of version m, slice by slice: stored slices from
+// the store, the others from fills, claiming and fetching missing runs of
+// slices (at most max_run at a time, the next run claimed while the
+// current one is half read).
+func (s *Server) copyRange(q *request, m *segstore.Meta, rg slicer.Range) error {
+	first, last := slicer.SliceSpan(rg, m.SliceSize)
+	claimedTo := first - 1
+	for i := first; i <= last; i++ {
+		sr := slicer.SliceRange(i, m.SliceSize, m.Size)
+		a, b := max(rg.Start, sr.Start)-sr.Start, min(rg.End, sr.End)-sr.Start
+		if err := s.copySlice(q, m, i, a, b, last, &claimedTo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxFillRetries bounds how often one slice is refetched after a failed
+// fill (truncation, timeout) before the request gives up.
+const maxFillRetries = 2
+
+// copySlice sends bytes [a, b) of slice i.
+func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, claimedTo *int64) error {
+	for tries := 0; ; tries++ {
+		if f := s.fills.Lookup(m.Key, m.Version, i); f != nil {
+			s.readAhead(q, m, i, last, claimedTo)
+			n, err := s.copyFill(q, f, a, b)
+			a += n
+			if err == nil {
+				q.sliceMisses++
+				return nil
+			}
+			if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
+				return err
+			}
+			s.Log.Debug().Err(err).Int64("slice", i).Str("key", m.Key).Msg("edge: retrying slice after failed fill")
+			continue
+		}
+		if s.Store.Has(m, i) {
+			bp := s.buf(m.SliceSize)
+			data, err := s.Store.ReadSlice(m, i, *bp)
+			if err == nil {
+				*bp = data[:0]
+				err = q.write(s, data[a:b])
+				s.bufs.Put(bp)
+				if err == nil {
+					q.sliceHits++
+					s.Stats.SliceHits.Add(1)
+				}
+				return err
+			}
+			s.bufs.Put(bp)
+			if !errors.Is(err, segstore.ErrNotFound) && !errors.Is(err, segstore.ErrCorrupt) {
+				s.storeError(err, "read slice")
+			}
+			// Gone or corrupt: fetch it again below.
+		}
+		s.claim(q, m, i, last, claimedTo)
+		if s.fills.Lookup(m.Key, m.Version, i) == nil && !s.Store.Has(m, i) {
+			return fmt.Errorf("edge: slice %d of %q could not be claimed", i, m.Key)
+		}
+	}
+}
+
+// claim claims a run of slices from i and starts origin fetches for the
+// ones this request owns.
+func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *int64) {
+	maxRun := q.rule.MaxRun
+	if maxRun <= 0 {
+		maxRun = 16
+	}
+	run := slicer.Run{First: i, Last: min(i+maxRun-1, last)}
+	if m.NoRange {
+		// The origin sends whole bodies: take every missing slice as it passes.
+		run = slicer.Run{First: 0, Last: m.SliceCount() - 1}
+	}
+	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(j int64) bool { return s.Store.Has(m, j) })
+	for _, owned := range origin.OwnedRuns(claims) {
+		s.fetchRun(q, m, owned)
+	}
+	*claimedTo = max(*claimedTo, run.Last)
+}
+
+// readAhead claims the next run while the current one is being read, so a
+// long miss streams without a round trip's pause between runs.
+func (s *Server) readAhead(q *request, m *segstore.Meta, i, last int64, claimedTo *int64) {
+	maxRun := q.rule.MaxRun
+	if maxRun <= 0 {
+		maxRun = 16
+	}
+	if m.NoRange || *claimedTo >= last || *claimedTo-i >= maxRun/2 {
+		return
+	}
+	s.claim(q, m, *claimedTo+1, last, claimedTo)
+}
+
+// copyFill sends bytes [a, b) of a slice in flight as they arrive; n is how
+// many it sent.
+func (s *Server) copyFill(q *request, f *origin.Fill, a, b int64) (int64, error) {
+	bp := s.buf(64 << 10)
+	defer s.bufs.Put(bp)
+	buf := (*bp)[:64<<10]
+	var sent int64
+	for a+sent < b {
+		n, err := f.ReadAt(q.r.Context(), buf[:min(int64(len(buf)), b-a-sent)], a+sent)
+		if n > 0 {
+			if werr := q.write(s, buf[:n]); werr != nil {
+				return sent, werr
+			}
+			sent += int64(n)
+		}
+		if err != nil {
+			if clientGone(q.r.Context()) {
+				return sent, fmt.Errorf("%w: %w", errClientGone, err)
+			}
+			if err == io.EOF && a+sent < b {
+				err = fmt.Errorf("edge: fill of slice %d ended early: %w", f.Index, origin.ErrTruncated)
+			} else if err == io.EOF {
+				break
+			}
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// buf returns a pooled buffer of at least n bytes of capacity.
+func (s *Server) buf(n int64) *[]byte {
+	if bp, ok := s.bufs.Get().(*[]byte); ok {
+		if int64(cap(*bp)) >= n {
+			*bp = (*bp)[:n]
+			return bp
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// originFailed answers 502 (or 504 for a timeout) when nothing was sent.
+func (s *Server) originFailed(q *request, err error) {
+	s.Log.Warn().Err(err).Str("key", q.key).Msg("edge: origin failed")
+	q.cacheStatus, q.detail = "ERROR", err.Error()
+	status, msg := http.StatusBadGateway, "sliceedge: the origin failed to deliver the object; retry later\n"
+	switch {
+	case errors.Is(err, origin.ErrTimeout):
+		status, msg = http.StatusGatewayTimeout, "sliceedge: the origin did not answer in time; retry later\n"
+	case errors.Is(err, origin.ErrBadContentRange):
+		msg = "sliceedge: the origin answered a range request with the wrong bytes; not served\n"
+	}
+	s.plainError(q, status, msg)
+}
+
+func (s *Server) plainError(q *request, status int, msg string) {
+	h := q.w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Status", "sliceedge; fwd=miss; detail=origin-error")
+	h.Set("Content-Length", strconv.Itoa(len(msg)))
+	q.status = status
+	q.w.WriteHeader(status)
+	q.wroteBody = true
+	n, _ := io.WriteString(q.w, msg)
+	q.sent += int64(n)
+}

@@ -1,0 +1,212 @@
+// Package edge is sliceedge's HTTP handler. For every GET or HEAD of a
+// cacheable object it looks up the object's meta (discovering it with the
+// first ranged origin fetch when unknown, revalidating it once per object
+// when stale), plans the slices the answer needs, reads stored ones from the
+// store and fetches only the missing ones, collapsed per slice across
+// concurrent requests, and streams the answer (200, 206, multipart/byteranges,
+// 304, 416) while the store fills. Everything it does not cache passes
+// through to the origin unchanged.
+package edge
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// Store is what the edge needs of the slice store (segstore.Store).
+type Store interface {
+	Meta(key string) (*segstore.Meta, error)
+	PutMeta(m *segstore.Meta) error
+	Has(m *segstore.Meta, i int64) bool
+	ReadSlice(m *segstore.Meta, i int64, dst []byte) ([]byte, error)
+	WriteSlice(m *segstore.Meta, i int64, data []byte) error
+	Purge(key string) error
+}
+
+// Server is the edge handler. Construct it with the fields a caller needs;
+// nil fields take their defaults. A Server must not be copied after use.
+type Server struct {
+	Config *config.Config
+	Store  Store
+	// Log receives the access log and operational messages; the zero
+	// Logger discards them.
+	Log zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Transport carries origin traffic; nil means one tuned transport per
+	// origin, with that origin's timeouts.
+	Transport http.RoundTripper
+
+	// Stats counts what the server did, for tests and metrics.
+	Stats Stats
+
+	fills    origin.Fills
+	lookups  singleflight.Group // collapses discovery and revalidation per cache key
+	bufs     sync.Pool          // *[]byte, slice-sized read buffers
+	passes   passMemo
+	clientMu sync.Mutex // protects clients
+	clients  map[*config.Origin]*origin.Client
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) client(o *config.Origin) *origin.Client {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	if c, ok := s.clients[o]; ok {
+		return c
+	}
+	if s.clients == nil {
+		s.clients = make(map[*config.Origin]*origin.Client)
+	}
+	c := origin.NewClient(origin.Options{
+		ConnectTimeout: o.ConnectTimeout,
+		ReadTimeout:    o.ReadTimeout,
+		Transport:      s.Transport,
+	})
+	s.clients[o] = c
+	return c
+}
+
+// request is the state of one client request as it moves through the
+// lifecycle; it becomes the access log line.
+type request struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	rule  *config.Rule
+	key   string
+	start time.Time
+
+	wroteBody   bool // the status line has been written
+	logged      bool
+	cacheStatus string // HIT, MISS, PARTIAL, PASS, ERROR
+	detail      string // why, for Cache-Status and the log
+	status      int
+	sliceHits   int64
+	sliceMisses int64
+	sent        int64
+	ttfb        time.Duration
+}
+
+// ServeHTTP answers one client request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := &request{w: w, r: r, start: s.now()}
+	defer s.logRequest(q)
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				s.Log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("edge: handler panic")
+			}
+			q.cacheStatus = "ABORT"
+			s.logRequest(q)
+			panic(http.ErrAbortHandler)
+		}
+	}()
+	cfg := s.Config
+	q.rule = cfg.Rule(r.URL.Path)
+	switch {
+	case q.rule == nil:
+		// No origin is configured for this path: there is nowhere to go.
+		q.cacheStatus, q.detail = "ERROR", "no rule"
+		s.plainError(q, http.StatusNotFound, "sliceedge: no rule in the configuration matches this path\n")
+		return
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		s.pass(q, "method")
+		return
+	case r.Header.Get("Authorization") != "":
+		s.pass(q, "authorization")
+		return
+	case r.Header.Get("Cookie") != "":
+		s.pass(q, "cookie")
+		return
+	}
+	q.key = cacheKey(r, q.rule)
+	if s.passes.active(q.key, s.now()) {
+		s.pass(q, "uncacheable")
+		return
+	}
+	s.serveCached(q)
+}
+
+// cacheKey is host + path + query as the rule says. The host is lower-cased
+// and loses a default port; the path is the escaped form as sent.
+func cacheKey(r *http.Request, rule *config.Rule) string {
+	host := strings.TrimSuffix(strings.ToLower(r.Host), ":80")
+	key := host + r.URL.EscapedPath()
+	if q := rule.Query.Normalize(r.URL.RawQuery); q != "" {
+		key += "?" + q
+	}
+	return key
+}
+
+// originURL maps a client request onto the rule's origin.
+func originURL(r *http.Request, o *config.Origin) string {
+	u := *o.URL
+	u.Path = strings.TrimSuffix(o.URL.Path, "/") + r.URL.Path
+	u.RawPath = ""
+	if r.URL.RawPath != "" {
+		u.RawPath = strings.TrimSuffix(o.URL.EscapedPath(), "/") + r.URL.RawPath
+	}
+	u.RawQuery = r.URL.RawQuery
+	return u.String()
+}
+
+// passMemo remembers objects found uncacheable, so that for a while their
+// requests go straight to the origin instead of probing for slices
+// (Varnish calls this hit-for-pass).
+type passMemo struct {
+	mu sync.Mutex // protects until
+	m  map[string]time.Time
+}
+
+const passMemoTTL = time.Minute
+
+func (p *passMemo) add(key string, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil || len(p.m) > 100_000 {
+		p.m = make(map[string]time.Time) // bound memory; forgetting is safe
+	}
+	p.m[key] = now.Add(passMemoTTL)
+}
+
+func (p *passMemo) forget(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, key)
+}
+
+func (p *passMemo) active(key string, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.m[key]
+	if ok && now.After(until) {
+		delete(p.m, key)
+		return false
+	}
+	return ok
+}
+
+// errClientGone is how a request ends when its client disconnected.
+var errClientGone = errors.New("edge: client went away")
+
+func clientGone(ctx context.Context) bool { return ctx.Err() != nil }
+
+// InFlight returns the number of slices being filled from origins now.
+func (s *Server) InFlight() int { return s.fills.InFlight() }

@@ -1,0 +1,267 @@
+package origin
+
+// Per-slice request collapsing. A request that misses slice i of a version
+// either finds a Fill for it in the registry and reads that, or claims one
+// and fetches it. Waiters read a Fill's bytes as they arrive, so collapsing
+// never costs a waiter its first-byte latency. A Fill leaves the registry
+// only after its slice has been handed to the store, so a slice is at every
+// moment either stored, in flight, or missing, and a slice is never fetched
+// twice by requests that overlap in time.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sliceedge/sliceedge/slicer"
+)
+
+// Fill is one slice of one version on its way from the origin.
+type Fill struct {
+	Key     string
+	Version uint64
+	Index   int64
+	Len     int64 // bytes the slice holds when complete
+
+	buf []byte // buf[:n] is written and never changes again
+
+	mu      sync.Mutex // protects n, err, waiting and wake
+	n       int64
+	err     error
+	waiting bool          // a reader sleeps on wake
+	wake    chan struct{} // closed when n or err changes and waiting is set
+}
+
+func newFill(key string, version uint64, index, n int64) *Fill {
+	return &Fill{Key: key, Version: version, Index: index, Len: n, buf: make([]byte, n), wake: make(chan struct{})}
+}
+
+// ReadAt copies bytes of the slice at off into p, waiting until at least one
+// has arrived. It returns io.EOF at the end of the slice, the fill's error
+// if it failed before off, or ctx's error.
+func (f *Fill) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	for {
+		f.mu.Lock()
+		n, err := f.n, f.err
+		if off < n {
+			f.mu.Unlock()
+			return copy(p, f.buf[off:n]), nil
+		}
+		if err != nil {
+			f.mu.Unlock()
+			return 0, err
+		}
+		if off >= f.Len {
+			f.mu.Unlock()
+			return 0, io.EOF
+		}
+		f.waiting = true
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Bytes returns the complete slice, or nil when it is not complete.
+func (f *Fill) Bytes() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n < f.Len {
+		return nil
+	}
+	return f.buf
+}
+
+// Err returns the error the fill failed with, or nil.
+func (f *Fill) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+func (f *Fill) notifyLocked() {
+	if f.waiting {
+		close(f.wake)
+		f.wake = make(chan struct{})
+		f.waiting = false
+	}
+}
+
+// readFrom fills the rest of the slice from r. Only the feeder calls it.
+func (f *Fill) readFrom(r io.Reader) error {
+	for f.n < f.Len {
+		// Bytes past n are the feeder's alone until n moves over them.
+		end := min(f.n+64<<10, f.Len)
+		m, err := r.Read(f.buf[f.n:end])
+		if m > 0 {
+			f.mu.Lock()
+			f.n += int64(m)
+			f.notifyLocked()
+			f.mu.Unlock()
+		}
+		if err == io.EOF && f.n < f.Len {
+			return fmt.Errorf("origin: body ended in slice %d at %d of %d bytes: %w", f.Index, f.n, f.Len, ErrTruncated)
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *Fill) fail(err error) {
+	f.mu.Lock()
+	if f.err == nil && f.n < f.Len {
+		f.err = err
+	}
+	f.notifyLocked()
+	f.mu.Unlock()
+}
+
+type fillKey struct {
+	key     string
+	version uint64
+	index   int64
+}
+
+// Fills is the registry of slices in flight. The zero value is ready to use.
+type Fills struct {
+	mu sync.Mutex // protects m
+	m  map[fillKey]*Fill
+
+	// Collapsed counts slices claimed while another request was already
+	// fetching them: origin fetches saved.
+	Collapsed atomic.Int64
+}
+
+// Claim is one slice of a claimed run: the Fill to read it from (nil when
+// the store already has it) and whether the caller must fetch it.
+type Claim struct {
+	Index int64
+	Fill  *Fill
+	Owned bool
+}
+
+// Claim looks up every slice of run: a slice already in flight is attached
+// to; a slice that have(i) reports stored is left alone; every other slice
+// gets a new Fill owned by the caller, who must feed it (Feed) or abandon it
+// (Abandon). have is called under the registry lock, which is what makes
+// "stored, in flight or missing" exact.
+func (fs *Fills) Claim(key string, version uint64, run slicer.Run, sliceLen func(i int64) int64, have func(i int64) bool) []Claim {
+	claims := make([]Claim, 0, run.Len())
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m == nil {
+		fs.m = make(map[fillKey]*Fill)
+	}
+	for i := run.First; i <= run.Last; i++ {
+		k := fillKey{key, version, i}
+		if f, ok := fs.m[k]; ok {
+			claims = append(claims, Claim{Index: i, Fill: f})
+			fs.Collapsed.Add(1)
+			continue
+		}
+		if have != nil && have(i) {
+			claims = append(claims, Claim{Index: i})
+			continue
+		}
+		f := newFill(key, version, i, sliceLen(i))
+		fs.m[k] = f
+		claims = append(claims, Claim{Index: i, Fill: f, Owned: true})
+	}
+	return claims
+}
+
+// Lookup returns the fill in flight for a slice, or nil.
+func (fs *Fills) Lookup(key string, version uint64, index int64) *Fill {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.m[fillKey{key, version, index}]
+}
+
+// InFlight returns the number of fills in flight.
+func (fs *Fills) InFlight() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return len(fs.m)
+}
+
+func (fs *Fills) remove(f *Fill) {
+	fs.mu.Lock()
+	if fs.m[fillKey{f.Key, f.Version, f.Index}] == f {
+		delete(fs.m, fillKey{f.Key, f.Version, f.Index})
+	}
+	fs.mu.Unlock()
+}
+
+// Abandon fails owned fills that will not be fed, and unregisters them.
+func (fs *Fills) Abandon(fills []*Fill, err error) {
+	for _, f := range fills {
+		if f != nil {
+			f.fail(err)
+			fs.remove(f)
+		}
+	}
+}
+
+// OwnedRuns returns the runs of consecutive owned claims: one origin
+// request each.
+func OwnedRuns(claims []Claim) [][]Claim {
+	var runs [][]Claim
+	start := -1
+	for i, c := range claims {
+		switch {
+		case c.Owned && start < 0:
+			start = i
+		case !c.Owned && start >= 0:
+			runs = append(runs, claims[start:i])
+			start = -1
+		}
+	}
+	if start >= 0 {
+		runs = append(runs, claims[start:])
+	}
+	return runs
+}
+
+// ErrAbandoned fails fills whose fetch never started.
+var ErrAbandoned = errors.New("origin: fill abandoned")
+
+// Feed reads body, which starts at the first byte of slice first, slice by
+// slice: slice first+k goes to fills[k], or is discarded when fills[k] is
+// nil (a slice already stored or fetched by someone else, passing by in an
+// origin's full-body answer). Each completed fill is handed to store before
+// it leaves the registry; a store error does not fail the fill for its
+// readers. sliceLen gives the length of a discarded slice. On a read error
+// every unfinished fill fails with it and Feed returns it.
+func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, store func(f *Fill)) error {
+	for k, f := range fills {
+		if f == nil {
+			n := sliceLen(first + int64(k))
+			if _, err := io.CopyN(io.Discard, body, n); err != nil {
+				if err == io.EOF {
+					err = fmt.Errorf("origin: body ended in slice %d: %w", first+int64(k), ErrTruncated)
+				}
+				fs.Abandon(fills[k:], err)
+				return err
+			}
+			continue
+		}
+		if err := f.readFrom(body); err != nil {
+			fs.Abandon(fills[k:], err)
+			return err
+		}
+		if store != nil {
+			store(f)
+		}
+		fs.remove(f)
+	}
+	return nil
+}

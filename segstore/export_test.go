@@ -1,0 +1,32 @@
+package segstore
+
+import "github.com/cockroachdb/pebble/v2"
+
+// Test hooks: the underlying Pebble DB and key encodings, so tests can
+// damage records and scan keys directly.
+
+func (s *Store) DB() *pebble.DB { return s.db }
+
+func OpenWith(opts Options, tweak func(*pebble.Options)) (*Store, error) { return open(opts, tweak) }
+
+func SliceKey(key string, version uint64, i int64) []byte {
+	k := makeSliceKey(keyHash(key), version, i)
+	return k[:]
+}
+
+func MetaKey(key string) []byte { return metaKey(key) }
+
+// VersionPrefix is the key prefix of every slice of one version of key.
+func VersionPrefix(key string, version uint64) []byte {
+	start, _ := versionSpan(keyHash(key), version)
+	return start
+}
+
+// OpenScanStats reports how many separated (blob) values Open's key scan met
+// and how many value bytes it fetched.
+func (s *Store) OpenScanStats() (separated, fetched uint64) {
+	return s.openScan.InternalStats.SeparatedPointValue.Count,
+		s.openScan.InternalStats.SeparatedPointValue.ValueBytesFetched
+}
+
+const SliceHeaderLen = sliceHdrLen

@@ -1,0 +1,660 @@
+package segstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+var (
+	// ErrNotFound: no such object, or no such slice of it.
+	ErrNotFound = errors.New("not found")
+	// ErrCorrupt: the slice failed its checksum and has been deleted;
+	// refetch it.
+	ErrCorrupt = errors.New("checksum mismatch")
+	// ErrStale: WriteSlice for a version that is no longer the object's
+	// current one (purged or replaced); nothing was written.
+	ErrStale = errors.New("stale version")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("segstore: closed")
+)
+
+// Options configure Open. Only Dir is required.
+type Options struct {
+	Dir      string // Pebble directory; created if missing
+	MaxBytes int64  // byte budget for slices; reported by Stats (eviction comes later)
+	// CacheBytes is the size of Pebble's block cache; 0 means
+	// DefaultCacheBytes. See pebble.go.
+	CacheBytes int64
+	// Logger receives notable events (orphans removed at Open, corrupt
+	// records dropped, Pebble errors); nil means silent.
+	Logger func(format string, args ...any)
+}
+
+// keyStripes is the number of locks serialising writers per key.
+const keyStripes = 256
+
+// maxCachedMetas bounds the decoded-meta cache; beyond it an arbitrary entry
+// is dropped (and read back from Pebble when next needed).
+const maxCachedMetas = 1 << 16
+
+// Store is the slice store. Its methods are safe for concurrent use, except
+// Close, which must not race with the others.
+type Store struct {
+	db       *pebble.DB
+	dir      string
+	maxBytes int64
+	logf     func(format string, args ...any) // never nil
+
+	closed atomic.Bool
+
+	// keyMu[stripe(hash(key))] serialises every change to one key: PutMeta,
+	// WriteSlice, Purge, deleting a corrupt slice, and filling metas from
+	// Pebble (so a fill racing a purge cannot cache what the purge removed).
+	// Readers (Meta on a cache hit, Has, ReadSlice) never take it.
+	keyMu [keyStripes]sync.Mutex
+
+	metaMu sync.RWMutex          // protects metas
+	metas  map[string]*metaEntry // decoded metas, a subset of those stored
+
+	idx *index // stored slices per object; has its own locks
+
+	objects atomic.Int64 // metas stored
+	slices  atomic.Int64 // slices stored (the sum of the index)
+	bytes   atomic.Int64 // payload bytes of those slices
+
+	openScan pebble.IteratorStats // stats of Open's slice-key scan, for tests
+}
+
+// metaEntry is a cached meta with its encoded value, which WriteSlice writes
+// back alongside each slice.
+type metaEntry struct {
+	meta *Meta
+	raw  []byte
+}
+
+// Stats describe the store at one moment.
+type Stats struct {
+	Objects   int64 // metas stored (objects known, with or without slices)
+	Slices    int64 // slices stored, complete and checksummed
+	Bytes     int64 // payload bytes of those slices (not keys, headers or Pebble overhead)
+	DiskBytes int64 // disk used by Pebble now: Metrics().DiskSpaceUsage(), including files awaiting deletion
+	MaxBytes  int64 // the configured budget (Options.MaxBytes)
+}
+
+// Open opens the store in opts.Dir, creating it if needed. It rebuilds the
+// in-memory index from the slice keys and deletes orphan slices: slices with
+// no meta, or of a version other than their meta's.
+func Open(opts Options) (*Store, error) {
+	return open(opts, nil)
+}
+
+// open is Open with a hook to adjust Pebble's options (tests only).
+func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("segstore: open: no directory given (store.dir)")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("segstore: open %s: cannot create the store directory; check the path and its permissions: %w", opts.Dir, err)
+	}
+	po := pebbleOptions(opts)
+	if tweak != nil {
+		tweak(po)
+	}
+	db, err := pebble.Open(opts.Dir, po)
+	if err != nil {
+		if isLockError(err) {
+			return nil, fmt.Errorf("segstore: open %s: directory is locked by another sliceedge process? Stop it or give this one another store directory: %w", opts.Dir, err)
+		}
+		return nil, fmt.Errorf("segstore: open %s: %w (if the store is damaged, delete the directory: its contents are a cache and will be refetched)", opts.Dir, err)
+	}
+	s := &Store{
+		db:       db,
+		dir:      opts.Dir,
+		maxBytes: opts.MaxBytes,
+		logf:     opts.Logger,
+		metas:    make(map[string]*metaEntry),
+		idx:      newIndex(),
+	}
+	if s.logf == nil {
+		s.logf = func(string, ...any) {}
+	}
+	if err := s.checkFormat(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := s.rebuild(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("segstore: open %s: rebuild index: %w", opts.Dir, err)
+	}
+	return s, nil
+}
+
+func isLockError(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
+}
+
+// checkFormat refuses a directory written in a layout this code does not
+// know, and marks a new one.
+func (s *Store) checkFormat() error {
+	v, closer, err := s.db.Get([]byte(formatKey))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := s.db.Set([]byte(formatKey), []byte(formatValue), writeOpts); err != nil {
+			return fmt.Errorf("segstore: open %s: write format marker: %w", s.dir, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("segstore: open %s: read format marker: %w", s.dir, err)
+	}
+	got := string(v)
+	if err := closer.Close(); err != nil {
+		return fmt.Errorf("segstore: open %s: read format marker: %w", s.dir, err)
+	}
+	if got != formatValue {
+		return fmt.Errorf("segstore: open %s: store format %q is not %q: written by another sliceedge version; use that version or delete the directory", s.dir, got, formatValue)
+	}
+	return nil
+}
+
+// objectID names one version of one object by its slice-key prefix.
+type objectID struct{ hash, version uint64 }
+
+// rebuild loads the object count and the slice index, deleting corrupt metas
+// and orphan or malformed slices.
+func (s *Store) rebuild() error {
+	live := make(map[objectID]*Meta)
+	del := s.db.NewBatch()
+	defer del.Close()
+	var badMetas, orphanRuns, badSlices int
+
+	// Metas: only the fixed header is decoded (no JSON).
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{metaPrefix}, UpperBound: []byte{metaPrefix + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		key := string(it.Key()[1:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("read meta %q: %w", key, err)
+		}
+		m, err := decodeMetaHeader(key, v)
+		if err != nil {
+			s.logf("segstore: open %s: dropping meta %q: %v", s.dir, key, err)
+			_ = del.Delete(it.Key(), nil)
+			badMetas++
+			continue // its slices are orphans now, removed below
+		}
+		live[objectID{keyHash(key), m.Version}] = &m
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	s.objects.Store(int64(len(live)))
+
+	// Slices: keys and value lengths only. Iterator.Key does not touch the
+	// value, and for a value in a blob file LazyValue().Len() is the length
+	// recorded in the sstable's blob handle, so this scan reads sstables and
+	// never blob files.
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{slicePrefix}, UpperBound: []byte{slicePrefix + 1}})
+	if err != nil {
+		return err
+	}
+	for valid := it.First(); valid; {
+		k := it.Key()
+		h, version, i, ok := parseSliceKey(k)
+		if !ok {
+			_ = del.Delete(k, nil)
+			badSlices++
+			valid = it.Next()
+			continue
+		}
+		m := live[objectID{h, version}]
+		if m == nil {
+			// No meta names this version: drop all of it and skip past it.
+			start, end := versionSpan(h, version)
+			_ = del.DeleteRange(start, end, nil)
+			orphanRuns++
+			valid = it.SeekGE(end)
+			continue
+		}
+		lv := it.LazyValue()
+		if n := m.SliceLen(i); n == 0 || int64(lv.Len()) != sliceHdrLen+n {
+			_ = del.Delete(k, nil)
+			badSlices++
+		} else {
+			ds, db := s.idx.add(m.Key, version, i, n)
+			s.slices.Add(ds)
+			s.bytes.Add(db)
+		}
+		valid = it.Next()
+	}
+	s.openScan = it.Stats()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if !del.Empty() {
+		if err := del.Commit(writeOpts); err != nil {
+			return fmt.Errorf("delete orphans: %w", err)
+		}
+		s.logf("segstore: open %s: removed %d corrupt metas, %d orphan slice versions, %d malformed slices",
+			s.dir, badMetas, orphanRuns, badSlices)
+	}
+	return nil
+}
+
+// Close flushes the memtable, so everything written survives a restart, and
+// closes Pebble.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	ferr := s.db.Flush()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("segstore: close %s: %w", s.dir, err)
+	}
+	if ferr != nil {
+		return fmt.Errorf("segstore: close %s: flush: %w", s.dir, ferr)
+	}
+	return nil
+}
+
+func (s *Store) keyLock(h uint64) *sync.Mutex { return &s.keyMu[h%keyStripes] }
+
+// Meta returns the meta of key, or ErrNotFound. The result is shared: do not
+// modify it.
+func (s *Store) Meta(key string) (*Meta, error) {
+	s.metaMu.RLock()
+	e := s.metas[key]
+	s.metaMu.RUnlock()
+	if e != nil {
+		return e.meta, nil
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	mu := s.keyLock(keyHash(key))
+	mu.Lock()
+	defer mu.Unlock()
+	e, err := s.loadMetaLocked(key)
+	if err != nil {
+		return nil, fmt.Errorf("segstore: meta %q: %w", key, err)
+	}
+	if e == nil {
+		return nil, fmt.Errorf("segstore: meta %q: %w", key, ErrNotFound)
+	}
+	return e.meta, nil
+}
+
+// loadMetaLocked returns key's meta from the cache or Pebble (caching it),
+// or nil if there is none. A meta that fails to decode is deleted with its
+// slices and reported as absent. The caller holds key's stripe lock.
+func (s *Store) loadMetaLocked(key string) (*metaEntry, error) {
+	s.metaMu.RLock()
+	e := s.metas[key]
+	s.metaMu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	mk := metaKey(key)
+	v, closer, err := s.db.Get(mk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	raw := bytes.Clone(v)
+	if err := closer.Close(); err != nil {
+		return nil, err
+	}
+	m, err := decodeMeta(key, raw)
+	if err != nil {
+		s.logf("segstore: dropping meta %q and its slices: %v", key, err)
+		if _, err := s.purgeLocked(key, keyHash(key)); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	e = &metaEntry{meta: m, raw: raw}
+	s.cacheMeta(key, e)
+	return e, nil
+}
+
+func (s *Store) cacheMeta(key string, e *metaEntry) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if _, ok := s.metas[key]; !ok && len(s.metas) >= maxCachedMetas {
+		for k := range s.metas { // an arbitrary victim: map order is random
+			delete(s.metas, k)
+			break
+		}
+	}
+	s.metas[key] = e
+}
+
+func (s *Store) uncacheMeta(key string) {
+	s.metaMu.Lock()
+	delete(s.metas, key)
+	s.metaMu.Unlock()
+}
+
+// PutMeta stores m (a copy of it) as the meta of m.Key. If the previous meta
+// has another Version, that version's slices are deleted in the same batch.
+// Size and SliceSize cannot change without a new Version.
+func (s *Store) PutMeta(m *Meta) error {
+	if err := m.check(); err != nil {
+		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	m = m.clone()
+	raw, err := encodeMeta(m)
+	if err != nil {
+		return fmt.Errorf("segstore: put meta %q: encode: %w", m.Key, err)
+	}
+	h := keyHash(m.Key)
+	mu := s.keyLock(h)
+	mu.Lock()
+	defer mu.Unlock()
+	prev, err := s.loadMetaLocked(m.Key)
+	if err != nil {
+		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
+	}
+	if prev != nil && prev.meta.Version == m.Version &&
+		(prev.meta.Size != m.Size || prev.meta.SliceSize != m.SliceSize) {
+		return fmt.Errorf("segstore: put meta %q: version %016x has size %d and slice size %d, not %d and %d: mint a new version (NewVersion) when they change",
+			m.Key, m.Version, prev.meta.Size, prev.meta.SliceSize, m.Size, m.SliceSize)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaKey(m.Key), raw, nil)
+	replaced := prev != nil && prev.meta.Version != m.Version
+	if replaced {
+		start, end := versionSpan(h, prev.meta.Version)
+		_ = b.DeleteRange(start, end, nil)
+	}
+	if err := b.Commit(writeOpts); err != nil {
+		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
+	}
+	s.cacheMeta(m.Key, &metaEntry{meta: m, raw: raw})
+	if replaced {
+		s.apply(s.idx.drop(m.Key))
+	}
+	if prev == nil {
+		s.objects.Add(1)
+	}
+	return nil
+}
+
+func (s *Store) apply(dSlices, dBytes int64) {
+	s.slices.Add(dSlices)
+	s.bytes.Add(dBytes)
+}
+
+// Has reports whether slice i of m's version is stored. It does no I/O.
+func (s *Store) Has(m *Meta, i int64) bool {
+	return s.idx.has(m.Key, m.Version, i)
+}
+
+// Stored returns how many slices of m's version are stored and, for each of
+// its SliceCount slices, whether it is.
+func (s *Store) Stored(m *Meta) (count int64, stored []bool) {
+	return s.idx.stored(m.Key, m.Version, m.SliceCount())
+}
+
+// ReadSlice copies slice i of m's version into dst (grown if too small) and
+// returns dst[:len]. The checksum is verified on the copy, after Pebble's
+// memory has been released. It returns ErrNotFound, or ErrCorrupt after
+// deleting a slice that failed its checksum.
+func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
+	n := m.SliceLen(i)
+	if n == 0 {
+		return nil, fmt.Errorf("segstore: read slice %d of %q: %w (object has %d slices)", i, m.Key, ErrNotFound, m.SliceCount())
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	k := makeSliceKey(keyHash(m.Key), m.Version, i)
+	v, closer, err := s.db.Get(k[:])
+	if errors.Is(err, pebble.ErrNotFound) {
+		// The index may say otherwise if the slice went under it (a purge of
+		// a key with the same hash): believe Pebble.
+		s.apply(s.idx.remove(m.Key, m.Version, i, n))
+		return nil, fmt.Errorf("segstore: read slice %d of %q: %w", i, m.Key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("segstore: read slice %d of %q: %w", i, m.Key, err)
+	}
+	var hdr [sliceHdrLen]byte
+	copy(hdr[:], v)
+	var bad error // why the slice is corrupt
+	switch {
+	case len(v) < sliceHdrLen:
+		bad = fmt.Errorf("value of %d bytes has no header", len(v))
+	case int64(len(v)-sliceHdrLen) != n:
+		bad = fmt.Errorf("%d bytes, want %d", len(v)-sliceHdrLen, n)
+	default:
+		if int64(cap(dst)) < n {
+			dst = make([]byte, n)
+		}
+		dst = dst[:n]
+		copy(dst, v[sliceHdrLen:])
+	}
+	if err := closer.Close(); err != nil {
+		return nil, fmt.Errorf("segstore: read slice %d of %q: %w", i, m.Key, err)
+	}
+	if bad == nil {
+		bad = checkSlice(k[:], hdr, dst)
+	}
+	if bad != nil {
+		s.logf("segstore: deleting corrupt slice %d of %q version %016x: %v", i, m.Key, m.Version, bad)
+		if err := s.deleteSlice(m, i, k); err != nil {
+			return nil, fmt.Errorf("segstore: read slice %d of %q: %w (%v); deleting it failed: %w", i, m.Key, ErrCorrupt, bad, err)
+		}
+		return nil, fmt.Errorf("segstore: read slice %d of %q: %w (%v): deleted it, refetch it", i, m.Key, ErrCorrupt, bad)
+	}
+	return dst, nil
+}
+
+func (s *Store) deleteSlice(m *Meta, i int64, k sliceKey) error {
+	mu := s.keyLock(keyHash(m.Key))
+	mu.Lock()
+	defer mu.Unlock()
+	if err := s.db.Delete(k[:], writeOpts); err != nil {
+		return err
+	}
+	s.apply(s.idx.remove(m.Key, m.Version, i, m.SliceLen(i)))
+	return nil
+}
+
+// WriteSlice stores slice i of m's version, which must be complete and
+// validated (len(data) == m.SliceLen(i)), in one batch with the object's
+// current meta. It returns ErrStale, writing nothing, if the object's meta
+// is gone or names another version.
+func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
+	n := m.SliceLen(i)
+	if n == 0 {
+		return fmt.Errorf("segstore: write slice %d of %q: no such slice (object has %d)", i, m.Key, m.SliceCount())
+	}
+	if int64(len(data)) != n {
+		return fmt.Errorf("segstore: write slice %d of %q: %d bytes, want %d", i, m.Key, len(data), n)
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	h := keyHash(m.Key)
+	k := makeSliceKey(h, m.Version, i)
+
+	// Build the batch before taking the lock: the copy is the slow part.
+	size := len(k) + sliceHdrLen + len(data) + 4<<10 // + room for the meta
+	b := s.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(size))
+	defer b.Close()
+	op := b.SetDeferred(len(k), sliceHdrLen+len(data))
+	copy(op.Key, k[:])
+	putSliceHeader(op.Value[:sliceHdrLen], k[:], data)
+	copy(op.Value[sliceHdrLen:], data)
+	if err := op.Finish(); err != nil {
+		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
+	}
+
+	mu := s.keyLock(h)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.loadMetaLocked(m.Key)
+	if err != nil {
+		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
+	}
+	if cur == nil || cur.meta.Version != m.Version {
+		return fmt.Errorf("segstore: write slice %d of %q version %016x: %w", i, m.Key, m.Version, ErrStale)
+	}
+	_ = b.Set(metaKey(m.Key), cur.raw, nil)
+	if err := b.Commit(writeOpts); err != nil {
+		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
+	}
+	s.apply(s.idx.add(m.Key, m.Version, i, n))
+	return nil
+}
+
+// Purge deletes the meta of key and every slice of every version of it, and
+// flushes so that a crash cannot bring them back. It returns ErrNotFound if
+// there was no meta (any stray slices are deleted all the same).
+func (s *Store) Purge(key string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	h := keyHash(key)
+	mu := s.keyLock(h)
+	mu.Lock()
+	existed, err := s.purgeLocked(key, h)
+	mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("segstore: purge %q: %w", key, err)
+	}
+	if !existed {
+		return fmt.Errorf("segstore: purge %q: %w", key, ErrNotFound)
+	}
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("segstore: purge %q: flush: %w", key, err)
+	}
+	return nil
+}
+
+// purgeLocked deletes key's meta and all slices of its hash. The caller
+// holds key's stripe lock.
+func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
+	mk := metaKey(key)
+	s.metaMu.RLock()
+	_, existed = s.metas[key]
+	s.metaMu.RUnlock()
+	if !existed {
+		_, closer, err := s.db.Get(mk)
+		switch {
+		case err == nil:
+			existed = true
+			if err := closer.Close(); err != nil {
+				return false, err
+			}
+		case !errors.Is(err, pebble.ErrNotFound):
+			return false, err
+		}
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Delete(mk, nil)
+	start, end := hashSpan(h)
+	_ = b.DeleteRange(start, end, nil)
+	if err := b.Commit(writeOpts); err != nil {
+		return false, err
+	}
+	s.uncacheMeta(key)
+	s.apply(s.idx.drop(key))
+	if existed {
+		s.objects.Add(-1)
+	}
+	return existed, nil
+}
+
+// PurgePrefix purges every object whose key starts with prefix ("" is
+// everything) and returns how many there were. Like Purge, it flushes.
+func (s *Store) PurgePrefix(prefix string) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	lower := metaKey(prefix)
+	upper := successor(lower)
+	var purged int
+	for {
+		// Collect a chunk of keys, then purge them with the iterator closed,
+		// so the iterator never pins memtables across many commits.
+		keys, more, err := s.metaKeys(lower, upper, 1024)
+		if err != nil {
+			return purged, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
+		}
+		for _, key := range keys {
+			h := keyHash(key)
+			mu := s.keyLock(h)
+			mu.Lock()
+			existed, err := s.purgeLocked(key, h)
+			mu.Unlock()
+			if err != nil {
+				return purged, fmt.Errorf("segstore: purge prefix %q: key %q: %w", prefix, key, err)
+			}
+			if existed {
+				purged++
+			}
+		}
+		if !more {
+			break
+		}
+		lower = append(metaKey(keys[len(keys)-1]), 0) // the key right after the last one
+	}
+	if purged > 0 {
+		if err := s.db.Flush(); err != nil {
+			return purged, fmt.Errorf("segstore: purge prefix %q: flush: %w", prefix, err)
+		}
+	}
+	return purged, nil
+}
+
+// metaKeys returns up to limit cache keys with meta keys in [lower, upper),
+// and whether there may be more.
+func (s *Store) metaKeys(lower, upper []byte, limit int) (keys []string, more bool, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, false, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if len(keys) == limit {
+			more = true
+			break
+		}
+		keys = append(keys, string(it.Key()[1:]))
+	}
+	return keys, more, it.Close()
+}
+
+// Stats returns the store's counters and Pebble's disk usage.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Objects:  s.objects.Load(),
+		Slices:   s.slices.Load(),
+		Bytes:    s.bytes.Load(),
+		MaxBytes: s.maxBytes,
+	}
+	if !s.closed.Load() {
+		st.DiskBytes = int64(s.db.Metrics().DiskSpaceUsage())
+	}
+	return st
+}
