@@ -26,9 +26,8 @@ type Fill struct {
 	Index   int64
 	Len     int64 // bytes the slice holds when complete
 
-	buf []byte // buf[:n] is written and never changes again
-
-	mu      sync.Mutex // protects n, err, waiting and wake
+	mu      sync.Mutex // protects buf, n, err, waiting and wake
+	buf     []byte     // allocated at the first byte; buf[:n] never changes again
 	n       int64
 	err     error
 	waiting bool          // a reader sleeps on wake
@@ -36,7 +35,7 @@ type Fill struct {
 }
 
 func newFill(key string, version uint64, index, n int64) *Fill {
-	return &Fill{Key: key, Version: version, Index: index, Len: n, buf: make([]byte, n), wake: make(chan struct{})}
+	return &Fill{Key: key, Version: version, Index: index, Len: n, wake: make(chan struct{})}
 }
 
 // ReadAt copies bytes of the slice at off into p, waiting until at least one
@@ -45,10 +44,10 @@ func newFill(key string, version uint64, index, n int64) *Fill {
 func (f *Fill) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	for {
 		f.mu.Lock()
-		n, err := f.n, f.err
+		n, err, buf := f.n, f.err, f.buf
 		if off < n {
 			f.mu.Unlock()
-			return copy(p, f.buf[off:n]), nil
+			return copy(p, buf[off:n]), nil
 		}
 		if err != nil {
 			f.mu.Unlock()
@@ -96,10 +95,17 @@ func (f *Fill) notifyLocked() {
 
 // readFrom fills the rest of the slice from r. Only the feeder calls it.
 func (f *Fill) readFrom(r io.Reader) error {
+	// A claimed run's slices take memory only while they are being filled.
+	f.mu.Lock()
+	if f.buf == nil {
+		f.buf = make([]byte, f.Len)
+	}
+	buf := f.buf
+	f.mu.Unlock()
 	for f.n < f.Len {
 		// Bytes past n are the feeder's alone until n moves over them.
 		end := min(f.n+64<<10, f.Len)
-		m, err := r.Read(f.buf[f.n:end])
+		m, err := r.Read(buf[f.n:end])
 		if m > 0 {
 			f.mu.Lock()
 			f.n += int64(m)
@@ -240,7 +246,8 @@ var ErrAbandoned = errors.New("origin: fill abandoned")
 // origin's full-body answer). Each completed fill is handed to store before
 // it leaves the registry; a store error does not fail the fill for its
 // readers. sliceLen gives the length of a discarded slice. On a read error
-// every unfinished fill fails with it and Feed returns it.
+// every unfinished fill fails with it and Feed returns it. Feed clears each
+// entry of fills once done with it.
 func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, store func(f *Fill)) error {
 	for k, f := range fills {
 		if f == nil {
@@ -262,6 +269,9 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 			store(f)
 		}
 		fs.remove(f)
+		// Drop the feeder's reference: a stored slice's memory goes as soon
+		// as its last reader is done, not when the whole run is.
+		fills[k] = nil
 	}
 	return nil
 }

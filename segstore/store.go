@@ -2,6 +2,7 @@ package segstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -55,16 +56,17 @@ type Store struct {
 
 	closed atomic.Bool
 
-	// keyMu[stripe(hash(key))] serialises every change to one key: PutMeta,
-	// WriteSlice, Purge, deleting a corrupt slice, and filling metas from
-	// Pebble (so a fill racing a purge cannot cache what the purge removed).
-	// Readers (Meta on a cache hit, Has, ReadSlice) never take it.
+	// keyMu[stripe(hash(key))] serialises every change to one key's meta,
+	// slices and index entry: PutMeta, WriteSlice, Purge, dropping a missing
+	// or corrupt slice, and filling the meta cache from Pebble (so a fill
+	// racing a purge cannot cache what the purge removed). Readers (Meta on a
+	// cache hit, Has, Stored, ReadSlice of a good slice) never take it.
 	keyMu [keyStripes]sync.Mutex
 
 	metaMu sync.RWMutex          // protects metas
 	metas  map[string]*metaEntry // decoded metas, a subset of those stored
 
-	idx *index // stored slices per object; has its own locks
+	idx index // stored slices per object; lock-free reads, changes under keyMu
 
 	objects atomic.Int64 // metas stored
 	slices  atomic.Int64 // slices stored (the sum of the index)
@@ -121,7 +123,6 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		maxBytes: opts.MaxBytes,
 		logf:     opts.Logger,
 		metas:    make(map[string]*metaEntry),
-		idx:      newIndex(),
 	}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
@@ -233,7 +234,7 @@ func (s *Store) rebuild() error {
 			_ = del.Delete(k, nil)
 			badSlices++
 		} else {
-			ds, db := s.idx.add(m.Key, version, i, n)
+			ds, db := s.idx.add(m.Key, version, m.SliceCount(), i, n)
 			s.slices.Add(ds)
 			s.bytes.Add(db)
 		}
@@ -398,6 +399,24 @@ func (s *Store) PutMeta(m *Meta) error {
 	return nil
 }
 
+// batchSize is the size of a Pebble batch holding two Sets of the given
+// key+value lengths: a 12-byte header, and per record a kind byte and two
+// varint lengths.
+func batchSize(kv1, kv2 int) int {
+	return 12 + 2*(1+2*binary.MaxVarintLen32) + kv1 + kv2
+}
+
+// metaSizeHint guesses the size of key's encoded meta (for sizing batches).
+func (s *Store) metaSizeHint(key string) int {
+	s.metaMu.RLock()
+	e := s.metas[key]
+	s.metaMu.RUnlock()
+	if e == nil {
+		return 4 << 10
+	}
+	return len(e.raw)
+}
+
 func (s *Store) apply(dSlices, dBytes int64) {
 	s.slices.Add(dSlices)
 	s.bytes.Add(dBytes)
@@ -429,9 +448,11 @@ func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
 	k := makeSliceKey(keyHash(m.Key), m.Version, i)
 	v, closer, err := s.db.Get(k[:])
 	if errors.Is(err, pebble.ErrNotFound) {
-		// The index may say otherwise if the slice went under it (a purge of
-		// a key with the same hash): believe Pebble.
-		s.apply(s.idx.remove(m.Key, m.Version, i, n))
+		if s.idx.has(m.Key, m.Version, i) {
+			// The slice went from under the index (a purge of another key
+			// with the same hash): believe Pebble.
+			s.forgetSlice(m, i, k)
+		}
 		return nil, fmt.Errorf("segstore: read slice %d of %q: %w", i, m.Key, ErrNotFound)
 	}
 	if err != nil {
@@ -468,6 +489,22 @@ func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// forgetSlice clears slice i of m from the index if Pebble does not have it.
+func (s *Store) forgetSlice(m *Meta, i int64, k sliceKey) {
+	mu := s.keyLock(keyHash(m.Key))
+	mu.Lock()
+	defer mu.Unlock()
+	_, closer, err := s.db.Get(k[:]) // again: a write may have won the race
+	if err == nil {
+		_ = closer.Close()
+		return
+	}
+	if errors.Is(err, pebble.ErrNotFound) {
+		s.apply(s.idx.remove(m.Key, m.Version, i, m.SliceLen(i)))
+	}
+}
+
+// deleteSlice deletes slice i of m from Pebble and the index.
 func (s *Store) deleteSlice(m *Meta, i int64, k sliceKey) error {
 	mu := s.keyLock(keyHash(m.Key))
 	mu.Lock()
@@ -498,8 +535,13 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 	k := makeSliceKey(h, m.Version, i)
 
 	// Build the batch before taking the lock: the copy is the slow part.
-	size := len(k) + sliceHdrLen + len(data) + 4<<10 // + room for the meta
-	b := s.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(size))
+	b := s.db.NewBatch(
+		// Exactly the room needed for the slice and the meta, so the batch
+		// buffer is allocated once (Pebble would round up to a power of
+		// two and then grow again to fit the meta) ...
+		pebble.WithInitialSizeBytes(batchSize(len(k)+sliceHdrLen+len(data), 1+len(m.Key)+s.metaSizeHint(m.Key))),
+		// ... and kept in Pebble's batch pool for the next slice.
+		pebble.WithMaxRetainedSizeBytes(batchSize(sliceKeyLen+sliceHdrLen+MaxSliceSize, 64<<10)))
 	defer b.Close()
 	op := b.SetDeferred(len(k), sliceHdrLen+len(data))
 	copy(op.Key, k[:])
@@ -523,7 +565,7 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 	if err := b.Commit(writeOpts); err != nil {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
-	s.apply(s.idx.add(m.Key, m.Version, i, n))
+	s.apply(s.idx.add(m.Key, m.Version, cur.meta.SliceCount(), i, n))
 	return nil
 }
 

@@ -571,10 +571,7 @@ func TestOrphansRemovedAtOpen(t *testing.T) {
 	}
 	s = openStore(t, dir)
 	defer s.Close()
-	var slices [][]byte
-	for _, k := range keysWithPrefix(t, s, []byte("s")) {
-		slices = append(slices, k)
-	}
+	slices := keysWithPrefix(t, s, []byte("s"))
 	if len(slices) != 1 || !bytes.Equal(slices[0], segstore.SliceKey(m.Key, m.Version, 0)) {
 		t.Fatalf("after open the slice keys are %x, want only slice 0 of the live version", slices)
 	}

@@ -1,0 +1,272 @@
+package segstore_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+const mib = 1 << 20
+
+func BenchmarkReadSlice(b *testing.B) {
+	for _, flushed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("flushed=%v", flushed), func(b *testing.B) {
+			s, _ := newStore(b)
+			m := newMeta("example.com/bench/read", 32*mib, mib)
+			if err := s.PutMeta(m); err != nil {
+				b.Fatal(err)
+			}
+			writeAll(b, s, m)
+			if flushed { // slices in blob files rather than the memtable
+				if err := s.DB().Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			dst := make([]byte, mib)
+			b.SetBytes(mib)
+			b.ReportAllocs()
+			var i int64
+			for b.Loop() {
+				got, err := s.ReadSlice(m, i%32, dst)
+				if err != nil || len(got) != mib {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkWriteSlice(b *testing.B) {
+	s, _ := newStore(b)
+	m := newMeta("example.com/bench/write", 1<<40, mib)
+	if err := s.PutMeta(m); err != nil {
+		b.Fatal(err)
+	}
+	data := payload(&segstore.Meta{Size: mib, SliceSize: mib, Version: 1}, 0)
+	b.SetBytes(mib)
+	b.ReportAllocs()
+	var i int64
+	for b.Loop() {
+		if err := s.WriteSlice(m, i, data); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkHas(b *testing.B) {
+	s, _ := newStore(b)
+	m := newMeta("example.com/bench/has/some/longish/path/video.mp4?token=abc", 64*kib, kib)
+	if err := s.PutMeta(m); err != nil {
+		b.Fatal(err)
+	}
+	writeAll(b, s, m)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var i int64
+		for pb.Next() {
+			if !s.Has(m, i%64) {
+				b.Fatal("missing")
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkFill2GiB writes 2 GiB of 1 MiB slices (16 objects of 128 slices,
+// interleaved as concurrent fills would be) with the store's options, and
+// with value separation off, then reports write amplification and the read
+// throughput of ReadSlice, from the page cache and (Linux) from disk. Run:
+//
+//	go test ./segstore/ -run '^$' -bench Fill2GiB -benchtime 1x -v
+func BenchmarkFill2GiB(b *testing.B) {
+	for _, sep := range []bool{true, false} {
+		b.Run(fmt.Sprintf("valuesep=%v", sep), func(b *testing.B) {
+			for b.Loop() {
+				measureFill(b, sep, 16, 128)
+			}
+		})
+	}
+}
+
+func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int) {
+	dir := b.TempDir()
+	var written atomic.Int64
+	s, err := segstore.OpenWith(segstore.Options{Dir: dir}, func(o *pebble.Options) {
+		o.FS = countingFS{FS: vfs.Default, written: &written}
+		if !valueSeparation {
+			o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+				return pebble.ValueSeparationPolicy{Enabled: false}
+			}
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ms := make([]*segstore.Meta, objects)
+	for o := range ms {
+		ms[o] = newMeta(fmt.Sprintf("example.com/fill/%d.mp4", o), int64(slicesPer)*mib, mib)
+		if err := s.PutMeta(ms[o]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	data := make([]byte, mib)
+	r := rand.New(rand.NewPCG(1, 2))
+	for j := 0; j < len(data); j += 8 {
+		binary.LittleEndian.PutUint64(data[j:], r.Uint64())
+	}
+
+	start := time.Now()
+	for i := range slicesPer {
+		for o, m := range ms {
+			binary.LittleEndian.PutUint64(data, uint64(o)<<32|uint64(i)) // every slice differs
+			if err := s.WriteSlice(m, int64(i), data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	put := int64(objects*slicesPer) * mib
+	writeTime := time.Since(start)
+	if err := s.DB().Flush(); err != nil {
+		b.Fatal(err)
+	}
+	settle(b, s.DB())
+	settleTime := time.Since(start)
+
+	met := s.DB().Metrics()
+	var tables, blobs int64
+	for _, l := range met.Levels {
+		tables += int64(l.TableBytesFlushed + l.TableBytesCompacted)
+		blobs += int64(l.BlobBytesFlushed + l.BlobBytesCompacted)
+	}
+	b.Logf("valuesep=%v: put %d MiB in %v (%.0f MB/s), %v until compactions settled",
+		valueSeparation, put>>20, writeTime.Round(time.Millisecond), float64(put)/writeTime.Seconds()/1e6, settleTime.Round(time.Millisecond))
+	b.Logf("  pebble metrics: sstables %d MiB + blob files %d MiB written = write amp %.2f",
+		tables>>20, blobs>>20, float64(tables+blobs)/float64(put))
+	b.Logf("  bytes written to all files (counting vfs) %d MiB = write amp %.2f; disk now %d MiB",
+		written.Load()>>20, float64(written.Load())/float64(put), met.DiskSpaceUsage()>>20)
+	b.ReportMetric(float64(tables+blobs)/float64(put), "writeamp")
+	b.ReportMetric(float64(written.Load())/float64(put), "fs-writeamp")
+	b.ReportMetric(float64(put)/writeTime.Seconds()/1e6, "write-MB/s")
+
+	type ref struct {
+		m *segstore.Meta
+		i int64
+	}
+	order := make([]ref, 0, objects*slicesPer)
+	for _, m := range ms {
+		for i := range int64(slicesPer) {
+			order = append(order, ref{m, i})
+		}
+	}
+	read := func(what string) {
+		r.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		buf := make([]byte, mib)
+		start := time.Now()
+		for _, x := range order {
+			if _, err := s.ReadSlice(x.m, x.i, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		d := time.Since(start)
+		b.Logf("  ReadSlice %s, random order, 1 goroutine: %.0f MB/s (%v per slice)",
+			what, float64(put)/d.Seconds()/1e6, (d / time.Duration(len(order))).Round(time.Microsecond))
+		b.ReportMetric(float64(put)/d.Seconds()/1e6, "read-"+what+"-MB/s")
+	}
+	if dropPageCache(b, dir) {
+		read("cold")
+	}
+	read("hot")
+}
+
+// settle waits until Pebble has no compaction running or owed.
+func settle(b *testing.B, db *pebble.DB) {
+	deadline := time.Now().Add(2 * time.Minute)
+	quiet := 0
+	for quiet < 5 && time.Now().Before(deadline) {
+		m := db.Metrics()
+		if m.Compact.NumInProgress == 0 && m.Compact.EstimatedDebt == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dropPageCache asks the kernel to drop the store's files from the page
+// cache, so the next reads come from disk. It reports whether it could.
+func dropPageCache(b *testing.B, dir string) bool {
+	names, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		ok := fadviseDontNeed(f)
+		f.Close()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// countingFS counts the bytes Pebble writes to any file.
+type countingFS struct {
+	vfs.FS
+	written *atomic.Int64
+}
+
+func (fs countingFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, c)
+	return fs.wrap(f, err)
+}
+
+func (fs countingFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, c, opts...)
+	return fs.wrap(f, err)
+}
+
+func (fs countingFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname, c)
+	return fs.wrap(f, err)
+}
+
+func (fs countingFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{File: f, written: fs.written}, nil
+}
+
+type countingFile struct {
+	vfs.File
+	written *atomic.Int64
+}
+
+func (f countingFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	f.written.Add(int64(n))
+	return n, err
+}
+
+func (f countingFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	f.written.Add(int64(n))
+	return n, err
+}
