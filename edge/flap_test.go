@@ -35,13 +35,12 @@ func TestFlappingNeverMixes(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			h := newHarness(t)
-			const path = "/flap/24MiB.bin"
-			const size = 24 * MiB
-			h.origin.SetMode(mode.m)
+			path, size := "/flap/24MiB.bin", 24*MiB
 			workers, perWorker := 6, 25
-			if testing.Short() {
-				perWorker = 10
+			if testing.Short() { // the race detector makes every byte costly
+				path, size, perWorker = "/flap/8MiB.bin", 8*MiB, 8
 			}
+			h.origin.SetMode(mode.m)
 			var whole, cut, refused, mixed atomic.Int64
 			var wg sync.WaitGroup
 			for w := range workers {
@@ -51,7 +50,7 @@ func TestFlappingNeverMixes(t *testing.T) {
 					rnd := rand.New(rand.NewPCG(uint64(w), 7))
 					for range perWorker {
 						start := rnd.Int64N(size)
-						end := min(start+rnd.Int64N(6*MiB)+1, size)
+						end := min(start+rnd.Int64N(size/4)+1, size)
 						rng := fmt.Sprintf("bytes=%d-%d", start, end-1)
 						if rnd.IntN(5) == 0 {
 							rng, start, end = "", 0, size
@@ -120,7 +119,7 @@ func TestSlowClientHeapBounded(t *testing.T) {
 	h := newHarness(t)
 	size := 4 * GiB // 4 MiB slices under /big/
 	if testing.Short() {
-		size = 512 * MiB
+		size = 128 * MiB
 	}
 	path := "/big/" + strconv.FormatInt(size, 10) + ".bin"
 	// The live heap as of the last GC: what the process holds, not

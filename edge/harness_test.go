@@ -122,3 +122,27 @@ func wantBytes(t testing.TB, what string, body []byte, path string, version int,
 		t.Fatalf("%s: wrong byte at object offset %d (body of %d bytes from %d)", what, at, len(body), start)
 	}
 }
+
+// verifyStream reads r to its end, checking every byte against the
+// origin's bytes of path at version from object offset start, without
+// holding the body in memory. It returns the bytes read and the first
+// read error or mismatch.
+func verifyStream(r io.Reader, path string, version int, start int64) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			if at, ok := origintest.Verify(buf[:m], path, version, start+n); !ok {
+				return n, fmt.Errorf("wrong byte at object offset %d", at)
+			}
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}

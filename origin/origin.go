@@ -256,7 +256,8 @@ func setCondition(h http.Header, etagHeader, dateHeader string, v Validator) {
 // check validates resp against req (DESIGN.md, request lifecycle step 5).
 func (c *Client) check(req *Request, resp *http.Response) (*Response, error) {
 	out := &Response{Status: resp.StatusCode, Header: resp.Header, Size: -1}
-	got := ValidatorOf(resp.Header, req.IfMatch.LastModified != "" || req.IfNoneMatch.LastModified != "")
+	// Both fields, so the version's own kind of validator is compared.
+	got := Validator{ETag: ValidatorOf(resp.Header, false).ETag, LastModified: resp.Header.Get("Last-Modified")}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		if req.Range == nil {

@@ -1,11 +1,14 @@
 package segstore_test
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,23 +86,38 @@ func BenchmarkHas(b *testing.B) {
 	})
 }
 
-// BenchmarkFill2GiB writes 2 GiB of 1 MiB slices (16 objects of 128 slices,
-// interleaved as concurrent fills would be) with the store's options, and
-// with value separation off, then reports write amplification and the read
-// throughput of ReadSlice, from the page cache and (Linux) from disk. Run:
+// BenchmarkFill2GiB writes 2 GiB of 1 MiB slices with the store's options,
+// and with value separation off, then reports write amplification (bytes
+// written to any file / payload bytes put) and the read throughput of
+// ReadSlice, from the page cache and (Linux) from disk. Two workloads:
+//
+//	fills16: 16 objects of 128 slices filled side by side (slice 0 of each,
+//	         then slice 1, ...), as concurrent sequential viewers would;
+//	random:  512 objects of 4 slices, written in random order.
+//
+// Run with:
 //
 //	go test ./segstore/ -run '^$' -bench Fill2GiB -benchtime 1x -v
 func BenchmarkFill2GiB(b *testing.B) {
-	for _, sep := range []bool{true, false} {
-		b.Run(fmt.Sprintf("valuesep=%v", sep), func(b *testing.B) {
-			for b.Loop() {
-				measureFill(b, sep, 16, 128)
-			}
-		})
+	for _, w := range []struct {
+		name               string
+		objects, slicesPer int
+		shuffle            bool
+	}{
+		{"fills16", 16, 128, false},
+		{"random", 512, 4, true},
+	} {
+		for _, sep := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/valuesep=%v", w.name, sep), func(b *testing.B) {
+				for b.Loop() {
+					measureFill(b, sep, w.objects, w.slicesPer, w.shuffle)
+				}
+			})
+		}
 	}
 }
 
-func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int) {
+func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int, shuffle bool) {
 	dir := b.TempDir()
 	var written atomic.Int64
 	s, err := segstore.OpenWith(segstore.Options{Dir: dir}, func(o *pebble.Options) {
@@ -121,19 +139,30 @@ func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int) {
 			b.Fatal(err)
 		}
 	}
+	type ref struct {
+		o int
+		i int64
+	}
+	order := make([]ref, 0, objects*slicesPer)
+	for i := range int64(slicesPer) {
+		for o := range ms {
+			order = append(order, ref{o, i})
+		}
+	}
 	data := make([]byte, mib)
 	r := rand.New(rand.NewPCG(1, 2))
 	for j := 0; j < len(data); j += 8 {
 		binary.LittleEndian.PutUint64(data[j:], r.Uint64())
 	}
 
+	if shuffle {
+		r.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+	}
 	start := time.Now()
-	for i := range slicesPer {
-		for o, m := range ms {
-			binary.LittleEndian.PutUint64(data, uint64(o)<<32|uint64(i)) // every slice differs
-			if err := s.WriteSlice(m, int64(i), data); err != nil {
-				b.Fatal(err)
-			}
+	for _, x := range order {
+		binary.LittleEndian.PutUint64(data, uint64(x.o)<<32|uint64(x.i)) // every slice differs
+		if err := s.WriteSlice(ms[x.o], x.i, data); err != nil {
+			b.Fatal(err)
 		}
 	}
 	put := int64(objects*slicesPer) * mib
@@ -145,61 +174,68 @@ func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int) {
 	settleTime := time.Since(start)
 
 	met := s.DB().Metrics()
-	var tables, blobs int64
-	for _, l := range met.Levels {
-		tables += int64(l.TableBytesFlushed + l.TableBytesCompacted)
-		blobs += int64(l.BlobBytesFlushed + l.BlobBytesCompacted)
-	}
 	b.Logf("valuesep=%v: put %d MiB in %v (%.0f MB/s), %v until compactions settled",
 		valueSeparation, put>>20, writeTime.Round(time.Millisecond), float64(put)/writeTime.Seconds()/1e6, settleTime.Round(time.Millisecond))
-	b.Logf("  pebble metrics: sstables %d MiB + blob files %d MiB written = write amp %.2f",
-		tables>>20, blobs>>20, float64(tables+blobs)/float64(put))
 	b.Logf("  bytes written to all files (counting vfs) %d MiB = write amp %.2f; disk now %d MiB",
 		written.Load()>>20, float64(written.Load())/float64(put), met.DiskSpaceUsage()>>20)
-	b.ReportMetric(float64(tables+blobs)/float64(put), "writeamp")
+	b.Logf("  compaction debt left %d MiB; LSM:\n%s", met.Compact.EstimatedDebt>>20, met)
 	b.ReportMetric(float64(written.Load())/float64(put), "fs-writeamp")
+	b.ReportMetric(float64(met.Compact.EstimatedDebt)/float64(put), "debt/put")
+
+	// Upper bound: compact everything to the bottom level, as a long-running
+	// store eventually would.
+	before := written.Load()
+	if err := s.DB().Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("  after a manual full compaction: +%d MiB written, total write amp %.2f; disk %d MiB",
+		(written.Load()-before)>>20, float64(written.Load())/float64(put), s.DB().Metrics().DiskSpaceUsage()>>20)
+	b.ReportMetric(float64(written.Load())/float64(put), "compacted-writeamp")
 	b.ReportMetric(float64(put)/writeTime.Seconds()/1e6, "write-MB/s")
 
-	type ref struct {
-		m *segstore.Meta
-		i int64
-	}
-	order := make([]ref, 0, objects*slicesPer)
-	for _, m := range ms {
-		for i := range int64(slicesPer) {
-			order = append(order, ref{m, i})
-		}
-	}
-	read := func(what string) {
+	read := func(what string, workers int) {
 		r.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
-		buf := make([]byte, mib)
+		var next atomic.Int64
+		var wg sync.WaitGroup
 		start := time.Now()
-		for _, x := range order {
-			if _, err := s.ReadSlice(x.m, x.i, buf); err != nil {
-				b.Fatal(err)
-			}
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, mib)
+				for j := next.Add(1) - 1; j < int64(len(order)); j = next.Add(1) - 1 {
+					x := order[j]
+					if _, err := s.ReadSlice(ms[x.o], x.i, buf); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
 		}
+		wg.Wait()
 		d := time.Since(start)
-		b.Logf("  ReadSlice %s, random order, 1 goroutine: %.0f MB/s (%v per slice)",
-			what, float64(put)/d.Seconds()/1e6, (d / time.Duration(len(order))).Round(time.Microsecond))
-		b.ReportMetric(float64(put)/d.Seconds()/1e6, "read-"+what+"-MB/s")
+		b.Logf("  ReadSlice %s, random order, %d goroutines: %.0f MB/s",
+			what, workers, float64(put)/d.Seconds()/1e6)
+		b.ReportMetric(float64(put)/d.Seconds()/1e6, fmt.Sprintf("read-%s-%d-MB/s", what, workers))
 	}
-	if dropPageCache(b, dir) {
-		read("cold")
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		if dropPageCache(b, dir) {
+			read("cold", workers)
+		}
+		read("hot", workers)
 	}
-	read("hot")
 }
 
-// settle waits until Pebble has no compaction running or owed.
+// settle waits until Pebble has run no compaction for two seconds.
 func settle(b *testing.B, db *pebble.DB) {
 	deadline := time.Now().Add(2 * time.Minute)
-	quiet := 0
-	for quiet < 5 && time.Now().Before(deadline) {
+	quiet, last := 0, int64(-1)
+	for quiet < 20 && time.Now().Before(deadline) {
 		m := db.Metrics()
-		if m.Compact.NumInProgress == 0 && m.Compact.EstimatedDebt == 0 {
+		if n := m.Compact.Count; m.Compact.NumInProgress == 0 && n == last {
 			quiet++
 		} else {
-			quiet = 0
+			quiet, last = 0, n
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -269,4 +305,34 @@ func (f countingFile) WriteAt(p []byte, off int64) (int, error) {
 	n, err := f.File.WriteAt(p, off)
 	f.written.Add(int64(n))
 	return n, err
+}
+
+// BenchmarkReadSliceRandom reads 1 MiB slices in random order from a set of
+// 512 MiB (twice the default block cache), flushed to disk and hot in the page
+// cache.
+func BenchmarkReadSliceRandom(b *testing.B) {
+	s, _ := newStore(b)
+	m := newMeta("example.com/bench/random", 512*mib, mib)
+	if err := s.PutMeta(m); err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, mib)
+	for i := range m.SliceCount() {
+		binary.LittleEndian.PutUint64(data, uint64(i))
+		if err := s.WriteSlice(m, i, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.DB().Flush(); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	dst := make([]byte, mib)
+	b.SetBytes(mib)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.ReadSlice(m, r.Int64N(512), dst); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

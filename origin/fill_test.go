@@ -1,0 +1,151 @@
+package origin_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/slicer"
+)
+
+func lenOf(n int64) func(int64) int64 { return func(int64) int64 { return n } }
+
+// A second claim of slices in flight attaches to them instead of fetching.
+func TestClaimCollapses(t *testing.T) {
+	var fs origin.Fills
+	stored := map[int64]bool{2: true}
+	have := func(i int64) bool { return stored[i] }
+	a := fs.Claim("k", 1, slicer.Run{First: 0, Last: 3}, lenOf(10), have)
+	b := fs.Claim("k", 1, slicer.Run{First: 1, Last: 4}, lenOf(10), have)
+	owned := func(cs []origin.Claim) (o []int64) {
+		for _, c := range cs {
+			if c.Owned {
+				o = append(o, c.Index)
+			}
+		}
+		return o
+	}
+	if got := owned(a); len(got) != 3 || got[0] != 0 || got[1] != 1 || got[2] != 3 {
+		t.Errorf("first claim owns %v, want [0 1 3] (2 is stored)", got)
+	}
+	if got := owned(b); len(got) != 1 || got[0] != 4 {
+		t.Errorf("second claim owns %v, want [4]", got)
+	}
+	if b[0].Fill != a[1].Fill || b[2].Fill != a[3].Fill {
+		t.Errorf("second claim did not attach to the fills in flight")
+	}
+	if b[1].Fill != nil {
+		t.Errorf("a stored slice got a fill")
+	}
+	if got := fs.Collapsed.Load(); got != 2 {
+		t.Errorf("Collapsed = %d, want 2", got)
+	}
+	// Another version is another object.
+	c := fs.Claim("k", 2, slicer.Run{First: 0, Last: 0}, lenOf(10), have)
+	if !c[0].Owned {
+		t.Errorf("a claim of another version attached to this one's fill")
+	}
+	runs := origin.OwnedRuns(a)
+	if len(runs) != 2 || len(runs[0]) != 2 || runs[1][0].Index != 3 {
+		t.Errorf("OwnedRuns = %v, want [[0 1] [3]]", runs)
+	}
+}
+
+// Waiters read a fill's bytes as they arrive, not when it completes; the
+// store sees each slice once, before the fill leaves the registry.
+func TestFeedStreamsToWaiters(t *testing.T) {
+	var fs origin.Fills
+	claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 1}, lenOf(8), nil)
+	fills := []*origin.Fill{claims[0].Fill, claims[1].Fill}
+	pr, pw := io.Pipe()
+	var storedMu sync.Mutex
+	var stored []string
+	done := make(chan error, 1)
+	go func() {
+		done <- fs.Feed(pr, 0, fills, lenOf(8), func(f *origin.Fill) {
+			if fs.Lookup("k", 1, f.Index) != f {
+				t.Errorf("slice %d stored after it left the registry", f.Index)
+			}
+			storedMu.Lock()
+			stored = append(stored, string(f.Bytes()))
+			storedMu.Unlock()
+		})
+	}()
+	go pw.Write([]byte("abc"))
+	buf := make([]byte, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := claims[0].Fill.ReadAt(ctx, buf, 0)
+	if err != nil || string(buf[:n]) != "abc" {
+		t.Fatalf("first read %q %v, want the 3 bytes sent so far", buf[:n], err)
+	}
+	go pw.Write([]byte("defghijklmnop"))
+	var got bytes.Buffer
+	for _, c := range claims {
+		for off := int64(0); ; {
+			n, err := c.Fill.ReadAt(ctx, buf, off)
+			got.Write(buf[:n])
+			off += int64(n)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.Index == 1 {
+			break
+		}
+	}
+	if got.String() != "abcdefghijklmnop" {
+		t.Fatalf("waiters read %q", got.String())
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 2 || stored[0] != "abcdefgh" || stored[1] != "ijklmnop" {
+		t.Errorf("stored %q", stored)
+	}
+	if fs.InFlight() != 0 {
+		t.Errorf("%d fills left in the registry", fs.InFlight())
+	}
+}
+
+// A body cut short fails the unfinished fills (never storing them) and
+// frees their slots for a retry; a nil entry's bytes are skipped.
+func TestFeedTruncated(t *testing.T) {
+	var fs origin.Fills
+	claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 2}, lenOf(4), nil)
+	fills := []*origin.Fill{nil, claims[1].Fill, claims[2].Fill}
+	fs.Abandon([]*origin.Fill{claims[0].Fill}, origin.ErrAbandoned)
+	var stored []int64
+	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), func(f *origin.Fill) { stored = append(stored, f.Index) })
+	if !errors.Is(err, origin.ErrTruncated) {
+		t.Fatalf("Feed = %v, want ErrTruncated", err)
+	}
+	if len(stored) != 1 || stored[0] != 1 {
+		t.Errorf("stored %v, want only the complete slice 1", stored)
+	}
+	if string(claims[1].Fill.Bytes()) != "abcd" {
+		t.Errorf("slice 1 = %q after skipping slice 0", claims[1].Fill.Bytes())
+	}
+	buf := make([]byte, 4)
+	n, err := claims[2].Fill.ReadAt(context.Background(), buf, 0)
+	if err != nil || n != 2 || string(buf[:2]) != "ef" {
+		t.Errorf("the bytes that did arrive: %q (%v)", buf[:n], err)
+	}
+	if _, err = claims[2].Fill.ReadAt(context.Background(), buf, 2); !errors.Is(err, origin.ErrTruncated) {
+		t.Errorf("reading past the cut: %v, want ErrTruncated", err)
+	}
+	if _, err := claims[0].Fill.ReadAt(context.Background(), buf, 0); !errors.Is(err, origin.ErrAbandoned) {
+		t.Errorf("abandoned fill: %v", err)
+	}
+	if fs.InFlight() != 0 {
+		t.Errorf("%d failed fills still registered: a retry could not claim them", fs.InFlight())
+	}
+}
