@@ -175,6 +175,8 @@ func TestRangeAnswers(t *testing.T) {
 		{"bytes=0-9,20-29", 206, []slicer.Range{{Start: 0, End: 10}, {Start: 20, End: 30}}},
 		{"bytes=20-29, 0-9 ,5-12", 206, []slicer.Range{{Start: 0, End: 13}, {Start: 20, End: 30}}},
 		{"bytes=0-9,10-19", 206, []slicer.Range{{Start: 0, End: 20}}},
+		{"bytes=0-99999999999999999999999", 206, []slicer.Range{{Start: 0, End: size}}},
+		{"bytes=99999999999999999999999-", 416, nil},
 		{"bytes=1048570-1048580,2500000-2500010,-3", 206, []slicer.Range{{Start: 1048570, End: 1048581}, {Start: 2500000, End: 2500011}, {Start: size - 3, End: size}}},
 	}
 	for _, tt := range tests {
@@ -268,6 +270,33 @@ func TestHead(t *testing.T) {
 	}
 	if h.origin.Requests() != reqs {
 		t.Errorf("HEAD of a known object went to the origin")
+	}
+}
+
+// HEAD of a cold object learns the size with one slice, and says it.
+func TestHeadCold(t *testing.T) {
+	h := newHarness(t)
+	resp, body := h.do(t, http.MethodHead, "/obj/7MiB.bin")
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Length") != strconv.FormatInt(7*MiB, 10) {
+		t.Fatalf("HEAD: status %d, Content-Length %q, body %d bytes", resp.StatusCode, resp.Header.Get("Content-Length"), len(body))
+	}
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	if got := h.origin.BodyBytes(); got > 1*MiB {
+		t.Errorf("HEAD cost %d origin body bytes, want at most one slice", got)
+	}
+}
+
+// An empty object: 200 with no body; any range is the origin's answer.
+func TestEmptyObject(t *testing.T) {
+	h := newHarness(t)
+	h.origin.Add("/obj/empty", 0)
+	resp, body := h.get(t, "/obj/empty")
+	if resp.StatusCode != 200 || len(body) != 0 {
+		t.Fatalf("GET: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, _ = h.get(t, "/obj/empty", "Range: bytes=0-10")
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Fatalf("range on an empty object: status %d, want 416", resp.StatusCode)
 	}
 }
 

@@ -25,10 +25,7 @@ func (s *Server) pass(q *request, why string) {
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = target
-			pr.Out.Host = o.Host
-			if pr.Out.Host == "" {
-				pr.Out.Host = pr.In.Host
-			}
+			pr.Out.Host = o.Host // "" sends the origin URL's host, as slice fetches do
 			pr.SetXForwarded()
 		},
 		Transport:     s.client(o).Transport(),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -95,10 +96,10 @@ func firstWanted(specs []slicer.Spec, method string) wantBytes {
 	}
 	end := int64(-1)
 	for _, sp := range specs {
-		if sp.First == start && sp.Last >= 0 {
+		if sp.First == start && sp.Last >= 0 && sp.Last < math.MaxInt64 {
 			end = max(end, sp.Last+1)
 		}
-		if sp.First == start && sp.Last < 0 {
+		if sp.First == start && (sp.Last < 0 || sp.Last == math.MaxInt64) {
 			end = -1
 			break
 		}

@@ -103,7 +103,7 @@ func pebbleOptions(o Options) *pebble.Options {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
 			MinimumSize:           8 << 10,
-			MaxBlobReferenceDepth: 10,
+			MaxBlobReferenceDepth: 30,
 			RewriteMinimumAge:     5 * time.Minute,
 			TargetGarbageRatio:    0.25,
 		}

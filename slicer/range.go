@@ -103,20 +103,20 @@ func parseSpec(elem string) (Spec, string) {
 		return Spec{}, "range-spec without '-'"
 	}
 	if first == "" {
-		n, ok := parseDigits(last)
+		n, ok := parsePos(last)
 		if !ok {
 			return Spec{}, "bad suffix-length"
 		}
 		return Spec{First: -1, Last: -1, Suffix: n}, ""
 	}
-	f, ok := parseDigits(first)
+	f, ok := parsePos(first)
 	if !ok {
 		return Spec{}, "bad first-pos"
 	}
 	if last == "" {
 		return Spec{First: f, Last: -1}, ""
 	}
-	l, ok := parseDigits(last)
+	l, ok := parsePos(last)
 	if !ok {
 		return Spec{}, "bad last-pos"
 	}
@@ -286,4 +286,21 @@ func coalesce(rs []Range) []Range {
 		rs[n] = r
 	}
 	return rs[:n+1]
+}
+
+// parsePos parses a position or length in a Range header. RFC 9110 §14.1.1
+// asks recipients to expect numbers beyond any object and not fail on
+// them: a value past math.MaxInt64 saturates to it, so "0-<huge>" is the
+// whole object, "<huge>-" unsatisfiable and "-<huge>" the whole object.
+func parsePos(s string) (int64, bool) {
+	n, ok := parseDigits(s)
+	if ok || s == "" {
+		return n, ok
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	return math.MaxInt64, true
 }

@@ -75,10 +75,12 @@ var parseTests = []struct {
 	{"semicolon", "bytes=1-2;3-4", nil},
 	{"space separated", "bytes=1-2 3-4", nil},
 	{"unicode digit", "bytes=1-\uff12", nil},
-	{"overflow last", "bytes=0-9223372036854775808", nil},
-	{"overflow first", "bytes=9223372036854775808-", nil},
-	{"overflow suffix", "bytes=-9223372036854775808", nil},
-	{"huge", "bytes=0-99999999999999999999999999", nil},
+	// Numbers past int64 saturate (RFC 9110 §14.1.1: expect large numbers).
+	{"overflow last", "bytes=0-9223372036854775808", []Spec{{0, math.MaxInt64, 0}}},
+	{"overflow first", "bytes=9223372036854775808-", []Spec{{math.MaxInt64, -1, 0}}},
+	{"overflow suffix", "bytes=-9223372036854775808", []Spec{{-1, -1, math.MaxInt64}}},
+	{"huge", "bytes=0-99999999999999999999999999", []Spec{{0, math.MaxInt64, 0}}},
+	{"huge both, ordered", "bytes=99999999999999999999-99999999999999999999", []Spec{{math.MaxInt64, math.MaxInt64, 0}}},
 }
 
 func TestParse(t *testing.T) {
