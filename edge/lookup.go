@@ -113,7 +113,9 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	if resp.Status == http.StatusNotModified {
 		m := *old
 		m.StoredAt = s.now()
-		if life, ok, _ := freshness(mergeHeader(old.Header, resp.Header), s.now(), q.rule.DefaultTTL); ok {
+		merged := mergeHeader(old.Header, resp.Header)
+		m.Header = map[string][]string(merged)
+		if life, ok, _ := freshness(merged, s.now(), q.rule.DefaultTTL); ok {
 			m.Lifetime = life
 		}
 		if err := s.Store.PutMeta(&m); err != nil {
@@ -250,14 +252,11 @@ func (s *Server) feed(m *segstore.Meta, resp *origin.Response, first int64, fill
 	}
 }
 
-// fetchRun fetches the owned slices of claims (consecutive) for a known
-// version, in the background.
-func (s *Server) fetchRun(q *request, m *segstore.Meta, claims []origin.Claim) {
-	fills := make([]*origin.Fill, len(claims))
-	for i, c := range claims {
-		fills[i] = c.Fill
-	}
-	first, last := claims[0].Index, claims[len(claims)-1].Index
+// fetchRun fetches, in the background, the slices of fills for a known
+// version: fills[k] is slice first+k, nil for a slice this request does
+// not own (only for origins without range support, whose whole body passes
+// by). With range support fills are consecutive and all owned.
+func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*origin.Fill) {
 	req := &origin.Request{
 		URL:     originURL(q.r, q.rule.Origin),
 		Host:    q.rule.Origin.Host,
@@ -265,7 +264,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, claims []origin.Claim) {
 		IfMatch: validatorOf(m),
 	}
 	if !m.NoRange {
-		rng := slicer.Run{First: first, Last: last}.Bytes(m.SliceSize, m.Size)
+		rng := slicer.Run{First: first, Last: first + int64(len(fills)) - 1}.Bytes(m.SliceSize, m.Size)
 		req.Range = &rng
 	}
 	client := s.client(q.rule.Origin)
@@ -286,7 +285,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, claims []origin.Claim) {
 			s.fills.Abandon(fills, err)
 			return
 		}
-		if !resp.Ranged {
+		if !resp.Ranged && first > 0 {
 			// Whole body from byte 0: pad the fills so slice k is fills[k].
 			all := make([]*origin.Fill, first+int64(len(fills)))
 			copy(all[first:], fills)

@@ -343,8 +343,26 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		run = slicer.Run{First: 0, Last: m.SliceCount() - 1}
 	}
 	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(j int64) bool { return s.Store.Has(m, j) })
-	for _, owned := range origin.OwnedRuns(claims) {
-		s.fetchRun(q, m, owned)
+	if m.NoRange {
+		// One whole-body fetch feeds every owned slice and skips the rest.
+		fills := make([]*origin.Fill, len(claims))
+		owned := false
+		for k, c := range claims {
+			if c.Owned {
+				fills[k], owned = c.Fill, true
+			}
+		}
+		if owned {
+			s.fetchRun(q, m, run.First, fills)
+		}
+	} else {
+		for _, owned := range origin.OwnedRuns(claims) {
+			fills := make([]*origin.Fill, len(owned))
+			for k, c := range owned {
+				fills[k] = c.Fill
+			}
+			s.fetchRun(q, m, owned[0].Index, fills)
+		}
 	}
 	*claimedTo = max(*claimedTo, run.Last)
 }
