@@ -43,7 +43,8 @@
 // current meta of its object, and only if that meta still names the slice's
 // version: a fill that was in flight while its object was purged or replaced
 // gets ErrStale and writes nothing. PutMeta, WriteSlice and Purge of one key
-// are serialised by a striped lock; reads (Meta, Has, ReadSlice) do not take it.
+// are serialised by a striped lock; reads (Meta, Has, ReadSlice) do not take
+// it, except to load a meta that is not in the cache.
 //
 // The WAL is disabled (see pebble.go): after a crash the store holds the
 // batches of some prefix of its history, never part of a batch, so every

@@ -17,8 +17,8 @@ import (
 var (
 	// ErrNotFound: no such object, or no such slice of it.
 	ErrNotFound = errors.New("not found")
-	// ErrCorrupt: the slice failed its checksum and has been deleted;
-	// refetch it.
+	// ErrCorrupt: the slice failed its checksum and has been deleted
+	// (unless the error also says deleting it failed); refetch it.
 	ErrCorrupt = errors.New("checksum mismatch")
 	// ErrStale: WriteSlice for a version that is no longer the object's
 	// current one (purged or replaced); nothing was written.
@@ -561,6 +561,10 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 	if cur == nil || cur.meta.Version != m.Version {
 		return fmt.Errorf("segstore: write slice %d of %q version %016x: %w", i, m.Key, m.Version, ErrStale)
 	}
+	if cur.meta.Size != m.Size || cur.meta.SliceSize != m.SliceSize {
+		return fmt.Errorf("segstore: write slice %d of %q: meta says size %d, slice size %d; the stored meta of version %016x says %d, %d",
+			i, m.Key, m.Size, m.SliceSize, m.Version, cur.meta.Size, cur.meta.SliceSize)
+	}
 	_ = b.Set(metaKey(m.Key), cur.raw, nil)
 	if err := b.Commit(writeOpts); err != nil {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
@@ -570,8 +574,8 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 }
 
 // Purge deletes the meta of key and every slice of every version of it, and
-// flushes so that a crash cannot bring them back. It returns ErrNotFound if
-// there was no meta (any stray slices are deleted all the same).
+// flushes so that a crash cannot bring them back. Purging a key the store
+// does not hold is not an error.
 func (s *Store) Purge(key string) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -585,7 +589,7 @@ func (s *Store) Purge(key string) error {
 		return fmt.Errorf("segstore: purge %q: %w", key, err)
 	}
 	if !existed {
-		return fmt.Errorf("segstore: purge %q: %w", key, ErrNotFound)
+		return nil
 	}
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("segstore: purge %q: flush: %w", key, err)
@@ -593,8 +597,8 @@ func (s *Store) Purge(key string) error {
 	return nil
 }
 
-// purgeLocked deletes key's meta and all slices of its hash. The caller
-// holds key's stripe lock.
+// purgeLocked deletes key's meta and all slices of its hash, if key has a
+// meta. The caller holds key's stripe lock.
 func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
 	mk := metaKey(key)
 	s.metaMu.RLock()
@@ -608,7 +612,11 @@ func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
 			if err := closer.Close(); err != nil {
 				return false, err
 			}
-		case !errors.Is(err, pebble.ErrNotFound):
+		case errors.Is(err, pebble.ErrNotFound):
+			// Nothing to delete: slices are only written under a meta, and
+			// Open removes any a crash left without one.
+			return false, nil
+		default:
 			return false, err
 		}
 	}
