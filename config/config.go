@@ -27,10 +27,15 @@ const (
 
 // Defaults of the optional rule and origin keys.
 const (
-	DefaultMaxRanges      = 64
-	DefaultMaxRun         = 16
-	DefaultConnectTimeout = 5 * time.Second
-	DefaultReadTimeout    = 30 * time.Second
+	DefaultMaxRanges = 64
+	DefaultMaxRun    = 16
+	// DefaultHeuristicFraction and DefaultHeuristicMax are the heuristic
+	// freshness of RFC 9111 §4.2.2: 10% of the age of Last-Modified, at
+	// most a day.
+	DefaultHeuristicFraction = 0.1
+	DefaultHeuristicMax      = 24 * time.Hour
+	DefaultConnectTimeout    = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
 )
 
 // MinStoreBytes is the smallest store.max_bytes accepted: room for at least
@@ -90,6 +95,20 @@ type Rule struct {
 	// of an object the origin gives no ETag.
 	LastModifiedValidator bool
 	MaxRun                int64 // most slices fetched from the origin in one request
+
+	// OverrideTTL, when set, replaces the origin's freshness lifetime
+	// (no-store and private are still obeyed).
+	OverrideTTL time.Duration
+	// StaleWhileRevalidate and StaleIfError extend what the origin's own
+	// Cache-Control directives of those names allow (RFC 5861): the longer
+	// of the two windows applies.
+	StaleWhileRevalidate time.Duration
+	StaleIfError         time.Duration
+	// HeuristicFraction of the time since Last-Modified is the freshness of
+	// a response with no explicit freshness (RFC 9111 §4.2.2), at most
+	// HeuristicMax; 0 turns heuristic freshness off.
+	HeuristicFraction float64
+	HeuristicMax      time.Duration
 }
 
 // IsGlob reports whether match is a glob rather than a prefix: whether it

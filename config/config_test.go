@@ -192,7 +192,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host)`,
-			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run)`,
+			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max)`,
 		}},
 		{"bad-empty.yaml", []string{
 			`bad-empty.yaml: listen: required (want host:port, e.g. 127.0.0.1:8080)`,
@@ -250,6 +250,8 @@ func TestBadFiles(t *testing.T) {
 			`bad-rules.yaml:29: rules[6].match: required (want a path prefix such as /video/ or a glob such as /dl/*.iso)`,
 			`bad-rules.yaml:30: rules[6].slice_size: "1.5MiB" is not a whole number (want a whole number of bytes, or a whole number with B, KiB, MiB, GiB or TiB, e.g. 4MiB)`,
 			`bad-rules.yaml:31: rules[6].default_ttl: 0s is not positive (want a duration greater than zero, e.g. 1h)`,
+			`bad-rules.yaml:32: rules[6].heuristic_fraction: 1.5 is out of range (want a number from 0 (off) to 1; default 0.1)`,
+			`bad-rules.yaml:33: rules[6].stale_if_error: "soon" is not a duration (want a Go duration such as 30s, 5m or 1h; units ns, us, ms, s, m, h)`,
 		}},
 		{"bad-shadow.yaml", []string{
 			`bad-shadow.yaml:12: rules[1]: never matches: every path it matches is matched first by rules[0] (match /video/)`,
@@ -333,7 +335,7 @@ func TestDefault(t *testing.T) {
 		o.ConnectTimeout != DefaultConnectTimeout || o.ReadTimeout != DefaultReadTimeout || o.Host != "" {
 		t.Fatalf("Default().Origins = %+v", c.Origins)
 	}
-	want := Rule{Index: 0, Match: "/", Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun}
+	want := Rule{Index: 0, Match: "/", Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax}
 	if len(c.Rules) != 1 || *c.Rules[0] != want {
 		t.Errorf("Default().Rules = %+v, want [%+v]", c.Rules, want)
 	}
@@ -360,9 +362,9 @@ func TestSample(t *testing.T) {
 		t.Fatalf("origins %+v", c.Origins)
 	}
 	want := []Rule{
-		{Index: 0, Match: "/video/", Origin: o, SliceSize: 4 << 20, DefaultTTL: time.Hour, Query: QueryIgnore, MaxRanges: 64, MaxRun: 16},
-		{Index: 1, Match: "/dl/*.iso", Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16},
-		{Index: 2, Match: "/", Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16},
+		{Index: 0, Match: "/video/", Origin: o, SliceSize: 4 << 20, DefaultTTL: time.Hour, Query: QueryIgnore, MaxRanges: 64, MaxRun: 16, StaleWhileRevalidate: 30 * time.Second, StaleIfError: time.Hour, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax},
+		{Index: 1, Match: "/dl/*.iso", Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax},
+		{Index: 2, Match: "/", Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax},
 	}
 	if len(c.Rules) != len(want) {
 		t.Fatalf("%d rules, want %d", len(c.Rules), len(want))
@@ -518,6 +520,11 @@ rules:
     max_ranges: 1
     last_modified_validator: true
     max_run: 256
+    override_ttl: 5m
+    stale_while_revalidate: 30s
+    stale_if_error: 2h
+    heuristic_fraction: 0
+    heuristic_max: 1h
     slice_size: ~
 `))
 	if err != nil {
@@ -530,7 +537,8 @@ rules:
 	if o.Name != "a" || o.Host != "cdn.example.com:8080" || o.ReadTimeout != 2*time.Minute || o.ConnectTimeout != DefaultConnectTimeout {
 		t.Errorf("origin = %+v", o)
 	}
-	want := Rule{Match: "/", Origin: o, SliceSize: DefaultSliceSize, DefaultTTL: 10 * time.Minute, Query: QuerySort, MaxRanges: 1, LastModifiedValidator: true, MaxRun: 256}
+	want := Rule{Match: "/", Origin: o, SliceSize: DefaultSliceSize, DefaultTTL: 10 * time.Minute, Query: QuerySort, MaxRanges: 1, LastModifiedValidator: true, MaxRun: 256,
+		OverrideTTL: 5 * time.Minute, StaleWhileRevalidate: 30 * time.Second, StaleIfError: 2 * time.Hour, HeuristicFraction: 0, HeuristicMax: time.Hour}
 	if *c.Rules[0] != want {
 		t.Errorf("rule = %+v\nwant %+v", *c.Rules[0], want)
 	}

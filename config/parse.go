@@ -491,13 +491,15 @@ func (d *decoder) rules(e entry, origins map[string]*Origin, names []string) []*
 }
 
 func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []string) *Rule {
-	r := &Rule{Index: i, SliceSize: DefaultSliceSize, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun}
+	r := &Rule{Index: i, SliceSize: DefaultSliceSize, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun,
+		HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax}
 	field := fmt.Sprintf("rules[%d]", i)
 	defined := "no origins are defined"
 	if len(names) > 0 {
 		defined = "defined: " + strings.Join(names, ", ")
 	}
-	fs, ok := d.mapping(n, n.Line, field, "match", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run")
+	fs, ok := d.mapping(n, n.Line, field, "match", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
+		"override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max")
 	if !ok {
 		return r
 	}
@@ -558,7 +560,45 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 			r.MaxRun = v
 		}
 	}
+	for _, k := range []struct {
+		key string
+		dst *time.Duration
+		eg  string
+	}{
+		{"override_ttl", &r.OverrideTTL, "10m"},
+		{"stale_while_revalidate", &r.StaleWhileRevalidate, "30s"},
+		{"stale_if_error", &r.StaleIfError, "1h"},
+		{"heuristic_max", &r.HeuristicMax, "24h"},
+	} {
+		if e, ok := fs.get(k.key); ok {
+			if v, ok := d.duration(e, field+"."+k.key, k.eg); ok {
+				*k.dst = v
+			}
+		}
+	}
+	if he, ok := fs.get("heuristic_fraction"); ok {
+		r.HeuristicFraction = d.fraction(he, field+".heuristic_fraction", DefaultHeuristicFraction)
+	}
 	return r
+}
+
+// fraction reads a number from 0 to 1.
+func (d *decoder) fraction(e entry, field string, def float64) float64 {
+	want := fmt.Sprintf("want a number from 0 (off) to 1; default %g", def)
+	s, ok := d.scalar(e, field, "a number")
+	if !ok {
+		return def
+	}
+	var f float64
+	if (e.val.ShortTag() != "!!float" && e.val.ShortTag() != "!!int") || e.val.Decode(&f) != nil {
+		d.errorf(e.val.Line, field, "%s is not a number (%s)", describe(e.val), want)
+		return def
+	}
+	if f < 0 || f > 1 {
+		d.errorf(e.val.Line, field, "%s is out of range (%s)", s, want)
+		return def
+	}
+	return f
 }
 
 // match checks a rule's match: a path starting with "/", and a valid

@@ -352,7 +352,7 @@ func TestOriginWithoutRangeSupport(t *testing.T) {
 	}
 	wantBytes(t, "first range", body, path, 1, 2097152)
 	// Wait for the full body that passed by to be stored.
-	waitFor(t, "whole object stored", func() bool { return h.edge.Stats.OriginBytes.Load() == 6*MiB && h.inFlight() == 0 })
+	waitFor(t, "whole object stored", func() bool { return h.edge.Counters().OriginBytes == 6*MiB && h.inFlight() == 0 })
 	reqs := h.origin.Requests()
 	for _, rng := range []string{"bytes=0-", "bytes=5000000-5000100", "bytes=-1", ""} {
 		var hdr []string
@@ -537,7 +537,7 @@ func TestSliceSizeFixedAtFirstFill(t *testing.T) {
 	wantBytes(t, "first fill", body, path, 1, 0)
 	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
 	h.stop()
-	h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.origin.URL()), "slice_size: 1MiB", "slice_size: 256KiB", 1))
+	h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.front.URL), "slice_size: 1MiB", "slice_size: 256KiB", 1))
 	before := h.origin.BodyBytes()
 	resp, body := h.get(t, path, "Range: bytes=1000000-3000000")
 	if resp.StatusCode != 206 {

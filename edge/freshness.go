@@ -5,14 +5,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sliceedge/sliceedge/config"
 )
 
 // cacheControl holds the directives of a Cache-Control header that the edge
-// acts on (RFC 9111 §5.2.2).
+// acts on (RFC 9111 §5.2.2, RFC 5861).
 type cacheControl struct {
-	noStore, private, noCache bool
-	maxAge, sMaxAge           time.Duration
-	hasMaxAge, hasSMaxAge     bool
+	noStore, private, noCache, mustRevalidate bool
+	maxAge, sMaxAge                           time.Duration
+	hasMaxAge, hasSMaxAge                     bool
+	staleWhileRevalidate, staleIfError        time.Duration
 }
 
 func parseCacheControl(h http.Header) cacheControl {
@@ -28,6 +31,8 @@ func parseCacheControl(h http.Header) cacheControl {
 				cc.private = true
 			case "no-cache":
 				cc.noCache = true
+			case "must-revalidate", "proxy-revalidate":
+				cc.mustRevalidate = true
 			case "max-age":
 				if d, ok := deltaSeconds(arg); ok {
 					cc.maxAge, cc.hasMaxAge = d, true
@@ -35,6 +40,14 @@ func parseCacheControl(h http.Header) cacheControl {
 			case "s-maxage":
 				if d, ok := deltaSeconds(arg); ok {
 					cc.sMaxAge, cc.hasSMaxAge = d, true
+				}
+			case "stale-while-revalidate":
+				if d, ok := deltaSeconds(arg); ok {
+					cc.staleWhileRevalidate = d
+				}
+			case "stale-if-error":
+				if d, ok := deltaSeconds(arg); ok {
+					cc.staleIfError = d
 				}
 			}
 		}
@@ -45,52 +58,78 @@ func parseCacheControl(h http.Header) cacheControl {
 // deltaSeconds parses delta-seconds (RFC 9111 §1.2.2); values too large
 // saturate.
 func deltaSeconds(s string) (time.Duration, bool) {
+	const maxDur = time.Duration(1<<63 - 1)
 	n, err := strconv.ParseUint(s, 10, 63)
 	if err != nil {
 		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-			return 1<<63 - 1, true
+			return maxDur, true
 		}
 		return 0, false
 	}
-	if n > uint64((1<<63-1)/time.Second) {
-		return 1<<63 - 1, true
+	if n > uint64(maxDur/time.Second) {
+		return maxDur, true
 	}
 	return time.Duration(n) * time.Second, true
 }
 
+// policy is how long a stored response is fresh, and how long past that it
+// may still be served stale.
+type policy struct {
+	lifetime time.Duration
+	// swr and sie are the stale-while-revalidate and stale-if-error
+	// windows: the longer of the origin's directive and the rule's.
+	swr, sie time.Duration
+	// mustRevalidate forbids serving stale at all (must-revalidate,
+	// proxy-revalidate, or s-maxage, RFC 9111 §5.2.2.10).
+	mustRevalidate bool
+}
+
 // freshness decides whether a response may be stored by a shared cache and
-// for how long (RFC 9111 §3 and §4.2.1): s-maxage, else max-age, else
-// Expires minus Date, else the rule's default TTL. ok is false when the
-// response must not be stored, with the reason.
-func freshness(h http.Header, now time.Time, defaultTTL time.Duration) (lifetime time.Duration, ok bool, why string) {
+// on what terms (RFC 9111 §3, §4.2.1, §4.2.2): the rule's override_ttl,
+// else s-maxage, max-age, Expires minus Date, the rule's default_ttl, and
+// last a heuristic fraction of the time since Last-Modified. ok is false,
+// with the reason, when the response must not be stored.
+func freshness(h http.Header, now time.Time, rule *config.Rule) (p policy, ok bool, why string) {
 	cc := parseCacheControl(h)
+	p.swr = max(cc.staleWhileRevalidate, rule.StaleWhileRevalidate)
+	p.sie = max(cc.staleIfError, rule.StaleIfError)
+	p.mustRevalidate = cc.mustRevalidate || cc.hasSMaxAge
+	date := now
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		date = d
+	}
 	switch {
 	case cc.noStore:
-		return 0, false, "no-store"
+		return p, false, "no-store"
 	case cc.private:
-		return 0, false, "private"
+		return p, false, "private"
+	case rule.OverrideTTL > 0:
+		p.lifetime = rule.OverrideTTL
+		return p, true, ""
 	case cc.noCache:
 		// Stored, but every use is revalidated (RFC 9111 §5.2.2.4).
-		return 0, true, ""
+		return p, true, ""
 	case cc.hasSMaxAge:
-		return cc.sMaxAge, true, ""
+		p.lifetime = cc.sMaxAge
+		return p, true, ""
 	case cc.hasMaxAge:
-		return cc.maxAge, true, ""
+		p.lifetime = cc.maxAge
+		return p, true, ""
 	}
 	if exp := h.Get("Expires"); exp != "" {
-		t, err := http.ParseTime(exp)
-		if err != nil {
-			// An invalid Expires means already expired (RFC 9111 §5.3).
-			return 0, true, ""
+		if t, err := http.ParseTime(exp); err == nil {
+			p.lifetime = max(t.Sub(date), 0)
 		}
-		date := now
-		if d, err := http.ParseTime(h.Get("Date")); err == nil {
-			date = d
-		}
-		return max(t.Sub(date), 0), true, ""
+		// An invalid Expires means already expired (RFC 9111 §5.3).
+		return p, true, ""
 	}
-	if defaultTTL > 0 {
-		return defaultTTL, true, ""
+	if rule.DefaultTTL > 0 {
+		p.lifetime = rule.DefaultTTL
+		return p, true, ""
 	}
-	return 0, false, "no freshness information and no default_ttl"
+	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && rule.HeuristicFraction > 0 && date.After(lm) {
+		p.lifetime = min(time.Duration(float64(date.Sub(lm))*rule.HeuristicFraction), rule.HeuristicMax)
+		return p, true, ""
+	}
+	return p, false, "no freshness information"
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -20,6 +22,9 @@ import (
 // a temp dir, over real loopback HTTP.
 type harness struct {
 	origin *origintest.Server
+	front  *httptest.Server // what the edge talks to: hook, then origin
+	hook   atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
+	clock  atomic.Int64 // nanoseconds added to the wall clock the edge sees
 	store  *segstore.Store
 	edge   *edge.Server
 	srv    *httptest.Server
@@ -44,6 +49,12 @@ rules:
     origin: default
     slice_size: 64KiB
     last_modified_validator: true
+  - match: /noheur/
+    origin: default
+    heuristic_fraction: 0
+  - match: /sie/
+    origin: default
+    stale_if_error: 10m
   - match: /
     origin: default
     slice_size: 1MiB
@@ -52,9 +63,26 @@ rules:
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{origin: origintest.NewTest(t), dir: t.TempDir()}
-	h.start(t, fmt.Sprintf(testConfig, h.origin.URL()))
+	h.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := h.hook.Load(); f != nil && (*f)(w, r) {
+			return
+		}
+		h.origin.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(h.front.Close)
+	h.start(t, fmt.Sprintf(testConfig, h.front.URL))
 	return h
 }
+
+// setHook makes f see every origin request first; f returns true when it
+// answered the request itself.
+func (h *harness) setHook(f func(w http.ResponseWriter, r *http.Request) bool) { h.hook.Store(&f) }
+
+// advance moves the edge's clock forward.
+func (h *harness) advance(d time.Duration) { h.clock.Add(int64(d)) }
+
+// stopOrigin makes the origin unreachable: connections are refused.
+func (h *harness) stopOrigin() { h.front.Close() }
 
 // start (re)opens the store and the edge with cfgYAML.
 func (h *harness) start(t testing.TB, cfgYAML string) {
@@ -68,7 +96,8 @@ func (h *harness) start(t testing.TB, cfgYAML string) {
 		t.Fatalf("open store: %v", err)
 	}
 	h.store = st
-	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop()}
+	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop(),
+		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }}
 	h.srv = httptest.NewServer(h.edge)
 	t.Cleanup(h.stop)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
@@ -14,32 +15,47 @@ import (
 
 // found is the outcome of a lookup shared by every request collapsed on it.
 type found struct {
-	meta   *segstore.Meta
-	pass   string // non-empty: the object is not slice-cached, and why
-	status string // how the meta was obtained: "hit", "miss", "revalidated", "refreshed"
+	meta      *segstore.Meta
+	pass      string // non-empty: the object is not slice-cached, and why
+	status    string // how the meta was obtained: "hit", "stale", "miss", "revalidated", "refreshed"
+	detail    string // for Cache-Status: why stale was served
+	failed5xx bool   // the origin answered 5xx (pass is set too)
 }
 
 // lead is what only the request that ran the origin fetch gets back: an
 // origin answer it can relay instead of asking again.
 type lead struct {
-	ran    bool
-	relay  *http.Response // a non-slicable origin answer (404, 500, 3xx) to relay
-	failed error          // the origin failed in a way worth a 502
+	ran   bool
+	relay *http.Response // a non-slicable origin answer (404, 500, 3xx) to relay
 }
 
 // lookup returns the meta of q's object: from the store when fresh, after
 // one collapsed revalidation when stale, after one collapsed discovery
-// fetch when unknown. want is the run of slices the request needs first; a
-// discovery fetches exactly it, so a cold request costs no extra round trip.
-// forceVersion, when non-zero, names a version found to be gone: the lookup
-// then discovers afresh unless another request already did.
+// fetch when unknown. want is the bytes the request needs first; a discovery
+// fetches exactly the slices holding them (at most max_run), so a cold
+// request costs no extra round trip. A stale object inside its
+// stale-while-revalidate window is served at once while one background
+// request revalidates it; one inside its stale-if-error window is served
+// when revalidation fails. forceVersion, when non-zero, names a version
+// found to be gone: the lookup then discovers afresh unless another request
+// already did.
 func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (found, *lead, error) {
+	var stale *segstore.Meta
+	var pol policy
 	if forceVersion == 0 {
-		if m, err := s.Store.Meta(q.key); err == nil {
-			if s.fresh(m) {
-				return found{meta: m, status: "hit"}, nil, nil
+		m, err := s.Store.Meta(q.key)
+		switch {
+		case err == nil && s.fresh(m):
+			return found{meta: m, status: "hit"}, nil, nil
+		case err == nil:
+			stale = m
+			pol, _, _ = freshness(http.Header(m.Header), m.StoredAt, q.rule)
+			if !pol.mustRevalidate && s.staleness(m) <= pol.swr {
+				s.revalidateInBackground(q, want)
+				s.m().staleServed("while_revalidate")
+				return found{meta: m, status: "stale", detail: "stale-while-revalidate"}, nil, nil
 			}
-		} else if !errors.Is(err, segstore.ErrNotFound) {
+		case !errors.Is(err, segstore.ErrNotFound):
 			s.Log.Warn().Err(err).Str("key", q.key).Msg("edge: read meta; treating the object as unknown")
 		}
 	}
@@ -51,14 +67,39 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (found,
 	if !ld.ran {
 		ld = nil
 	}
+	f, _ := v.(found)
+	if stale != nil && !pol.mustRevalidate && s.staleness(stale) <= pol.sie && (err != nil || f.failed5xx) {
+		// The origin is down or failing: serve what we have (RFC 5861 §4).
+		if ld != nil && ld.relay != nil {
+			ld.relay.Body.Close()
+			ld.relay = nil
+		}
+		s.m().staleServed("if_error")
+		return found{meta: stale, status: "stale", detail: "stale-if-error"}, nil, nil
+	}
 	if err != nil {
 		return found{}, ld, err
 	}
-	return v.(found), ld, nil
+	return f, ld, nil
+}
+
+// revalidateInBackground revalidates q's object in a goroutine of its own,
+// collapsed with any other lookup of the key; nobody waits for it.
+func (s *Server) revalidateInBackground(q *request, want wantBytes) {
+	bq := *q
+	bq.r = q.r.Clone(context.WithoutCancel(q.r.Context()))
+	s.lookups.DoChan(q.key, func() (any, error) {
+		return s.fetchMeta(&bq, want, 0, &lead{})
+	})
 }
 
 func (s *Server) fresh(m *segstore.Meta) bool {
 	return s.now().Before(m.StoredAt.Add(m.Lifetime))
+}
+
+// staleness is how long ago m stopped being fresh.
+func (s *Server) staleness(m *segstore.Meta) time.Duration {
+	return s.now().Sub(m.StoredAt.Add(m.Lifetime))
 }
 
 // fetchMeta runs inside the per-key singleflight: one origin request that
@@ -88,55 +129,66 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		Header: q.r.Header,
 		Range:  &rng,
 	}
+	kind := "discover"
 	if old != nil {
 		req.IfNoneMatch = validatorOf(old)
+		kind = "revalidate"
 	}
-	s.Stats.OriginRequests.Add(1)
+	s.m().originRequest(kind)
+	epoch := s.purges.Load()
 	// The fetch outlives the client: the fill it starts completes for the store.
 	ctx := context.WithoutCancel(q.r.Context())
 	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
 	var se *origin.StatusError
 	switch {
 	case errors.As(err, &se):
+		code := se.Resp.StatusCode
+		if code >= 500 {
+			s.m().originError(err)
+		}
+		if old != nil {
+			s.m().revalidation("error")
+			if code == http.StatusNotFound || code == http.StatusGone {
+				s.purge(q.key, old.Version) // the object is gone at the origin
+			}
+		}
 		ld.relay = se.Resp
-		return found{pass: fmt.Sprintf("origin answered %d", se.Resp.StatusCode)}, nil
+		return found{pass: fmt.Sprintf("origin answered %d", code), failed5xx: code >= 500}, nil
 	case errors.Is(err, origin.ErrUnsatisfiable):
 		// The object is shorter than the first slice asked for (or empty):
 		// the origin's own answer to the client's request is the right one.
 		return found{pass: "range beyond the object"}, nil
 	case err != nil:
-		s.Stats.OriginErrors.Add(1)
-		ld.failed = err
+		s.m().originError(err)
+		if old != nil {
+			s.m().revalidation("error")
+		}
 		return found{}, err
 	}
 
-	if resp.Status == http.StatusNotModified {
+	val := origin.ValidatorOf(resp.Header, q.rule.LastModifiedValidator)
+	if resp.Status == http.StatusNotModified || (old != nil && !val.IsZero() && validatorOf(old).Matches(val)) {
+		// Still the stored version (a 304, or an origin that ignored
+		// If-None-Match but sent the same validator): one answer refreshes
+		// every slice at once.
+		resp.Body.Close()
+		s.m().revalidation("not_modified")
 		m := *old
 		m.StoredAt = s.now()
 		merged := mergeHeader(old.Header, resp.Header)
 		m.Header = map[string][]string(merged)
-		if life, ok, _ := freshness(merged, s.now(), q.rule.DefaultTTL); ok {
-			m.Lifetime = life
+		if pol, ok, _ := freshness(merged, s.now(), q.rule); ok {
+			m.Lifetime = pol.lifetime
 		}
-		if err := s.Store.PutMeta(&m); err != nil {
-			s.storeError(err, "put meta after 304")
+		if s.purges.Load() == epoch {
+			if err := s.Store.PutMeta(&m); err != nil {
+				s.storeError(err, "put meta after revalidation")
+			}
 		}
 		return found{meta: &m, status: "revalidated"}, nil
 	}
-
-	val := origin.ValidatorOf(resp.Header, q.rule.LastModifiedValidator)
-	if old != nil && !val.IsZero() && validatorOf(old).Matches(val) {
-		// The origin ignored If-None-Match but the object is unchanged.
-		resp.Body.Close()
-		m := *old
-		m.StoredAt = s.now()
-		if life, ok, _ := freshness(resp.Header, s.now(), q.rule.DefaultTTL); ok {
-			m.Lifetime = life
-		}
-		if err := s.Store.PutMeta(&m); err != nil {
-			s.storeError(err, "put meta after revalidation")
-		}
-		return found{meta: &m, status: "revalidated"}, nil
+	if old != nil {
+		s.m().revalidation("changed")
 	}
 
 	if why := s.uncacheable(resp, val, q); why != "" {
@@ -147,7 +199,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		}
 		return found{pass: why}, nil
 	}
-	life, _, _ := freshness(resp.Header, s.now(), q.rule.DefaultTTL)
+	pol, _, _ := freshness(resp.Header, s.now(), q.rule)
 	m := &segstore.Meta{
 		Key:          q.key,
 		Size:         resp.Size,
@@ -157,7 +209,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		LastModified: val.LastModified,
 		Header:       replayHeader(resp.Header),
 		StoredAt:     s.now(),
-		Lifetime:     life,
+		Lifetime:     pol.lifetime,
 		NoRange:      !resp.Ranged,
 	}
 	if m.LastModified == "" {
@@ -166,7 +218,10 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	// Claim the slices this response carries before the meta is visible,
 	// so no other request can fetch them again.
 	first, fills := s.claimResponse(m, resp)
-	if err := s.Store.PutMeta(m); err != nil {
+	if s.purges.Load() != epoch {
+		// A purge ran while this answer was on its way: serve it, but do
+		// not let it bring back what the operator purged.
+	} else if err := s.Store.PutMeta(m); err != nil {
 		// Serve from the fills anyway; their writes will fail as stale.
 		s.storeError(err, "put meta")
 	}
@@ -183,7 +238,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 // or "".
 func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *request) string {
 	h := resp.Header
-	if _, ok, why := freshness(h, s.now(), q.rule.DefaultTTL); !ok {
+	if _, ok, why := freshness(h, s.now(), q.rule); !ok {
 		return why
 	}
 	switch {
@@ -240,14 +295,14 @@ func (s *Server) feed(m *segstore.Meta, resp *origin.Response, first int64, fill
 		s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at slice %d: %w", resp.Range.Start, first, origin.ErrBadContentRange))
 		return
 	}
-	body := &countingReader{r: resp.Body, n: &s.Stats.OriginBytes}
+	body := &countingReader{r: resp.Body, c: s.m().originBytes}
 	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) {
 		if err := s.Store.WriteSlice(m, f.Index, f.Bytes()); err != nil && !errors.Is(err, segstore.ErrStale) {
 			s.storeError(err, "write slice")
 		}
 	})
 	if err != nil {
-		s.Stats.OriginErrors.Add(1)
+		s.m().originError(err)
 		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed; waiting requests retry")
 	}
 }
@@ -269,7 +324,12 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 	}
 	client := s.client(q.rule.Origin)
 	ctx := context.WithoutCancel(q.r.Context())
-	s.Stats.OriginRequests.Add(1)
+	s.m().originRequest("fill")
+	for _, f := range fills {
+		if f != nil {
+			q.originBytes += f.Len
+		}
+	}
 	go func() {
 		resp, err := client.Fetch(ctx, req)
 		if err == nil && resp.Size != m.Size {
@@ -281,7 +341,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 			if errors.As(err, &se) {
 				se.Resp.Body.Close()
 			}
-			s.Stats.OriginErrors.Add(1)
+			s.m().originError(err)
 			s.fills.Abandon(fills, err)
 			return
 		}

@@ -7,13 +7,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // pass forwards a request the edge does not cache to the origin unchanged
 // and streams the answer back.
 func (s *Server) pass(q *request, why string) {
 	q.cacheStatus, q.detail = "PASS", why
-	s.Stats.Passes.Add(1)
 	o := q.rule.Origin
 	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
 	target, err := url.Parse(originURL(q.r, o))
@@ -21,7 +21,7 @@ func (s *Server) pass(q *request, why string) {
 		s.plainError(q, http.StatusBadRequest, "sliceedge: the request URL cannot be mapped onto the origin\n")
 		return
 	}
-	s.Stats.OriginRequests.Add(1)
+	s.m().originRequest("pass")
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = target
@@ -31,6 +31,9 @@ func (s *Server) pass(q *request, why string) {
 		Transport:     s.client(o).Transport(),
 		FlushInterval: -1, // stream as bytes arrive
 		ModifyResponse: func(resp *http.Response) error {
+			if unsafeMethod(q.r.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
+				s.invalidate(q, resp)
+			}
 			resp.Header.Set("X-Cache", "PASS")
 			resp.Header.Set("Cache-Status", `sliceedge; fwd=uri-miss; detail="`+sanitize(why)+`"`)
 			return nil
@@ -44,6 +47,42 @@ func (s *Server) pass(q *request, why string) {
 		},
 	}
 	rp.ServeHTTP(rec, q.r)
+}
+
+// unsafeMethod: a method that may change the resource (RFC 9110 §9.2.1).
+func unsafeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
+}
+
+// invalidate drops the stored objects a successful unsafe request may have
+// changed: its own URL, and the URLs in Location and Content-Location when
+// they are on the same host (RFC 9111 §4.4).
+func (s *Server) invalidate(q *request, resp *http.Response) {
+	urls := []*url.URL{q.r.URL}
+	for _, h := range []string{"Location", "Content-Location"} {
+		if v := resp.Header.Get(h); v != "" {
+			if u, err := q.r.URL.Parse(v); err == nil && (u.Host == "" || strings.EqualFold(u.Host, q.r.Host)) {
+				urls = append(urls, u)
+			}
+		}
+	}
+	cfg := s.config()
+	for _, u := range urls {
+		rule := cfg.Rule(u.Path)
+		if rule == nil {
+			continue
+		}
+		key := keyFor(q.r.Host, u, rule)
+		s.purges.Add(1)
+		if err := s.Store.Purge(key); err != nil {
+			s.storeError(err, "invalidate after "+q.r.Method)
+		}
+		s.passes.forget(key)
+	}
 }
 
 // relay sends an origin answer the edge does not slice (404, 500, a
@@ -116,8 +155,8 @@ func (s *Server) logRequest(q *request) {
 		return
 	}
 	q.logged = true
-	s.Stats.Requests.Add(1)
 	dur := s.now().Sub(q.start)
+	s.m().request(q, dur)
 	ev := s.Log.Info()
 	ev.Str("method", q.r.Method).
 		Str("host", q.r.Host).
@@ -130,8 +169,9 @@ func (s *Server) logRequest(q *request) {
 	}
 	ev.Int64("slice_hits", q.sliceHits).
 		Int64("slice_misses", q.sliceMisses).
+		Int64("origin_bytes", q.originBytes).
 		Int64("bytes_sent", q.sent).
-		Dur("ttfb", q.ttfb).
-		Dur("duration", dur).
+		Float64("ttfb_ms", float64(q.ttfb.Microseconds())/1000).
+		Float64("duration_ms", float64(dur.Microseconds())/1000).
 		Msg("request")
 }

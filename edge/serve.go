@@ -56,7 +56,7 @@ func (s *Server) serveCached(q *request) {
 			// Bytes of this version are on the wire: the only honest end is
 			// a truncated answer (DESIGN.md, lifecycle step 5).
 			if errors.Is(err, origin.ErrVersionChanged) {
-				s.Stats.FlapAborts.Add(1)
+				s.m().flapAborts.Inc()
 				s.purge(q.key, f.meta.Version)
 			}
 			s.Log.Warn().Err(err).Str("key", q.key).Int64("sent", q.sent).Msg("edge: aborting a response mid-body")
@@ -64,11 +64,11 @@ func (s *Server) serveCached(q *request) {
 		case errors.Is(err, errClientGone):
 			return
 		case errors.Is(err, origin.ErrVersionChanged) && attempt == 0:
-			s.Stats.FlapRestarts.Add(1)
+			s.m().flapRestarts.Inc()
 			force = f.meta.Version
 			continue
 		case errors.Is(err, origin.ErrVersionChanged):
-			s.Stats.FlapAborts.Add(1)
+			s.m().flapAborts.Inc()
 			s.purge(q.key, f.meta.Version)
 			q.cacheStatus, q.detail = "ERROR", "origin changed during fill"
 			s.plainError(q, http.StatusBadGateway, msgOriginChanged)
@@ -178,6 +178,8 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 		}
 	}
 	switch {
+	case r.Method == http.MethodHead && (f.status == "miss" || f.status == "refreshed"):
+		q.cacheStatus = "MISS" // the meta itself came from the origin
 	case r.Method == http.MethodHead || misses == 0:
 		q.cacheStatus = "HIT"
 	case hits == 0:
@@ -232,6 +234,9 @@ func (s *Server) setCacheHeaders(q *request, f found) {
 	if f.meta != nil {
 		ttl := f.meta.StoredAt.Add(f.meta.Lifetime).Sub(s.now())
 		cs += "; ttl=" + strconv.FormatInt(int64(ttl/time.Second), 10)
+	}
+	if f.detail != "" {
+		cs += "; detail=" + f.detail
 	}
 	h.Set("Cache-Status", cs)
 }
@@ -296,6 +301,7 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 			a += n
 			if err == nil {
 				q.sliceMisses++
+				s.m().sliceMisses.Inc()
 				return nil
 			}
 			if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
@@ -313,7 +319,7 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 				s.bufs.Put(bp)
 				if err == nil {
 					q.sliceHits++
-					s.Stats.SliceHits.Add(1)
+					s.m().sliceHits.Inc()
 				}
 				return err
 			}

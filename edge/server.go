@@ -12,8 +12,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,6 +39,8 @@ type Store interface {
 // Server is the edge handler. Construct it with the fields a caller needs;
 // nil fields take their defaults. A Server must not be copied after use.
 type Server struct {
+	// Config is the configuration the server starts with; SetConfig
+	// replaces it while serving.
 	Config *config.Config
 	Store  Store
 	// Log receives the access log and operational messages; the zero
@@ -48,16 +52,33 @@ type Server struct {
 	// origin, with that origin's timeouts.
 	Transport http.RoundTripper
 
-	// Stats counts what the server did, for tests and metrics.
-	Stats Stats
-
 	fills    origin.Fills
 	lookups  singleflight.Group // collapses discovery and revalidation per cache key
 	bufs     sync.Pool          // *[]byte, slice-sized read buffers
 	passes   passMemo
 	clientMu sync.Mutex // protects clients
 	clients  map[*config.Origin]*origin.Client
+
+	live         atomic.Pointer[config.Config] // set by SetConfig; nil means Config
+	metricsOnce  sync.Once
+	metricsSet   *metrics     // see m()
+	lastStoreLog atomic.Int64 // unix seconds of the last store error logged
+	purges       atomic.Int64 // purges so far: a discovery that saw one start does not store its meta
 }
+
+// config returns the configuration in force.
+func (s *Server) config() *config.Config {
+	if c := s.live.Load(); c != nil {
+		return c
+	}
+	return s.Config
+}
+
+// SetConfig puts a new configuration in force for the requests that start
+// from now on; requests in flight finish under the one they started with.
+// Objects keep the slice size they were stored with. The listen addresses
+// and the store are not changed by it: they need a restart.
+func (s *Server) SetConfig(c *config.Config) { s.live.Store(c) }
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -100,6 +121,7 @@ type request struct {
 	status      int
 	sliceHits   int64
 	sliceMisses int64
+	originBytes int64 // bytes of the slices this request fetched from the origin
 	sent        int64
 	ttfb        time.Duration
 }
@@ -118,8 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}()
-	cfg := s.Config
-	q.rule = cfg.Rule(r.URL.Path)
+	q.rule = s.config().Rule(r.URL.Path)
 	switch {
 	case q.rule == nil:
 		// No origin is configured for this path: there is nowhere to go.
@@ -144,12 +165,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveCached(q)
 }
 
-// cacheKey is host + path + query as the rule says. The host is lower-cased
-// and loses a default port; the path is the escaped form as sent.
-func cacheKey(r *http.Request, rule *config.Rule) string {
-	host := strings.TrimSuffix(strings.ToLower(r.Host), ":80")
-	key := host + r.URL.EscapedPath()
-	if q := rule.Query.Normalize(r.URL.RawQuery); q != "" {
+// cacheKey is host + path + query as the rule says.
+func cacheKey(r *http.Request, rule *config.Rule) string { return keyFor(r.Host, r.URL, rule) }
+
+// keyFor is the cache key of URL u on host under rule. The host is
+// lower-cased and loses a default port; the path is the escaped form as
+// sent; the query enters as the rule says.
+func keyFor(host string, u *url.URL, rule *config.Rule) string {
+	key := strings.TrimSuffix(strings.ToLower(host), ":80") + u.EscapedPath()
+	if q := rule.Query.Normalize(u.RawQuery); q != "" {
 		key += "?" + q
 	}
 	return key

@@ -2,46 +2,50 @@ package edge
 
 import (
 	"io"
-	"sync/atomic"
 	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+
+	"github.com/sliceedge/sliceedge/segstore"
 )
 
-// Stats counts what a Server did since it started. Each field says when it
-// is incremented.
-type Stats struct {
-	Requests       atomic.Int64 // client requests answered (one per access log line)
-	Passes         atomic.Int64 // requests passed through to the origin uncached
-	SliceHits      atomic.Int64 // slices (or parts of slices) sent from the store
-	OriginRequests atomic.Int64 // requests sent to origins, of every kind
-	OriginBytes    atomic.Int64 // body bytes read from origins by slice fills
-	OriginErrors   atomic.Int64 // origin fetches that failed (status, timeout, validation, truncation)
-	FlapRestarts   atomic.Int64 // requests restarted because the origin changed before their first byte
-	FlapAborts     atomic.Int64 // responses ended early (or 502) because the origin changed mid-answer
-	StoreErrors    atomic.Int64 // store reads or writes that failed (served from the origin instead)
+// m returns the server's metrics, built on first use so that a Server
+// literal with only the fields a test needs works.
+func (s *Server) m() *metrics {
+	s.metricsOnce.Do(func() {
+		s.metricsSet = newMetrics(&s.fills, s.storeStats)
+	})
+	return s.metricsSet
+}
 
-	lastStoreLog atomic.Int64 // unix seconds of the last store error logged
+// storeStats reads the store's own figures when it has them.
+func (s *Server) storeStats() (segstore.Stats, bool) {
+	if st, ok := s.Store.(interface{ Stats() segstore.Stats }); ok {
+		return st.Stats(), true
+	}
+	return segstore.Stats{}, false
 }
 
 // storeError counts a store failure and logs it at most once a minute: a
 // full disk must not flood the log, and never fails a client request.
 func (s *Server) storeError(err error, what string) {
-	s.Stats.StoreErrors.Add(1)
+	s.m().storeErrors.Inc()
 	now := s.now().Unix()
-	last := s.Stats.lastStoreLog.Load()
-	if now-last >= int64(time.Minute/time.Second) && s.Stats.lastStoreLog.CompareAndSwap(last, now) {
-		s.Log.Error().Err(err).Str("op", what).Int64("errors_total", s.Stats.StoreErrors.Load()).
+	last := s.lastStoreLog.Load()
+	if now-last >= int64(time.Minute/time.Second) && s.lastStoreLog.CompareAndSwap(last, now) {
+		s.Log.Error().Err(err).Str("op", what).Uint64("errors_total", s.m().storeErrors.Get()).
 			Msg("edge: store failing; serving from the origin (check disk space and the store directory)")
 	}
 }
 
-// countingReader adds the bytes read through it to n.
+// countingReader adds the bytes read through it to c.
 type countingReader struct {
 	r io.Reader
-	n *atomic.Int64
+	c *vm.Counter
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+	c.c.Add(n)
 	return n, err
 }

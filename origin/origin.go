@@ -319,6 +319,17 @@ func (v Validator) String() string {
 	return "none"
 }
 
+// IsConnectError reports whether err is a failure to reach the origin at
+// all (refused, unreachable, DNS), as opposed to one during an answer.
+func IsConnectError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()

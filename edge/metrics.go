@@ -1,0 +1,203 @@
+package edge
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+
+	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// metrics are a Server's counters, exported in Prometheus text format on
+// the admin listener's /metrics. Each says what it counts and when it is
+// incremented. They live in a Set of the server's own: no global state.
+type metrics struct {
+	set *vm.Set
+
+	// requests: sliceedge_requests_total{status,cache}, one per access log
+	// line. Keyed by requestKey; created on first use.
+	requests sync.Map
+	// responseBytes: body bytes written to clients.
+	responseBytes *vm.Counter
+	// sliceHits and sliceMisses: slices (or parts of them) sent from the
+	// store, and sent from an origin fill.
+	sliceHits, sliceMisses *vm.Counter
+	// originRequests: requests sent to origins, by kind: discover (first
+	// fetch of an unknown object), revalidate, fill (a run of slices of a
+	// known version), pass (a request passed through uncached).
+	originRequests map[string]*vm.Counter
+	// originBytes: body bytes read from origins by slice fills.
+	originBytes *vm.Counter
+	// originErrors: origin fetches that failed, by kind.
+	originErrors map[string]*vm.Counter
+	// revalidations: conditional requests for stale objects, by outcome:
+	// not_modified (still current), changed (new version), error.
+	revalidations map[string]*vm.Counter
+	// stale: stale objects served, by reason: while_revalidate, if_error.
+	stale map[string]*vm.Counter
+	// flapRestarts: requests restarted on a new version because the origin
+	// changed before their first byte. flapAborts: answers cut short (or
+	// 502) because it changed after.
+	flapRestarts, flapAborts *vm.Counter
+	// storeErrors: store reads and writes the edge saw fail (it served from
+	// the origin instead).
+	storeErrors *vm.Counter
+	// ttfb and duration: seconds from request to first body byte, and to
+	// the end of the answer.
+	ttfb, duration *vm.PrometheusHistogram
+}
+
+// newMetrics builds the metric set; fills and stats feed the gauges.
+func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metrics {
+	set := vm.NewSet()
+	m := &metrics{
+		set:           set,
+		responseBytes: set.NewCounter("sliceedge_response_bytes_total"),
+		sliceHits:     set.NewCounter(`sliceedge_slices_total{result="hit"}`),
+		sliceMisses:   set.NewCounter(`sliceedge_slices_total{result="miss"}`),
+		originBytes:   set.NewCounter("sliceedge_origin_bytes_total"),
+		flapRestarts:  set.NewCounter("sliceedge_flap_restarts_total"),
+		flapAborts:    set.NewCounter("sliceedge_flap_aborts_total"),
+		storeErrors:   set.NewCounter("sliceedge_store_errors_total"),
+		ttfb:          set.NewPrometheusHistogram("sliceedge_ttfb_seconds"),
+		duration:      set.NewPrometheusHistogram("sliceedge_request_duration_seconds"),
+	}
+	labelled := func(name, label string, values []string) map[string]*vm.Counter {
+		out := make(map[string]*vm.Counter, len(values))
+		for _, v := range values {
+			out[v] = set.NewCounter(name + "{" + label + `="` + v + `"}`)
+		}
+		return out
+	}
+	m.originRequests = labelled("sliceedge_origin_requests_total", "kind", []string{"discover", "revalidate", "fill", "pass"})
+	m.originErrors = labelled("sliceedge_origin_errors_total", "kind",
+		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "truncated", "other"})
+	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error"})
+	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
+	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })
+	set.NewGauge("sliceedge_fills_in_flight", func() float64 { return float64(fills.InFlight()) })
+	gauge := func(name string, f func(st segstore.Stats) int64) {
+		set.NewGauge(name, func() float64 {
+			st, ok := stats()
+			if !ok {
+				return 0
+			}
+			return float64(f(st))
+		})
+	}
+	gauge("sliceedge_store_bytes", func(st segstore.Stats) int64 { return st.Bytes })
+	gauge("sliceedge_store_budget_bytes", func(st segstore.Stats) int64 { return st.MaxBytes })
+	gauge("sliceedge_store_disk_bytes", func(st segstore.Stats) int64 { return st.DiskBytes })
+	gauge("sliceedge_store_objects", func(st segstore.Stats) int64 { return st.Objects })
+	gauge("sliceedge_store_slices", func(st segstore.Stats) int64 { return st.Slices })
+	return m
+}
+
+type requestKey struct {
+	status int
+	cache  string
+}
+
+func (m *metrics) request(q *request, dur time.Duration) {
+	k := requestKey{q.status, q.cacheStatus}
+	c, ok := m.requests.Load(k)
+	if !ok {
+		name := `sliceedge_requests_total{status="` + strconv.Itoa(k.status) + `",cache="` + k.cache + `"}`
+		c, _ = m.requests.LoadOrStore(k, m.set.GetOrCreateCounter(name))
+	}
+	c.(*vm.Counter).Inc()
+	m.responseBytes.AddInt64(q.sent)
+	if q.ttfb > 0 {
+		m.ttfb.Update(q.ttfb.Seconds())
+	}
+	m.duration.Update(dur.Seconds())
+}
+
+func (m *metrics) originRequest(kind string) { m.originRequests[kind].Inc() }
+func (m *metrics) revalidation(outcome string) {
+	m.revalidations[outcome].Inc()
+}
+func (m *metrics) staleServed(reason string) { m.stale[reason].Inc() }
+
+// originError counts a failed origin fetch under the kind its error says.
+func (m *metrics) originError(err error) {
+	var se *origin.StatusError
+	kind := "other"
+	switch {
+	case errors.Is(err, origin.ErrTimeout):
+		kind = "timeout"
+	case errors.Is(err, origin.ErrVersionChanged):
+		kind = "validator_mismatch"
+	case errors.Is(err, origin.ErrBadContentRange):
+		kind = "bad_content_range"
+	case errors.Is(err, origin.ErrTruncated):
+		kind = "truncated"
+	case errors.As(err, &se) && se.Resp.StatusCode >= 500:
+		kind = "status_5xx"
+	case origin.IsConnectError(err):
+		kind = "connect"
+	}
+	m.originErrors[kind].Inc()
+}
+
+// write writes the metrics, and the Go runtime's and process's, in
+// Prometheus text format.
+func (m *metrics) write(w io.Writer) {
+	m.set.WritePrometheus(w)
+	vm.WriteProcessMetrics(w)
+}
+
+// Counters is a snapshot of a Server's counters, for tests and stats.
+type Counters struct {
+	Requests       int64 // answers given
+	ResponseBytes  int64 // body bytes sent
+	SliceHits      int64 // slices sent from the store
+	SliceMisses    int64 // slices sent from origin fills
+	OriginRequests int64 // requests to origins, all kinds
+	PassRequests   int64 // of which passed through uncached
+	OriginBytes    int64 // body bytes read by slice fills
+	OriginErrors   int64 // failed origin fetches, all kinds
+	Revalidations  int64 // revalidations, all outcomes
+	NotModified    int64 // of which found the stored version current
+	StaleServed    int64 // stale answers, both reasons
+	Collapsed      int64 // slice claims that joined a fetch in flight
+	FlapRestarts   int64
+	FlapAborts     int64
+	StoreErrors    int64
+}
+
+// Counters returns the server's counters now.
+func (s *Server) Counters() Counters {
+	m := s.m()
+	sum := func(cs map[string]*vm.Counter) int64 {
+		var n int64
+		for _, c := range cs {
+			n += int64(c.Get())
+		}
+		return n
+	}
+	var reqs int64
+	m.requests.Range(func(_, c any) bool { reqs += int64(c.(*vm.Counter).Get()); return true })
+	return Counters{
+		Requests:       reqs,
+		ResponseBytes:  int64(m.responseBytes.Get()),
+		SliceHits:      int64(m.sliceHits.Get()),
+		SliceMisses:    int64(m.sliceMisses.Get()),
+		OriginRequests: sum(m.originRequests),
+		PassRequests:   int64(m.originRequests["pass"].Get()),
+		OriginBytes:    int64(m.originBytes.Get()),
+		OriginErrors:   sum(m.originErrors),
+		Revalidations:  sum(m.revalidations),
+		NotModified:    int64(m.revalidations["not_modified"].Get()),
+		StaleServed:    sum(m.stale),
+		Collapsed:      s.fills.Collapsed.Load(),
+		FlapRestarts:   int64(m.flapRestarts.Get()),
+		FlapAborts:     int64(m.flapAborts.Get()),
+		StoreErrors:    int64(m.storeErrors.Get()),
+	}
+}
