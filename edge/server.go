@@ -11,6 +11,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -216,6 +217,12 @@ func (p *passMemo) forget(key string) {
 	delete(p.m, key)
 }
 
+func (p *passMemo) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m = nil
+}
+
 func (p *passMemo) active(key string, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -234,3 +241,16 @@ func clientGone(ctx context.Context) bool { return ctx.Err() != nil }
 
 // InFlight returns the number of slices being filled from origins now.
 func (s *Server) InFlight() int { return s.fills.InFlight() }
+
+// Drain waits until no origin fill is in flight, or ctx ends. Call it after
+// the listeners stopped and before closing the store.
+func (s *Server) Drain(ctx context.Context) error {
+	for s.fills.InFlight() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("edge: %d slice fills still in flight: %w", s.fills.InFlight(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -34,6 +34,9 @@ func newApp() *cli.App {
 			serveCommand(),
 			originCommand(),
 			configCommand(),
+			purgeCommand(),
+			inspectCommand(),
+			statsCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version and the commit it was built from",

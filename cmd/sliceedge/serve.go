@@ -97,33 +97,85 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	defer st.Close()
 
 	h := &edge.Server{Config: cfg, Store: st, Log: log}
-	hs := &http.Server{
+	servers := []*http.Server{{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+	}}
+	addrs := []string{cfg.Listen}
+	if cfg.Admin.Listen != "" {
+		servers = append(servers, &http.Server{Handler: h.AdminHandler(cfg.Admin.Token), ReadHeaderTimeout: 10 * time.Second})
+		addrs = append(addrs, cfg.Admin.Listen)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("listen on %s: %v (choose another address with --listen or listen: in the config)", cfg.Listen, err), 1)
+	var lns []net.Listener
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return cli.Exit(fmt.Sprintf("listen on %s: %v (choose another address in the config, or --listen)", addr, err), 1)
+		}
+		lns = append(lns, ln)
 	}
-	log.Info().Str("listen", ln.Addr().String()).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
-		Int("rules", len(cfg.Rules)).Str("version", version).Msg("sliceedge serving")
+	ev := log.Info().Str("listen", lns[0].Addr().String()).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
+		Int("rules", len(cfg.Rules)).Str("version", version)
+	if len(lns) > 1 {
+		ev = ev.Str("admin", lns[1].Addr().String())
+	}
+	ev.Msg("sliceedge serving")
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() { errc <- hs.Serve(lns[i]) }()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			reload(h, cfg, log)
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	log.Info().Dur("deadline", shutdownTimeout).Msg("shutting down: finishing in-flight responses")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, hs := range servers {
+		if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	// Fills outlive their clients; let them land (only whole slices are
+	// ever written) before the store closes.
+	if err := h.Drain(sctx); err != nil {
+		log.Warn().Err(err).Msg("shutting down with origin fills still in flight; their slices are dropped")
 	}
 	return nil
+}
+
+// reload re-reads the configuration file on SIGHUP. A file that does not
+// load is logged and the configuration in force stays.
+func reload(h *edge.Server, started *config.Config, log zerolog.Logger) {
+	if started.Source == config.DefaultSource {
+		log.Warn().Msg("SIGHUP: running on embedded defaults, there is no file to reload")
+		return
+	}
+	cfg, err := config.Load(started.Source)
+	if err != nil {
+		log.Error().Err(err).Msg("SIGHUP: configuration not reloaded; the previous one stays in force")
+		return
+	}
+	if cfg.Listen != started.Listen || cfg.Admin != started.Admin || cfg.Store != started.Store {
+		log.Warn().Msg("SIGHUP: listen, admin and store changes take effect at the next restart")
+	}
+	h.SetConfig(cfg)
+	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Msg("SIGHUP: configuration reloaded")
 }

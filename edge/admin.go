@@ -1,0 +1,297 @@
+package edge
+
+// The admin API, served on its own listener: purge (by URL, by prefix, all;
+// hard or soft), inspect one object, stats, and Prometheus metrics. Every
+// endpoint requires "Authorization: Bearer <token>".
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// adminStore is what the admin API needs of the store beyond Store.
+type adminStore interface {
+	PurgePrefix(prefix string) (int, error)
+	PurgeAll() (int, error)
+	ScanMeta(prefix string, fn func(m *segstore.Meta) bool) error
+	Stored(m *segstore.Meta) (int64, []bool)
+	Stats() segstore.Stats
+}
+
+// AdminHandler returns the admin API. token must be non-empty.
+func (s *Server) AdminHandler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.m().write(w)
+	})
+	mux.HandleFunc("GET /stats", s.adminStats)
+	mux.HandleFunc("GET /inspect", s.adminInspect)
+	mux.HandleFunc("POST /purge", s.adminPurge)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sliceedge admin"`)
+			adminError(w, http.StatusUnauthorized, "missing or wrong bearer token (send Authorization: Bearer <admin.token from the config>)")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func adminJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func adminError(w http.ResponseWriter, status int, msg string) {
+	adminJSON(w, status, map[string]string{"error": msg})
+}
+
+func (s *Server) admin(w http.ResponseWriter) (adminStore, bool) {
+	st, ok := s.Store.(adminStore)
+	if !ok {
+		adminError(w, http.StatusNotImplemented, "this store does not support the admin API")
+	}
+	return st, ok
+}
+
+// keyOfURL maps an absolute URL as clients request it from this edge to
+// its cache key.
+func (s *Server) keyOfURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || !strings.HasPrefix(u.Path, "/") {
+		return "", fmt.Errorf("url %q: want an absolute URL such as http://edge.example.com/video/a.mp4 (the host is part of the cache key)", raw)
+	}
+	rule := s.config().Rule(u.Path)
+	if rule == nil {
+		return "", fmt.Errorf("url %q: no rule in the configuration matches its path, so nothing of it is cached", raw)
+	}
+	return keyFor(u.Host, u, rule), nil
+}
+
+// keyPrefixOf maps a URL prefix (scheme optional) to a cache key prefix.
+func keyPrefixOf(raw string) (string, error) {
+	p := raw
+	if i := strings.Index(p, "://"); i >= 0 {
+		p = p[i+3:]
+	}
+	if p == "" || strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("prefix %q: want a URL prefix with its host, such as http://edge.example.com/video/ (the host is part of the cache key)", raw)
+	}
+	host, path, _ := strings.Cut(p, "/")
+	return strings.TrimSuffix(strings.ToLower(host), ":80") + "/" + path, nil
+}
+
+// PurgeResult is the answer of POST /purge.
+type PurgeResult struct {
+	Purged int  `json:"purged"` // objects purged (or marked stale)
+	Soft   bool `json:"soft"`
+}
+
+// adminPurge: ?url=U, ?prefix=P or ?all=1; &soft=1 marks stale instead of
+// deleting. A purge is safe during a fill of the same object: the fill's
+// slice writes fail as stale, and a discovery in flight does not store its
+// meta.
+func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.admin(w)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	soft := q.Get("soft") == "1" || q.Get("soft") == "true"
+	var (
+		n   int
+		err error
+	)
+	s.purges.Add(1)
+	switch {
+	case q.Get("url") != "":
+		var key string
+		if key, err = s.keyOfURL(q.Get("url")); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		n, err = s.purgeKeys(st, key, true, soft)
+		s.passes.forget(key)
+	case q.Get("prefix") != "":
+		var prefix string
+		if prefix, err = keyPrefixOf(q.Get("prefix")); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		n, err = s.purgeKeys(st, prefix, false, soft)
+		s.passes.clear()
+	case q.Get("all") == "1" || q.Get("all") == "true":
+		n, err = s.purgeKeys(st, "", false, soft)
+		s.passes.clear()
+	default:
+		adminError(w, http.StatusBadRequest, "say what to purge: ?url=URL, ?prefix=URL-PREFIX or ?all=1 (add &soft=1 to mark stale instead)")
+		return
+	}
+	if err != nil {
+		s.Log.Error().Err(err).Msg("admin: purge failed")
+		adminError(w, http.StatusInternalServerError, "purge failed: "+err.Error())
+		return
+	}
+	s.Log.Info().Str("url", q.Get("url")).Str("prefix", q.Get("prefix")).Bool("all", q.Get("all") != "").
+		Bool("soft", soft).Int("objects", n).Msg("admin: purged")
+	adminJSON(w, http.StatusOK, PurgeResult{Purged: n, Soft: soft})
+}
+
+// purgeKeys purges one key (exact) or every key with a prefix.
+func (s *Server) purgeKeys(st adminStore, key string, exact, soft bool) (int, error) {
+	if soft {
+		var metas []*segstore.Meta
+		err := st.ScanMeta(key, func(m *segstore.Meta) bool {
+			if !exact || m.Key == key {
+				metas = append(metas, m)
+			}
+			return true
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range metas {
+			stale := *m
+			stale.Lifetime = 0
+			stale.StoredAt = s.now().Add(-time.Nanosecond)
+			if err := s.Store.PutMeta(&stale); err != nil {
+				return 0, fmt.Errorf("soft purge %q: %w", m.Key, err)
+			}
+		}
+		return len(metas), nil
+	}
+	switch {
+	case exact:
+		if _, err := s.Store.Meta(key); errors.Is(err, segstore.ErrNotFound) {
+			return 0, nil
+		}
+		return 1, s.Store.Purge(key)
+	case key == "":
+		return st.PurgeAll()
+	default:
+		return st.PurgePrefix(key)
+	}
+}
+
+// Inspection is the answer of GET /inspect: what the store holds of one
+// object.
+type Inspection struct {
+	URL          string            `json:"url"`
+	Key          string            `json:"key"`
+	Size         int64             `json:"size"`
+	SliceSize    int64             `json:"slice_size"`
+	Slices       int64             `json:"slices"`
+	Stored       int64             `json:"stored"`
+	Map          string            `json:"map"` // at most 64 cells: # all stored, + some, . none
+	Version      string            `json:"version"`
+	ETag         string            `json:"etag,omitempty"`
+	LastModified string            `json:"last_modified,omitempty"`
+	StoredAt     time.Time         `json:"stored_at"`
+	Lifetime     string            `json:"lifetime"`
+	Fresh        bool              `json:"fresh"`
+	ExpiresIn    string            `json:"expires_in"`
+	NoRange      bool              `json:"origin_without_range_support,omitempty"`
+	Header       map[string]string `json:"header,omitempty"`
+}
+
+func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.admin(w)
+	if !ok {
+		return
+	}
+	raw := r.URL.Query().Get("url")
+	key, err := s.keyOfURL(raw)
+	if err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	m, err := s.Store.Meta(key)
+	if errors.Is(err, segstore.ErrNotFound) {
+		adminError(w, http.StatusNotFound, fmt.Sprintf("%s is not stored (key %q)", raw, key))
+		return
+	}
+	if err != nil {
+		adminError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	n, bits := st.Stored(m)
+	in := Inspection{
+		URL: raw, Key: key, Size: m.Size, SliceSize: m.SliceSize, Slices: m.SliceCount(), Stored: n,
+		Map: sliceMap(bits, 64), Version: fmt.Sprintf("%016x", m.Version), ETag: m.ETag, LastModified: m.LastModified,
+		StoredAt: m.StoredAt, Lifetime: m.Lifetime.String(), Fresh: s.fresh(m),
+		ExpiresIn: m.StoredAt.Add(m.Lifetime).Sub(s.now()).Round(time.Second).String(), NoRange: m.NoRange,
+		Header: map[string]string{},
+	}
+	for k, vv := range m.Header {
+		in.Header[k] = strings.Join(vv, ", ")
+	}
+	adminJSON(w, http.StatusOK, in)
+}
+
+// sliceMap draws which slices are stored in at most width cells: '#' when
+// every slice of a cell is stored, '.' when none is, '+' otherwise.
+func sliceMap(bits []bool, width int) string {
+	if len(bits) == 0 {
+		return "[]"
+	}
+	cells := min(len(bits), width)
+	var b strings.Builder
+	b.WriteByte('[')
+	for c := range cells {
+		lo, hi := c*len(bits)/cells, (c+1)*len(bits)/cells
+		have := 0
+		for _, ok := range bits[lo:hi] {
+			if ok {
+				have++
+			}
+		}
+		switch have {
+		case hi - lo:
+			b.WriteByte('#')
+		case 0:
+			b.WriteByte('.')
+		default:
+			b.WriteByte('+')
+		}
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// StatsReport is the answer of GET /stats.
+type StatsReport struct {
+	Store         segstore.Stats `json:"store"`
+	Counters      Counters       `json:"counters"`
+	SliceHitRatio float64        `json:"slice_hit_ratio"` // slices from the store / slices sent
+	ByteHitRatio  float64        `json:"byte_hit_ratio"`  // 1 - origin fill bytes / response bytes
+	FillsInFlight int            `json:"fills_in_flight"`
+}
+
+func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.admin(w)
+	if !ok {
+		return
+	}
+	c := s.Counters()
+	rep := StatsReport{Store: st.Stats(), Counters: c, FillsInFlight: s.fills.InFlight()}
+	if n := c.SliceHits + c.SliceMisses; n > 0 {
+		rep.SliceHitRatio = float64(c.SliceHits) / float64(n)
+	}
+	if c.ResponseBytes > 0 {
+		rep.ByteHitRatio = max(0, 1-float64(c.OriginBytes)/float64(c.ResponseBytes))
+	}
+	adminJSON(w, http.StatusOK, rep)
+}
