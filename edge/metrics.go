@@ -22,8 +22,9 @@ type metrics struct {
 	// requests: sliceedge_requests_total{status,cache}, one per access log
 	// line. Keyed by requestKey; created on first use.
 	requests sync.Map
-	// responseBytes: body bytes written to clients.
-	responseBytes *vm.Counter
+	// responseBytes: body bytes written to clients from the cache path
+	// (every answer but pass-throughs); passBytes: those of pass-throughs.
+	responseBytes, passBytes *vm.Counter
 	// sliceHits and sliceMisses: slices (or parts of them) sent from the
 	// store, and sent from an origin fill.
 	sliceHits, sliceMisses *vm.Counter
@@ -64,8 +65,11 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 		flapRestarts:  set.NewCounter("sliceedge_flap_restarts_total"),
 		flapAborts:    set.NewCounter("sliceedge_flap_aborts_total"),
 		storeErrors:   set.NewCounter("sliceedge_store_errors_total"),
-		ttfb:          set.NewPrometheusHistogram("sliceedge_ttfb_seconds"),
-		duration:      set.NewPrometheusHistogram("sliceedge_request_duration_seconds"),
+		passBytes:     set.NewCounter("sliceedge_pass_bytes_total"),
+		// le buckets work with any Prometheus-compatible backend; the
+		// bounds span a hit's first byte (0.1 ms) to a long download.
+		ttfb:     set.NewPrometheusHistogramExt("sliceedge_ttfb_seconds", latencyBuckets()),
+		duration: set.NewPrometheusHistogramExt("sliceedge_request_duration_seconds", latencyBuckets()),
 	}
 	labelled := func(name, label string, values []string) map[string]*vm.Counter {
 		out := make(map[string]*vm.Counter, len(values))
@@ -98,6 +102,13 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	return m
 }
 
+// latencyBuckets are histogram upper bounds in seconds: 0.1 ms to 5 min,
+// three per decade.
+func latencyBuckets() []float64 {
+	return []float64{0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+		0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 300}
+}
+
 type requestKey struct {
 	status int
 	cache  string
@@ -111,7 +122,11 @@ func (m *metrics) request(q *request, dur time.Duration) {
 		c, _ = m.requests.LoadOrStore(k, m.set.GetOrCreateCounter(name))
 	}
 	c.(*vm.Counter).Inc()
-	m.responseBytes.AddInt64(q.sent)
+	if q.cacheStatus == "PASS" {
+		m.passBytes.AddInt64(q.sent)
+	} else {
+		m.responseBytes.AddInt64(q.sent)
+	}
 	if q.ttfb > 0 {
 		m.ttfb.Update(q.ttfb.Seconds())
 	}
@@ -155,7 +170,7 @@ func (m *metrics) write(w io.Writer) {
 // Counters is a snapshot of a Server's counters, for tests and stats.
 type Counters struct {
 	Requests       int64 // answers given
-	ResponseBytes  int64 // body bytes sent
+	ResponseBytes  int64 // body bytes sent from the cache path (not pass-throughs)
 	SliceHits      int64 // slices sent from the store
 	SliceMisses    int64 // slices sent from origin fills
 	OriginRequests int64 // requests to origins, all kinds
