@@ -186,8 +186,9 @@ func TestSlowClientHeapBounded(t *testing.T) {
 	grew := int64(peak.Load()) - int64(base)
 	t.Logf("streamed %d MiB with 4 MiB slices: live heap peaked %d MiB above the %d MiB before", size>>20, grew>>20, base>>20)
 	// Bound: a few slices (the fill in flight, the one being read, the
-	// store's batch and buffers) — far below the object.
-	if limit := int64(64 * MiB); grew > limit {
+	// store's batch and buffers) plus the server-wide queue of slices
+	// waiting for the store (16 MiB, and a batch copy of each) — far below the object.
+	if limit := int64(96 * MiB); grew > limit {
 		t.Errorf("heap grew by %d MiB streaming a %d MiB object, want under %d MiB", grew>>20, size>>20, limit>>20)
 	}
 }

@@ -29,6 +29,8 @@ type harness struct {
 	edge   *edge.Server
 	srv    *httptest.Server
 	dir    string
+
+	adminSrv *httptest.Server // started by admin()
 }
 
 // testConfig is the YAML the harness runs with; %s is the origin URL.

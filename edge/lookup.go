@@ -296,11 +296,7 @@ func (s *Server) feed(m *segstore.Meta, resp *origin.Response, first int64, fill
 		return
 	}
 	body := &countingReader{r: resp.Body, c: s.m().originBytes}
-	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) {
-		if err := s.Store.WriteSlice(m, f.Index, f.Bytes()); err != nil && !errors.Is(err, segstore.ErrStale) {
-			s.storeError(err, "write slice")
-		}
-	})
+	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) { s.storeFill(m, f) })
 	if err != nil {
 		s.m().originError(err)
 		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed; waiting requests retry")
@@ -415,4 +411,28 @@ func (w wantBytes) run(sliceSize, maxRun int64) slicer.Run {
 		last = min(last, (w.End-1)/sliceSize)
 	}
 	return slicer.Run{First: first, Last: last}
+}
+
+// maxPendingWrites bounds the bytes of completed slices waiting for the
+// store, server-wide: the feed reads on while the store absorbs a short
+// stall, and blocks (slowing the origin read) only when this much is
+// queued. Each write also holds a batch copy, so the memory is twice this.
+const maxPendingWrites = 16 << 20
+
+// storeFill writes a completed slice to the store without holding up the
+// feed, and releases the fill when done.
+func (s *Server) storeFill(m *segstore.Meta, f *origin.Fill) {
+	s.lazy()
+	n := min(f.Len, maxPendingWrites)
+	if err := s.writes.Acquire(context.Background(), n); err != nil {
+		s.fills.Release(f)
+		return
+	}
+	go func() {
+		defer s.writes.Release(n)
+		defer s.fills.Release(f)
+		if err := s.Store.WriteSlice(m, f.Index, f.Bytes()); err != nil && !errors.Is(err, segstore.ErrStale) {
+			s.storeError(err, "write slice")
+		}
+	}()
 }

@@ -292,25 +292,16 @@ func (s *Server) copyRange(q *request, m *segstore.Meta, rg slicer.Range) error 
 // fill (truncation, timeout) before the request gives up.
 const maxFillRetries = 2
 
-// copySlice sends bytes [a, b) of slice i.
+// copySlice sends bytes [a, b) of slice i: from a fill in flight, from the
+// store, or from a fill this request claims. A failed fill (truncated,
+// timed out) is claimed again and the copy resumes where it stopped.
 func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, claimedTo *int64) error {
-	for tries := 0; ; tries++ {
-		if f := s.fills.Lookup(m.Key, m.Version, i); f != nil {
-			s.readAhead(q, m, i, last, claimedTo)
-			n, err := s.copyFill(q, f, a, b)
-			a += n
-			if err == nil {
-				q.sliceMisses++
-				s.m().sliceMisses.Inc()
-				return nil
-			}
-			if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
-				return err
-			}
-			s.Log.Debug().Err(err).Int64("slice", i).Str("key", m.Key).Msg("edge: retrying slice after failed fill")
-			continue
+	var f *origin.Fill
+	for tries := 0; ; {
+		if f == nil {
+			f = s.fills.Lookup(m.Key, m.Version, i)
 		}
-		if s.Store.Has(m, i) {
+		if f == nil && s.Store.Has(m, i) {
 			bp := s.buf(m.SliceSize)
 			data, err := s.Store.ReadSlice(m, i, *bp)
 			if err == nil {
@@ -327,18 +318,40 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 			if !errors.Is(err, segstore.ErrNotFound) && !errors.Is(err, segstore.ErrCorrupt) {
 				s.storeError(err, "read slice")
 			}
-			// Gone or corrupt: fetch it again below.
+			// Gone (evicted) or corrupt: fetch it again.
 		}
-		s.claim(q, m, i, last, claimedTo)
-		if s.fills.Lookup(m.Key, m.Version, i) == nil && !s.Store.Has(m, i) {
-			return fmt.Errorf("edge: slice %d of %q could not be claimed", i, m.Key)
+		if f == nil {
+			// The claim hands back this slice's fill itself, so a fill
+			// that completes at once cannot slip between claim and read.
+			if f = s.claim(q, m, i, last, claimedTo); f == nil {
+				// Stored between the look and the claim: read it.
+				if tries++; tries > maxFillRetries+2 {
+					return fmt.Errorf("edge: slice %d of %q: neither stored nor fetchable", i, m.Key)
+				}
+				continue
+			}
 		}
+		s.readAhead(q, m, i, last, claimedTo)
+		n, err := s.copyFill(q, f, a, b)
+		a += n
+		if err == nil {
+			q.sliceMisses++
+			s.m().sliceMisses.Inc()
+			return nil
+		}
+		if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
+			return err
+		}
+		s.Log.Debug().Err(err).Int64("slice", i).Str("key", m.Key).Msg("edge: retrying slice after failed fill")
+		tries++
+		f = nil
 	}
 }
 
-// claim claims a run of slices from i and starts origin fetches for the
-// ones this request owns.
-func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *int64) {
+// claim claims a run of slices from i, starts origin fetches for the ones
+// this request owns, and returns the fill to read slice i from (nil when
+// the store has it).
+func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *int64) *origin.Fill {
 	maxRun := q.rule.MaxRun
 	if maxRun <= 0 {
 		maxRun = 16
@@ -371,6 +384,10 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		}
 	}
 	*claimedTo = max(*claimedTo, run.Last)
+	if i < run.First || i > run.Last {
+		return nil
+	}
+	return claims[i-run.First].Fill
 }
 
 // readAhead claims the next run while the current one is being read, so a

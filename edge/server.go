@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/sliceedge/sliceedge/config"
@@ -54,17 +55,18 @@ type Server struct {
 	Transport http.RoundTripper
 
 	fills    origin.Fills
-	lookups  singleflight.Group // collapses discovery and revalidation per cache key
-	bufs     sync.Pool          // *[]byte, slice-sized read buffers
+	writes   *semaphore.Weighted // bytes of completed slices queued for the store; see storeFill
+	lookups  singleflight.Group  // collapses discovery and revalidation per cache key
+	bufs     sync.Pool           // *[]byte, slice-sized read buffers
 	passes   passMemo
 	clientMu sync.Mutex // protects clients
 	clients  map[*config.Origin]*origin.Client
 
 	live         atomic.Pointer[config.Config] // set by SetConfig; nil means Config
-	metricsOnce  sync.Once
-	metricsSet   *metrics     // see m()
-	lastStoreLog atomic.Int64 // unix seconds of the last store error logged
-	purges       atomic.Int64 // purges so far: a discovery that saw one start does not store its meta
+	once         sync.Once                     // builds metricsSet and writes; see lazy()
+	metricsSet   *metrics                      // see m()
+	lastStoreLog atomic.Int64                  // unix seconds of the last store error logged
+	purges       atomic.Int64                  // purges so far: a discovery that saw one start does not store its meta
 }
 
 // config returns the configuration in force.

@@ -5,16 +5,23 @@ import (
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
-// m returns the server's metrics, built on first use so that a Server
+// lazy builds the server's internal state on first use, so that a Server
 // literal with only the fields a test needs works.
-func (s *Server) m() *metrics {
-	s.metricsOnce.Do(func() {
+func (s *Server) lazy() {
+	s.once.Do(func() {
 		s.metricsSet = newMetrics(&s.fills, s.storeStats)
+		s.writes = semaphore.NewWeighted(maxPendingWrites)
 	})
+}
+
+// m returns the server's metrics.
+func (s *Server) m() *metrics {
+	s.lazy()
 	return s.metricsSet
 }
 

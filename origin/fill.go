@@ -199,6 +199,10 @@ func (fs *Fills) InFlight() int {
 	return len(fs.m)
 }
 
+// Release unregisters a completed fill once its slice is stored (or could
+// not be). See Feed.
+func (fs *Fills) Release(f *Fill) { fs.remove(f) }
+
 func (fs *Fills) remove(f *Fill) {
 	fs.mu.Lock()
 	if fs.m[fillKey{f.Key, f.Version, f.Index}] == f {
@@ -243,11 +247,14 @@ var ErrAbandoned = errors.New("origin: fill abandoned")
 // Feed reads body, which starts at the first byte of slice first, slice by
 // slice: slice first+k goes to fills[k], or is discarded when fills[k] is
 // nil (a slice already stored or fetched by someone else, passing by in an
-// origin's full-body answer). Each completed fill is handed to store before
-// it leaves the registry; a store error does not fail the fill for its
-// readers. sliceLen gives the length of a discarded slice. On a read error
-// every unfinished fill fails with it and Feed returns it. Feed clears each
-// entry of fills once done with it.
+// origin's full-body answer). Each completed fill is handed to store, which
+// takes over its registration: store must call Release(f) once the slice
+// is stored or could not be, and until then the fill stays findable, so
+// nobody fetches the slice again while it is being written; a store error
+// does not fail the fill for its readers. With a nil store a fill is
+// released at once. sliceLen gives the length of a discarded slice. On a
+// read error every unfinished fill fails with it and Feed returns it. Feed
+// clears each entry of fills once done with it.
 func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, store func(f *Fill)) error {
 	for k, f := range fills {
 		if f == nil {
@@ -267,8 +274,9 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 		}
 		if store != nil {
 			store(f)
+		} else {
+			fs.remove(f)
 		}
-		fs.remove(f)
 		// Drop the feeder's reference: a stored slice's memory goes as soon
 		// as its last reader is done, not when the whole run is.
 		fills[k] = nil

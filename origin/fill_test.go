@@ -74,6 +74,7 @@ func TestFeedStreamsToWaiters(t *testing.T) {
 			storedMu.Lock()
 			stored = append(stored, string(f.Bytes()))
 			storedMu.Unlock()
+			fs.Release(f)
 		})
 	}()
 	go pw.Write([]byte("abc"))
@@ -124,7 +125,10 @@ func TestFeedTruncated(t *testing.T) {
 	fills := []*origin.Fill{nil, claims[1].Fill, claims[2].Fill}
 	fs.Abandon([]*origin.Fill{claims[0].Fill}, origin.ErrAbandoned)
 	var stored []int64
-	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), func(f *origin.Fill) { stored = append(stored, f.Index) })
+	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), func(f *origin.Fill) {
+		stored = append(stored, f.Index)
+		fs.Release(f)
+	})
 	if !errors.Is(err, origin.ErrTruncated) {
 		t.Fatalf("Feed = %v, want ErrTruncated", err)
 	}

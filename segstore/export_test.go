@@ -30,3 +30,10 @@ func (s *Store) OpenScanStats() (separated, fetched uint64) {
 }
 
 const SliceHeaderLen = sliceHdrLen
+
+// Evict runs the clock hand until need bytes are evicted, as the evictor
+// does, and returns the bytes evicted.
+func (s *Store) Evict(need int64) int64 { return s.evict(need) }
+
+// ClockRuns is the length of the clock queue.
+func (s *Store) ClockRuns() int { return s.idx.queued() }

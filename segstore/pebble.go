@@ -2,6 +2,8 @@ package segstore
 
 import (
 	"fmt"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -20,7 +22,36 @@ const DefaultCacheBytes = 256 << 20
 // sync at commit; durability comes from flushes (see DisableWAL below).
 var writeOpts = pebble.NoSync
 
-func pebbleOptions(o Options) *pebble.Options {
+// Blob garbage ratios (ValueSeparationPolicy.TargetGarbageRatio): the share
+// of blob-file bytes no longer referenced above which Pebble rewrites blob
+// files to give the space back. The evictor switches to the tight one while
+// Pebble's disk usage is over the high-water mark (evict.go); Pebble reads
+// the policy each time it picks a compaction, so the change takes effect at
+// the next flush or compaction.
+const (
+	garbageRatioNormal = 0.20
+	garbageRatioTight  = 0.05
+)
+
+// blobRewriteMinAge is ValueSeparationPolicy.RewriteMinimumAge: a blob file
+// younger than this is never rewritten. With CLOCK eviction the oldest blob
+// files lose their slices first, and whole files whose slices are all gone
+// are deleted without any rewrite; a file is worth rewriting when a few hot
+// slices pin it, which shows within seconds. Pebble reads this once, at Open.
+const blobRewriteMinAge = 0
+
+// memTableSize is Options.MemTableSize for a store with the given budget.
+func memTableSize(budget int64) uint64 {
+	const full = 64 << 20
+	if budget <= 0 || budget >= 32*full {
+		return full
+	}
+	return uint64(max(budget/32, 4<<20))
+}
+
+// pebbleOptions returns the Pebble options for a store; c receives Pebble's
+// events and supplies the blob garbage ratio in force.
+func pebbleOptions(o Options, c *control) *pebble.Options {
 	cacheBytes := o.CacheBytes
 	if cacheBytes <= 0 {
 		cacheBytes = DefaultCacheBytes
@@ -47,8 +78,11 @@ func pebbleOptions(o Options) *pebble.Options {
 		// (slices of 32 MiB and up) becomes its own flushable batch, which
 		// Pebble handles without copying it into the memtable. Up to four
 		// memtables may queue while a flush runs before writes stall
-		// (256 MiB of RAM at worst).
-		MemTableSize:                64 << 20,
+		// (256 MiB of RAM at worst). A memtable lands on disk in one flush,
+		// before compaction can give back what eviction deleted, so the
+		// disk budget needs a memtable of headroom: with a budget under
+		// 2 GiB the memtable is 1/32 of it (4 MiB at least).
+		MemTableSize:                memTableSize(o.MaxBytes),
 		MemTableStopWritesThreshold: 4,
 
 		// The block cache holds sstable blocks (keys, blob handles, metas,
@@ -81,8 +115,12 @@ func pebbleOptions(o Options) *pebble.Options {
 		CompactionConcurrencyRange: func() (int, int) { return 1, 4 },
 
 		// Pebble's own log is quiet unless Options.Logger is set, and then
-		// carries errors only.
-		Logger: pebbleLogger{logf: o.Logger},
+		// carries errors only. Fatal I/O errors go to the store (health.go).
+		Logger: pebbleLogger{logf: o.Logger, c: c},
+
+		// Flush failures, write stalls and background errors drive the
+		// store's write health (health.go).
+		EventListener: c.eventListener(),
 	}
 
 	// Value separation: values of MinimumSize bytes or more go to blob files
@@ -102,18 +140,20 @@ func pebbleOptions(o Options) *pebble.Options {
 	//     Pebble's usual 10 a random fill rewrote 0.7 bytes per byte put. The
 	//     locality a low depth buys matters for scans, and slice reads are
 	//     point gets that touch one blob file whatever the depth.
-	//   - TargetGarbageRatio 0.25, RewriteMinimumAge 5 min: a cache deletes
-	//     constantly (replaced versions, purges, eviction); once a quarter of
-	//     the bytes in blob files are dead, rewrite files older than five
-	//     minutes to give the space back. Lower means less wasted disk and
-	//     more rewriting.
+	//   - TargetGarbageRatio and RewriteMinimumAge (see garbageRatioNormal
+	//     and blobRewriteMinAge above): a cache deletes constantly (replaced
+	//     versions, purges, eviction), and the disk budget must hold, so
+	//     dead bytes in blob files are given back early: once a fifth of
+	//     them are dead (a twentieth while over budget), rewrite the files
+	//     with the most garbage, if older than two seconds. Lower means less
+	//     wasted disk and more rewriting.
 	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
 			MinimumSize:           8 << 10,
 			MaxBlobReferenceDepth: 64,
-			RewriteMinimumAge:     5 * time.Minute,
-			TargetGarbageRatio:    0.25,
+			RewriteMinimumAge:     blobRewriteMinAge,
+			TargetGarbageRatio:    c.garbageRatio(),
 		}
 	}
 
@@ -139,6 +179,7 @@ func pebbleOptions(o Options) *pebble.Options {
 // an operator can act on.
 type pebbleLogger struct {
 	logf func(format string, args ...any) // nil: silent
+	c    *control                         // nil in tests of the logger alone
 }
 
 func (l pebbleLogger) Infof(format string, args ...any) {}
@@ -149,9 +190,49 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 	}
 }
 
-// Fatalf is called by Pebble when it cannot continue (for example a failed
-// commit); it must not return.
+// Fatalf is called by Pebble when it cannot continue; it must not return.
+//
+// Most callers report a broken invariant (a bug): those panic. The exception
+// is a failed MANIFEST write or sync after a flush or compaction
+// (version_set.go: "any error ... is considered fatal"), which a full disk or
+// a failing device can cause. Crashing the edge for that would turn a disk
+// problem into an outage, so instead the store is marked failed (writes are
+// refused, reads go on: see health.go) and the calling goroutine, always
+// one of Pebble's background goroutines or the one Open starts for
+// pebble.Open, ends with runtime.Goexit, which runs its deferred unlocks.
+// Pebble makes no further progress on that job; a restart recovers from the
+// MANIFEST as after a crash.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.Errorf(format, args...)
-	panic(fmt.Sprintf("segstore: pebble: "+format, args...))
+	msg := fmt.Sprintf(format, args...)
+	l.Errorf("%s", msg)
+	if l.c != nil && isManifestIOError(msg) {
+		l.c.setFatal(fmt.Errorf("pebble: %s", msg))
+		runtime.Goexit()
+	}
+	panic("segstore: pebble: " + msg)
+}
+
+// isManifestIOError reports whether a Fatalf message is one of Pebble's
+// MANIFEST I/O failures (version_set.go), rather than a broken invariant.
+func isManifestIOError(msg string) bool {
+	for _, p := range []string{
+		"MANIFEST create failed", "MANIFEST next record write failed",
+		"MANIFEST write failed", "MANIFEST flush failed", "MANIFEST sync failed",
+		"MANIFEST set current failed",
+	} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// diskUsage is m.DiskSpaceUsage() corrected for pebble#5493 (fixed after
+// v2.1.7): Open does not count the blob files already on disk in
+// BlobFiles.Local.LiveSize, so DiskSpaceUsage leaves them out until they are
+// deleted, and then subtracts them (an unsigned wrap-around). BlobFiles.LiveSize
+// is computed from the current version and is right; every file is local
+// here. The unsigned arithmetic undoes the wrap-around.
+func diskUsage(m *pebble.Metrics) uint64 {
+	return m.DiskSpaceUsage() - m.BlobFiles.Local.LiveSize + m.BlobFiles.LiveSize
 }

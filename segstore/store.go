@@ -2,6 +2,7 @@ package segstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,8 +30,15 @@ var (
 
 // Options configure Open. Only Dir is required.
 type Options struct {
-	Dir      string // Pebble directory; created if missing
-	MaxBytes int64  // byte budget for slices; reported by Stats (eviction comes later)
+	Dir string // Pebble directory; created if missing
+	// MaxBytes is the disk budget: slices are evicted (see evict.go) so that
+	// Pebble's disk usage stays within it. 0 means no budget and no eviction.
+	MaxBytes int64
+	// HighWater and LowWater are fractions of MaxBytes: when the slices
+	// stored, or Pebble's disk usage, exceed HighWater×MaxBytes, slices are
+	// evicted until those stored are under LowWater×MaxBytes. 0 means
+	// DefaultHighWater (0.95) and DefaultLowWater (0.90).
+	HighWater, LowWater float64
 	// CacheBytes is the size of Pebble's block cache; 0 means
 	// DefaultCacheBytes. See pebble.go.
 	CacheBytes int64
@@ -53,6 +61,14 @@ type Store struct {
 	dir      string
 	maxBytes int64
 	logf     func(format string, args ...any) // never nil
+	ctl      *control                         // write health, from Pebble's events (health.go)
+	ev       *evictor                         // nil without a budget
+	metaCap  int64                            // metas beyond which emptied objects lose theirs (evict.go)
+
+	// ctx is cancelled by Close and by a fatal Pebble error, to abandon
+	// waits for flushes and compactions.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	closed atomic.Bool
 
@@ -72,6 +88,11 @@ type Store struct {
 	slices  atomic.Int64 // slices stored (the sum of the index)
 	bytes   atomic.Int64 // payload bytes of those slices
 
+	evictions    atomic.Int64 // slices evicted since Open
+	evictedBytes atomic.Int64 // their payload bytes
+	writeErrors  atomic.Int64 // writes refused or failed for want of a working disk
+	disk         atomic.Int64 // the last DiskSpaceUsage sampled (sampleDisk)
+
 	openScan pebble.IteratorStats // stats of Open's slice-key scan, for tests
 }
 
@@ -82,13 +103,21 @@ type metaEntry struct {
 	raw  []byte
 }
 
-// Stats describe the store at one moment.
+// Stats describe the store at one moment. Counters count since Open.
 type Stats struct {
 	Objects   int64 // metas stored (objects known, with or without slices)
 	Slices    int64 // slices stored, complete and checksummed
 	Bytes     int64 // payload bytes of those slices (not keys, headers or Pebble overhead)
-	DiskBytes int64 // disk used by Pebble now: Metrics().DiskSpaceUsage(), including files awaiting deletion
+	DiskBytes int64 // disk used by Pebble now: Metrics().DiskSpaceUsage() (corrected, see diskUsage), including files awaiting deletion; the last sample while flushes fail
 	MaxBytes  int64 // the configured budget (Options.MaxBytes)
+
+	Evictions    int64 // slices evicted to keep within MaxBytes (not purges or version changes)
+	EvictedBytes int64 // payload bytes of those slices
+	// WriteErrors counts writes (WriteSlice, PutMeta, purges, evictions)
+	// that failed or were refused because the disk could not be written:
+	// they returned an error wrapping ErrWriteFailed. Not ErrStale or
+	// invalid arguments.
+	WriteErrors int64
 }
 
 // Open opens the store in opts.Dir, creating it if needed. It rebuilds the
@@ -103,14 +132,29 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("segstore: open: no directory given (store.dir)")
 	}
+	high, low := opts.HighWater, opts.LowWater
+	if high == 0 {
+		high = DefaultHighWater
+	}
+	if low == 0 {
+		low = DefaultLowWater
+	}
+	if !(0 < low && low < high && high <= 1) || opts.MaxBytes < 0 {
+		return nil, fmt.Errorf("segstore: open %s: watermarks low %v, high %v, budget %d: want 0 < low < high <= 1 and a budget >= 0", opts.Dir, low, high, opts.MaxBytes)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("segstore: open %s: cannot create the store directory; check the path and its permissions: %w", opts.Dir, err)
 	}
-	po := pebbleOptions(opts)
+	logf := opts.Logger
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	ctl := newControl(logf)
+	po := pebbleOptions(opts, ctl)
 	if tweak != nil {
 		tweak(po)
 	}
-	db, err := pebble.Open(opts.Dir, po)
+	db, err := openPebble(opts.Dir, po, ctl)
 	if err != nil {
 		if isLockError(err) {
 			return nil, fmt.Errorf("segstore: open %s: directory is locked by another sliceedge process? Stop it or give this one another store directory: %w", opts.Dir, err)
@@ -121,21 +165,57 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		db:       db,
 		dir:      opts.Dir,
 		maxBytes: opts.MaxBytes,
-		logf:     opts.Logger,
+		logf:     logf,
+		ctl:      ctl,
+		metaCap:  max(opts.MaxBytes/metaBytesPerObject, minMetaCap),
 		metas:    make(map[string]*metaEntry),
 	}
-	if s.logf == nil {
-		s.logf = func(string, ...any) {}
-	}
+	s.idx.clock = opts.MaxBytes > 0
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go func() { // a fatal error abandons whatever waits for Pebble
+		select {
+		case <-ctl.fatal:
+			s.cancel()
+		case <-s.ctx.Done():
+		}
+	}()
 	if err := s.checkFormat(); err != nil {
+		s.cancel()
 		_ = db.Close()
 		return nil, err
 	}
 	if err := s.rebuild(); err != nil {
+		s.cancel()
 		_ = db.Close()
 		return nil, fmt.Errorf("segstore: open %s: rebuild index: %w", opts.Dir, err)
 	}
+	s.sampleDisk()
+	if opts.MaxBytes > 0 {
+		s.ev = newEvictor(opts.MaxBytes, high, low)
+		s.startEvictor(s.ctx)
+	}
 	return s, nil
+}
+
+// openPebble runs pebble.Open on a goroutine of its own, so that a fatal
+// error during Open (which ends the goroutine that meets it: see
+// pebbleLogger.Fatalf) becomes an error here.
+func openPebble(dir string, po *pebble.Options, ctl *control) (*pebble.DB, error) {
+	type result struct {
+		db  *pebble.DB
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		db, err := pebble.Open(dir, po)
+		ch <- result{db, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.db, r.err
+	case <-ctl.fatal:
+		return nil, ctl.fatalError()
+	}
 }
 
 func isLockError(err error) bool {
@@ -234,7 +314,7 @@ func (s *Store) rebuild() error {
 			_ = del.Delete(k, nil)
 			badSlices++
 		} else {
-			ds, db := s.idx.add(m.Key, version, m.SliceCount(), i, n)
+			ds, db := s.idx.add(m, i)
 			s.slices.Add(ds)
 			s.bytes.Add(db)
 		}
@@ -254,18 +334,108 @@ func (s *Store) rebuild() error {
 	return nil
 }
 
-// Close flushes the memtable, so everything written survives a restart, and
-// closes Pebble.
+// Close stops the evictor, flushes the memtable, so everything written
+// survives a restart, and closes Pebble. After a fatal Pebble error it
+// leaves Pebble as it is (its Close would wait for the job that failed) and
+// says so; the process should then restart.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	ferr := s.db.Flush()
+	s.cancel()
+	if s.ev != nil {
+		close(s.ev.stop)
+		s.ev.done.Wait()
+	}
+	if err := s.ctl.fatalError(); err != nil {
+		return fmt.Errorf("segstore: close %s: Pebble left open after a fatal error; restart to recover: %w", s.dir, err)
+	}
+	ferr := s.flush(context.Background())
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("segstore: close %s: %w", s.dir, err)
 	}
 	if ferr != nil {
-		return fmt.Errorf("segstore: close %s: flush: %w", s.dir, ferr)
+		return fmt.Errorf("segstore: close %s: flush: %w (writes since the last flush are lost)", s.dir, ferr)
+	}
+	return nil
+}
+
+// flush flushes the memtable and waits for it to reach the disk, unless the
+// store cannot write (then it returns why), flushes start failing, or ctx
+// ends. A stall is waited out.
+func (s *Store) flush(ctx context.Context) error {
+	for {
+		changed := s.ctl.changes()
+		err := s.ctl.writeErr()
+		if err == nil {
+			break
+		}
+		if !s.ctl.onlyStalled() {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	done, err := s.db.AsyncFlush()
+	if err != nil {
+		return err
+	}
+	for {
+		changed := s.ctl.changes()
+		select {
+		case <-done:
+			return nil
+		case <-changed:
+			if err := s.ctl.writeErr(); err != nil && !s.ctl.onlyStalled() {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// flushPurge flushes after a purge, so that a crash cannot undo it. If it
+// cannot, the purge holds in memory (reads no longer see the objects) but
+// not on disk, and the error says so.
+func (s *Store) flushPurge() error {
+	err := s.flush(s.ctx)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrWriteFailed) {
+		s.writeErrors.Add(1)
+	}
+	return fmt.Errorf("purged, but not on disk yet (a crash now would undo it): flush: %w", err)
+}
+
+// commit commits b unless the store cannot write now. A failure wraps
+// ErrWriteFailed and counts in Stats.WriteErrors.
+func (s *Store) commit(b *pebble.Batch) error {
+	err := s.ctl.writeErr()
+	if err == nil {
+		if err = b.Commit(writeOpts); err != nil {
+			err = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		}
+	}
+	if err != nil {
+		s.writeErrors.Add(1)
+	}
+	return err
+}
+
+// writable returns nil if the store may write now, or why not, counting a
+// refusal in Stats.WriteErrors.
+func (s *Store) writable() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.ctl.writeErr(); err != nil {
+		s.writeErrors.Add(1)
+		return err
 	}
 	return nil
 }
@@ -357,8 +527,8 @@ func (s *Store) PutMeta(m *Meta) error {
 	if err := m.check(); err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
 	}
-	if s.closed.Load() {
-		return ErrClosed
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
 	}
 	m = m.clone()
 	raw, err := encodeMeta(m)
@@ -386,7 +556,7 @@ func (s *Store) PutMeta(m *Meta) error {
 		start, end := versionSpan(h, prev.meta.Version)
 		_ = b.DeleteRange(start, end, nil)
 	}
-	if err := b.Commit(writeOpts); err != nil {
+	if err := s.commit(b); err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
 	}
 	s.cacheMeta(m.Key, &metaEntry{meta: m, raw: raw})
@@ -486,6 +656,8 @@ func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("segstore: read slice %d of %q: %w (%v): deleted it, refetch it", i, m.Key, ErrCorrupt, bad)
 	}
+	// The clock's reference bit: in memory only, no lock, no Pebble write.
+	s.idx.touch(m.Key, m.Version, i)
 	return dst, nil
 }
 
@@ -509,7 +681,10 @@ func (s *Store) deleteSlice(m *Meta, i int64, k sliceKey) error {
 	mu := s.keyLock(keyHash(m.Key))
 	mu.Lock()
 	defer mu.Unlock()
-	if err := s.db.Delete(k[:], writeOpts); err != nil {
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Delete(k[:], nil)
+	if err := s.commit(b); err != nil {
 		return err
 	}
 	s.apply(s.idx.remove(m.Key, m.Version, i, m.SliceLen(i)))
@@ -528,8 +703,12 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 	if int64(len(data)) != n {
 		return fmt.Errorf("segstore: write slice %d of %q: %d bytes, want %d", i, m.Key, len(data), n)
 	}
-	if s.closed.Load() {
-		return ErrClosed
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
+	}
+	if err := s.overBudget(n); err != nil {
+		s.writeErrors.Add(1)
+		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
 	h := keyHash(m.Key)
 	k := makeSliceKey(h, m.Version, i)
@@ -566,10 +745,16 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 			i, m.Key, m.Size, m.SliceSize, m.Version, cur.meta.Size, cur.meta.SliceSize)
 	}
 	_ = b.Set(metaKey(m.Key), cur.raw, nil)
-	if err := b.Commit(writeOpts); err != nil {
+	if err := s.commit(b); err != nil {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
-	s.apply(s.idx.add(m.Key, m.Version, cur.meta.SliceCount(), i, n))
+	s.apply(s.idx.add(cur.meta, i))
+	if s.ev != nil {
+		s.ctl.unflushed.Add(sliceHdrLen + n)
+		if s.bytes.Load() > s.ev.high {
+			signal(s.ev.kick)
+		}
+	}
 	return nil
 }
 
@@ -577,8 +762,8 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 // flushes so that a crash cannot bring them back. Purging a key the store
 // does not hold is not an error.
 func (s *Store) Purge(key string) error {
-	if s.closed.Load() {
-		return ErrClosed
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("segstore: purge %q: %w", key, err)
 	}
 	h := keyHash(key)
 	mu := s.keyLock(h)
@@ -591,8 +776,8 @@ func (s *Store) Purge(key string) error {
 	if !existed {
 		return nil
 	}
-	if err := s.db.Flush(); err != nil {
-		return fmt.Errorf("segstore: purge %q: flush: %w", key, err)
+	if err := s.flushPurge(); err != nil {
+		return fmt.Errorf("segstore: purge %q: %w", key, err)
 	}
 	return nil
 }
@@ -625,7 +810,7 @@ func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
 	_ = b.Delete(mk, nil)
 	start, end := hashSpan(h)
 	_ = b.DeleteRange(start, end, nil)
-	if err := b.Commit(writeOpts); err != nil {
+	if err := s.commit(b); err != nil {
 		return false, err
 	}
 	s.uncacheMeta(key)
@@ -639,8 +824,8 @@ func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
 // PurgePrefix purges every object whose key starts with prefix ("" is
 // everything) and returns how many there were. Like Purge, it flushes.
 func (s *Store) PurgePrefix(prefix string) (int, error) {
-	if s.closed.Load() {
-		return 0, ErrClosed
+	if err := s.writable(); err != nil {
+		return 0, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
 	}
 	lower := metaKey(prefix)
 	upper := successor(lower)
@@ -671,11 +856,126 @@ func (s *Store) PurgePrefix(prefix string) (int, error) {
 		lower = append(metaKey(keys[len(keys)-1]), 0) // the key right after the last one
 	}
 	if purged > 0 {
-		if err := s.db.Flush(); err != nil {
-			return purged, fmt.Errorf("segstore: purge prefix %q: flush: %w", prefix, err)
+		if err := s.flushPurge(); err != nil {
+			return purged, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
 		}
 	}
 	return purged, nil
+}
+
+// PurgeAll deletes every object and slice with two range deletions, flushes,
+// and returns how many objects there were. Writers wait for it; readers do
+// not, and see either everything or nothing of each object. The disk is
+// given back as Pebble compacts the ranges; the evictor asks for that at
+// once.
+func (s *Store) PurgeAll() (int, error) {
+	if err := s.writable(); err != nil {
+		return 0, fmt.Errorf("segstore: purge all: %w", err)
+	}
+	n, err := s.purgeAllLocked()
+	if err != nil {
+		return 0, fmt.Errorf("segstore: purge all: %w", err)
+	}
+	if err := s.flushPurge(); err != nil {
+		return int(n), fmt.Errorf("segstore: purge all: %w", err)
+	}
+	if s.ev != nil {
+		s.ev.wantCompact.Store(true)
+		signal(s.ev.kick)
+	}
+	return int(n), nil
+}
+
+// purgeAllLocked deletes everything, holding every stripe lock so that no
+// write can land between the deletion and the reset of the index.
+func (s *Store) purgeAllLocked() (int64, error) {
+	for i := range s.keyMu {
+		s.keyMu[i].Lock()
+	}
+	defer func() {
+		for i := range s.keyMu {
+			s.keyMu[i].Unlock()
+		}
+	}()
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.DeleteRange([]byte{metaPrefix}, []byte{metaPrefix + 1}, nil)
+	_ = b.DeleteRange([]byte{slicePrefix}, []byte{slicePrefix + 1}, nil)
+	if err := s.commit(b); err != nil {
+		return 0, err
+	}
+	s.metaMu.Lock()
+	clear(s.metas)
+	s.metaMu.Unlock()
+	s.idx.clear()
+	s.slices.Store(0)
+	s.bytes.Store(0)
+	return s.objects.Swap(0), nil
+}
+
+// ScanMeta calls fn with the meta of every object whose cache key starts
+// with prefix, in key order, until fn returns false. Metas are read from
+// Pebble in chunks and fn runs between chunks' reads with no lock held and
+// no iterator open, so a slow fn delays neither requests nor writers; an
+// object stored or purged during the scan may or may not be visited. The
+// Meta is shared, as Meta's result is: do not modify it. Metas that fail
+// their checksum are skipped (and logged).
+func (s *Store) ScanMeta(prefix string, fn func(m *Meta) bool) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	lower := metaKey(prefix)
+	upper := successor(lower)
+	for {
+		metas, more, err := s.metaChunk(lower, upper, 256)
+		if err != nil {
+			return fmt.Errorf("segstore: scan metas %q: %w", prefix, err)
+		}
+		for _, m := range metas {
+			if !fn(m) {
+				return nil
+			}
+		}
+		if !more || len(metas) == 0 {
+			return nil
+		}
+		lower = append(metaKey(metas[len(metas)-1].Key), 0)
+	}
+}
+
+// metaChunk returns up to limit metas with keys in [lower, upper), and
+// whether there may be more; cached metas are used as they are.
+func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more bool, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, false, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if len(metas) == limit {
+			more = true
+			break
+		}
+		key := string(it.Key()[1:])
+		s.metaMu.RLock()
+		e := s.metas[key]
+		s.metaMu.RUnlock()
+		if e != nil {
+			metas = append(metas, e.meta)
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return nil, false, fmt.Errorf("read meta %q: %w", key, err)
+		}
+		m, err := decodeMeta(key, v) // copies what it keeps
+		if err != nil {
+			s.logf("segstore: scan metas: skipping meta %q: %v", key, err)
+			continue
+		}
+		metas = append(metas, m)
+	}
+	return metas, more, it.Close()
 }
 
 // metaKeys returns up to limit cache keys with meta keys in [lower, upper),
@@ -698,13 +998,17 @@ func (s *Store) metaKeys(lower, upper []byte, limit int) (keys []string, more bo
 // Stats returns the store's counters and Pebble's disk usage.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Objects:  s.objects.Load(),
-		Slices:   s.slices.Load(),
-		Bytes:    s.bytes.Load(),
-		MaxBytes: s.maxBytes,
+		Objects:      s.objects.Load(),
+		Slices:       s.slices.Load(),
+		Bytes:        s.bytes.Load(),
+		MaxBytes:     s.maxBytes,
+		Evictions:    s.evictions.Load(),
+		EvictedBytes: s.evictedBytes.Load(),
+		WriteErrors:  s.writeErrors.Load(),
+		DiskBytes:    s.disk.Load(),
 	}
-	if !s.closed.Load() {
-		st.DiskBytes = int64(s.db.Metrics().DiskSpaceUsage())
+	if !s.closed.Load() && !s.ctl.flushFailing() {
+		st.DiskBytes = int64(diskUsage(s.db.Metrics()))
 	}
 	return st
 }

@@ -37,6 +37,7 @@ func newApp() *cli.App {
 			purgeCommand(),
 			inspectCommand(),
 			statsCommand(),
+			benchCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version and the commit it was built from",

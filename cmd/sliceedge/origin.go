@@ -23,7 +23,10 @@ func originCommand() *cli.Command {
 		Description: "Any path whose last element starts with a size (12345, 100KiB, 64MiB, 1GiB) is an\n" +
 			"object of that size with deterministic bytes, a strong ETag, Last-Modified and\n" +
 			"Cache-Control: max-age=3600. With --dir the folder's files are served instead,\n" +
-			"with Range support and a strong ETag from size and modification time.",
+			"with Range support and a strong ETag from size and modification time.\n\n" +
+			"Synthetic objects come with a control API under /.origin/ (what `sliceedge bench\n" +
+			"--origin` drives): GET /.origin/stats, POST /.origin/reset, GET /.origin/object?path=P,\n" +
+			"PUT and DELETE /.origin/mode?path=P (a JSON origintest.Mode; no path: every path).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9000", Usage: "`HOST:PORT` to serve on", EnvVars: envVar("ORIGIN_LISTEN")},
 			&cli.StringFlag{Name: "dir", Usage: "serve this `DIR` instead of synthetic objects", EnvVars: envVar("ORIGIN_DIR")},

@@ -52,4 +52,10 @@
 // The server counts requests and body bytes, in total and per path, and keeps
 // the headers of the last requests ([Server.LastRequests]) so that a test
 // can assert exactly what a client sent.
+//
+// # Control
+//
+// [Server.Handler] also serves a small JSON control API under /.origin/
+// ([Server.ControlHandler]): counters, reset, object versions and modes, so
+// that a benchmark in another process can drive the origin it runs against.
 package origintest

@@ -76,14 +76,21 @@ type Mode struct {
 // later writes through the pointer cannot race with requests in flight. It
 // panics on an unknown LieContentRange, which is a typo in a test.
 func (m Mode) clone() *Mode {
-	switch m.LieContentRange {
-	case "", "start", "end", "total", "star", "malformed":
-	default:
-		panic(fmt.Sprintf("origintest: unknown LieContentRange %q", m.LieContentRange))
+	if err := m.check(); err != nil {
+		panic("origintest: " + err.Error())
 	}
 	if m.CacheControl != nil {
 		cc := *m.CacheControl
 		m.CacheControl = &cc
 	}
 	return &m
+}
+
+// check reports a Mode no request could be served with.
+func (m Mode) check() error {
+	switch m.LieContentRange {
+	case "", "start", "end", "total", "star", "malformed":
+		return nil
+	}
+	return fmt.Errorf("unknown LieContentRange %q", m.LieContentRange)
 }

@@ -127,8 +127,19 @@ func NewTest(tb testing.TB) *Server {
 // slash; "" for a server made by [New].
 func (s *Server) URL() string { return s.url }
 
-// Handler serves the objects; use it to serve a [New] server yourself.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+// Handler serves the objects, and the control endpoints under
+// [ControlPrefix] (see [Server.ControlHandler]); use it to serve a [New]
+// server yourself.
+func (s *Server) Handler() http.Handler {
+	control := s.ControlHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isControl(r) {
+			control.ServeHTTP(w, r)
+			return
+		}
+		s.serveHTTP(w, r)
+	})
+}
 
 // Close stops the listener (if any), cuts short latency, stalls and pacing,
 // and waits for running handlers to return. Later requests get 503.
@@ -272,7 +283,8 @@ func (s *Server) ClearPathMode(path string) {
 }
 
 // Requests is the number of requests the handler received, for any path
-// and method, including ones answered 404.
+// and method, including ones answered 404; control requests (under
+// [ControlPrefix]) are not counted.
 func (s *Server) Requests() int64 { return s.requests.Load() }
 
 // BodyBytes is the number of object bytes written in response bodies (200

@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WriteTable writes the report as aligned columns with human units, then
+// each workload's own figures, then a verdict on wrong bytes and mixed
+// bodies.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "target   %s\norigin   %s\nmachine  %s\nstarted  %s; %v per workload, %d connections, seed %d\n\n",
+		r.Target, r.Origin, r.Machine, r.Started.Format(time.RFC3339), r.Duration, r.Connections, r.Seed)
+
+	rows := [][]string{{"workload", "requests", "req/s", "MB/s", "p50", "p99", "max", "ttfb p50", "ttfb p99",
+		"origin req", "origin bytes", "delivered", "errors", "wrong bytes", "mixed"}}
+	for _, res := range r.Results {
+		rows = append(rows, []string{
+			res.Workload,
+			strconv.FormatInt(res.Requests, 10),
+			fmt.Sprintf("%.1f", res.ReqPerSec),
+			fmt.Sprintf("%.1f", res.MBPerSec),
+			humanDuration(res.P50),
+			humanDuration(res.P99),
+			humanDuration(res.Max),
+			humanDuration(res.TTFBP50),
+			humanDuration(res.TTFBP99),
+			strconv.FormatInt(res.OriginRequests, 10),
+			humanBytes(res.OriginBytes),
+			humanBytes(res.DeliveredBytes),
+			strconv.FormatInt(res.Errors, 10),
+			strconv.FormatInt(res.WrongBytes, 10),
+			strconv.FormatInt(res.MixedBodies, 10),
+		})
+	}
+	writeColumns(&b, rows)
+
+	b.WriteByte('\n')
+	for _, res := range r.Results {
+		keys := slices.Sorted(maps.Keys(res.Extra))
+		figs := make([]string, 0, len(keys))
+		for _, k := range keys {
+			figs = append(figs, k+" "+humanFigure(k, res.Extra[k]))
+		}
+		fmt.Fprintf(&b, "%-10s %s\n", res.Workload, strings.Join(figs, ", "))
+		if res.FirstError != "" {
+			fmt.Fprintf(&b, "%-10s first error: %s\n", "", res.FirstError)
+		}
+	}
+	b.WriteByte('\n')
+	if r.Failed() {
+		b.WriteString("FAIL: wrong bytes or mixed-version bodies were served (see the columns above)\n")
+	} else {
+		b.WriteString("ok: every body verified byte for byte; no wrong bytes, no mixed-version bodies\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeColumns writes rows with the first column left-aligned and the
+// others right-aligned, two spaces apart.
+func writeColumns(b *strings.Builder, rows [][]string) {
+	var widths []int
+	for _, row := range rows {
+		for i, cell := range row {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], len([]rune(cell)))
+		}
+	}
+	for _, row := range rows {
+		for i, cell := range row {
+			pad := strings.Repeat(" ", widths[i]-len([]rune(cell)))
+			switch {
+			case i == 0:
+				b.WriteString(cell + pad)
+			default:
+				b.WriteString("  " + pad + cell)
+			}
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// humanDuration is d with three significant digits: 812µs, 12.3ms, 1.25s.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
+
+// humanBytes is n in binary units: 0 B, 512 B, 64.0 KiB, 1.50 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n), -1
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	prec := 1
+	if f < 10 {
+		prec = 2
+	}
+	return fmt.Sprintf("%.*f %ciB", prec, f, "KMGTP"[i])
+}
+
+// humanFigure formats an Extra value by the unit its name ends with.
+func humanFigure(name string, v float64) string {
+	switch {
+	case strings.HasSuffix(name, "_seconds"):
+		return humanDuration(time.Duration(v * float64(time.Second)))
+	case strings.HasSuffix(name, "_bytes"):
+		return humanBytes(int64(v))
+	case strings.HasSuffix(name, "_ms"):
+		return humanDuration(time.Duration(v * float64(time.Millisecond)))
+	case strings.Contains(name, "_per_") || strings.Contains(name, "_over_"):
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return strconv.FormatInt(int64(v), 10)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}

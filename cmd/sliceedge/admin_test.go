@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// node is a real edge with its admin API over loopback.
+type node struct {
+	srv         *edge.Server
+	edge, admin *httptest.Server
+	cfgFile     string
+}
+
+func startNode(t *testing.T) *node {
+	t.Helper()
+	o := origintest.NewTest(t)
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:1, token: tok}\nstore: {dir: %s, max_bytes: 1GiB}\n"+
+		"origins: {default: {url: %q}}\nrules: [{match: /, origin: default}]\n", t.TempDir(), o.URL())
+	cfg, err := config.Parse("node.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := segstore.Open(segstore.Options{Dir: cfg.Store.Dir, MaxBytes: cfg.Store.MaxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop()}
+	n := &node{srv: srv, edge: httptest.NewServer(srv), admin: httptest.NewServer(srv.AdminHandler("tok"))}
+	t.Cleanup(n.edge.Close)
+	t.Cleanup(n.admin.Close)
+	// A config file naming this admin listener, for --config.
+	n.cfgFile = filepath.Join(t.TempDir(), "edge.yaml")
+	adminAddr := strings.TrimPrefix(n.admin.URL, "http://")
+	if err := os.WriteFile(n.cfgFile, []byte(strings.Replace(yaml, "listen: 127.0.0.1:1, token", "listen: "+adminAddr+", token", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (n *node) get(t *testing.T, path, rng string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.edge.URL+path, nil)
+	req.Header.Set("Range", rng)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// The fill goes on after the client has its bytes: let it land.
+	waitUntil(t, "fills to settle", func() bool { return n.srv.InFlight() == 0 })
+}
+
+func TestAdminCommands(t *testing.T) {
+	n := startNode(t)
+	base := n.edge.URL
+	n.get(t, "/v/4MiB.bin", "bytes=0-99")
+	n.get(t, "/v/4MiB.bin", "bytes=3145728-3145799")
+
+	out, err := run(t, "inspect", "--admin", n.admin.URL, "--token", "tok", base+"/v/4MiB.bin")
+	if err != nil {
+		t.Fatalf("inspect: %v", err)
+	}
+	for _, want := range []string{"size        4194304 bytes (4MiB)", "2 of 4 stored", "map         [#..#]", `validator   ETag "`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run(t, "stats", "--config", n.cfgFile)
+	if err != nil || !strings.Contains(out, "objects     1") || !strings.Contains(out, "slices      2") {
+		t.Errorf("stats via --config: %v\n%s", err, out)
+	}
+	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok", "--soft", base+"/v/4MiB.bin")
+	if err != nil || out != "marked stale 1 object\n" {
+		t.Errorf("soft purge: %q %v", out, err)
+	}
+	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok", "--prefix", base+"/v/")
+	if err != nil || out != "purged 1 object\n" {
+		t.Errorf("prefix purge: %q %v", out, err)
+	}
+	_, err = run(t, "inspect", "--admin", n.admin.URL, "--token", "tok", base+"/v/4MiB.bin")
+	if err == nil || !strings.Contains(err.Error(), "is not stored") {
+		t.Errorf("inspect after purge: %v", err)
+	}
+}
+
+func TestAdminCommandErrors(t *testing.T) {
+	n := startNode(t)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"purge", "--admin", n.admin.URL, "--token", "nope", "--all"}, "refused the token"},
+		{[]string{"purge", "--admin", "http://127.0.0.1:1", "--token", "tok", "--all"}, "cannot reach the admin API"},
+		{[]string{"purge", "--token", "tok", "--all"}, "no admin API address"},
+		{[]string{"purge", "--admin", n.admin.URL, "--all"}, "no admin token"},
+		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok"}, "give exactly one of"},
+		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok", "/relative"}, "want an absolute URL"},
+	}
+	for _, c := range cases {
+		_, err := run(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want it to say %q", c.args, err, c.want)
+		}
+	}
+}

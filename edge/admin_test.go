@@ -1,0 +1,206 @@
+package edge_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
+)
+
+const adminToken = "s3cret"
+
+// admin calls the admin API and decodes its JSON answer into out.
+func (h *harness) admin(t *testing.T, method, path string, q url.Values, out any) int {
+	t.Helper()
+	if h.adminSrv == nil {
+		h.adminSrv = httptest.NewServer(h.edge.AdminHandler(adminToken))
+		t.Cleanup(h.adminSrv.Close)
+	}
+	req, _ := http.NewRequest(method, h.adminSrv.URL+path+"?"+q.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode == 200 {
+		if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, body)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestAdminNeedsToken(t *testing.T) {
+	h := newHarness(t)
+	srv := httptest.NewServer(h.edge.AdminHandler(adminToken))
+	defer srv.Close()
+	for _, auth := range []string{"", "Bearer wrong", "Basic czNjcmV0", "Bearer " + adminToken + "x"} {
+		req, _ := http.NewRequest("GET", srv.URL+"/stats", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("Authorization %q: status %d, want 401 with WWW-Authenticate", auth, resp.StatusCode)
+		}
+	}
+	if code := h.admin(t, "GET", "/stats", nil, nil); code != 200 {
+		t.Errorf("right token: status %d", code)
+	}
+}
+
+// Purge by URL removes every slice of the object; the next request is a
+// miss that costs origin bytes again.
+func TestAdminPurgeURL(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/3MiB.bin"
+	h.warm(t, path)
+	var res edge.PurgeResult
+	if code := h.admin(t, "POST", "/purge", url.Values{"url": {"http://edge.test" + path}}, &res); code != 200 || res.Purged != 1 {
+		t.Fatalf("purge: status %d, %+v", code, res)
+	}
+	if st := h.store.Stats(); st.Slices != 0 || st.Objects != 0 {
+		t.Errorf("after purge the store holds %d objects, %d slices", st.Objects, st.Slices)
+	}
+	before := h.origin.BodyBytes()
+	resp, body := h.get(t, path, "Range: bytes=0-99")
+	wantBytes(t, "after purge", body, path, 1, 0)
+	if resp.Header.Get("X-Cache") != "MISS" || h.origin.BodyBytes() == before {
+		t.Errorf("after purge: X-Cache %q and %d origin bytes, want a miss", resp.Header.Get("X-Cache"), h.origin.BodyBytes()-before)
+	}
+	for _, bad := range []url.Values{{"url": {"/obj/3MiB.bin"}}, {"prefix": {"/obj/"}}, {}} {
+		if code := h.admin(t, "POST", "/purge", bad, nil); code != http.StatusBadRequest {
+			t.Errorf("purge %v: status %d, want 400", bad, code)
+		}
+	}
+}
+
+// A purge during a fill of the same object: the fill must not bring back
+// any slice of what was purged.
+func TestAdminPurgeDuringFill(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/16MiB.bin"
+	h.origin.SetMode(origintest.Mode{Bandwidth: 32 * MiB}) // half a second for the object
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
+		req.Host = "edge.test"
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		if n, err := verifyStream(resp.Body, path, 1, 0); err != nil && n > 0 && !strings.Contains(err.Error(), "EOF") {
+			t.Errorf("during purge: %v after %d bytes", err, n)
+		}
+	}()
+	waitFor(t, "the fill to start", func() bool { return h.origin.BodyBytes() > 2*MiB })
+	if code := h.admin(t, "POST", "/purge", url.Values{"url": {"http://edge.test" + path}}, nil); code != 200 {
+		t.Fatalf("purge: status %d", code)
+	}
+	<-done
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	if st := h.store.Stats(); st.Slices != 0 || st.Objects != 0 {
+		t.Errorf("the fill resurrected the purged object: %d objects, %d slices stored", st.Objects, st.Slices)
+	}
+}
+
+// Purge by prefix and purge all leave nothing of the purged objects, and
+// only them.
+func TestAdminPurgePrefixAndAll(t *testing.T) {
+	h := newHarness(t)
+	for _, p := range []string{"/obj/a/1MiB.bin", "/obj/a/2MiB.bin", "/obj/b/1MiB.bin"} {
+		h.warm(t, p)
+	}
+	var res edge.PurgeResult
+	h.admin(t, "POST", "/purge", url.Values{"prefix": {"http://edge.test/obj/a/"}}, &res)
+	if res.Purged != 2 {
+		t.Errorf("prefix purge: %+v, want 2 objects", res)
+	}
+	if st := h.store.Stats(); st.Objects != 1 || st.Slices != 1 {
+		t.Errorf("after the prefix purge: %d objects, %d slices, want only /obj/b's 1 and 1", st.Objects, st.Slices)
+	}
+	h.admin(t, "POST", "/purge", url.Values{"all": {"1"}}, &res)
+	if st := h.store.Stats(); st.Objects != 0 || st.Slices != 0 || res.Purged != 1 {
+		t.Errorf("after purge all: %+v, %d objects, %d slices", res, st.Objects, st.Slices)
+	}
+}
+
+// Soft purge marks stale: the slices stay, the next request revalidates
+// once (a 304 costs no body bytes) and is served from them.
+func TestAdminSoftPurge(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/4MiB.bin"
+	h.warm(t, path)
+	var res edge.PurgeResult
+	h.admin(t, "POST", "/purge", url.Values{"prefix": {"edge.test/obj/"}, "soft": {"1"}}, &res)
+	if !res.Soft || res.Purged != 1 {
+		t.Fatalf("soft purge: %+v", res)
+	}
+	if st := h.store.Stats(); st.Slices != 4 {
+		t.Errorf("soft purge dropped slices: %d left of 4", st.Slices)
+	}
+	h.origin.ResetCounters()
+	resp, body := h.get(t, path, "Range: bytes=0-3999999")
+	wantBytes(t, "after soft purge", body, path, 1, 0)
+	if h.origin.Requests() != 1 || h.origin.BodyBytes() != 0 || resp.Header.Get("X-Cache") != "HIT" {
+		t.Errorf("after soft purge: %d origin requests, %d body bytes, X-Cache %q; want one revalidation and a hit",
+			h.origin.Requests(), h.origin.BodyBytes(), resp.Header.Get("X-Cache"))
+	}
+}
+
+func TestAdminInspectAndStats(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/8MiB.bin"
+	h.get(t, path, "Range: bytes=0-99")
+	h.get(t, path, "Range: bytes=7340032-7340099")
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	var in edge.Inspection
+	if code := h.admin(t, "GET", "/inspect", url.Values{"url": {"http://edge.test" + path}}, &in); code != 200 {
+		t.Fatalf("inspect: status %d", code)
+	}
+	if in.Size != 8*MiB || in.SliceSize != MiB || in.Slices != 8 || in.Stored != 2 || in.Map != "[#......#]" ||
+		in.ETag != origintest.ETag(path, 1) || !in.Fresh {
+		t.Errorf("inspect: %+v", in)
+	}
+	if code := h.admin(t, "GET", "/inspect", url.Values{"url": {"http://edge.test/obj/none-1MiB.bin"}}, nil); code != 404 {
+		t.Errorf("inspect of an object not stored: status %d, want 404", code)
+	}
+	var st edge.StatsReport
+	h.admin(t, "GET", "/stats", nil, &st)
+	if st.Store.Objects != 1 || st.Store.Slices != 2 || st.Counters.Requests != 2 || st.Counters.OriginBytes != 2*MiB {
+		t.Errorf("stats: %+v", st)
+	}
+	req, _ := http.NewRequest("GET", h.adminSrv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`sliceedge_requests_total{status="206",cache="MISS"} 2`,
+		`sliceedge_origin_bytes_total 2097152`,
+		`sliceedge_origin_requests_total{kind="discover"} 1`,
+		`sliceedge_store_slices 2`,
+		`sliceedge_ttfb_seconds_bucket`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

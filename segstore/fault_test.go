@@ -1,0 +1,243 @@
+package segstore_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// diskFull returns an injector that, while full is set, fails with ENOSPC
+// every write to a file whose name matches.
+func diskFull(full *atomic.Bool, match func(path string) bool) errorfs.Injector {
+	return errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData,
+			errorfs.OpFileSyncTo, errorfs.OpFileFlush, errorfs.OpFilePreallocate:
+			if full.Load() && match(op.Path) {
+				return fmt.Errorf("injected: op %d on %s: %w", op.Kind, op.Path, syscall.ENOSPC)
+			}
+		}
+		return nil
+	})
+}
+
+func openFS(t *testing.T, dir string, fs vfs.FS) *segstore.Store {
+	t.Helper()
+	s, err := segstore.OpenWith(segstore.Options{Dir: dir, Logger: t.Logf}, func(o *pebble.Options) { o.FS = fs })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// checkReadable checks that every slice of ms that Has reports is readable
+// with the right bytes and every other one is not found, and returns how
+// many were readable.
+func checkReadable(t *testing.T, s *segstore.Store, ms ...*segstore.Meta) int {
+	t.Helper()
+	var n int
+	for _, m := range ms {
+		for i := range m.SliceCount() {
+			has := s.Has(m, i)
+			got, err := s.ReadSlice(m, i, nil)
+			switch {
+			case err == nil && !bytes.Equal(got, payload(m, i)):
+				t.Errorf("%q slice %d: wrong bytes", m.Key, i)
+			case err == nil && !has:
+				t.Errorf("%q slice %d: readable but Has is false", m.Key, i)
+			case err == nil:
+				n++
+			case !errors.Is(err, segstore.ErrNotFound):
+				t.Errorf("%q slice %d: %v", m.Key, i, err)
+			case has:
+				t.Errorf("%q slice %d: Has is true but %v", m.Key, i, err)
+			}
+		}
+	}
+	return n
+}
+
+// TestWriteFailureRecovers fills the disk (every write to an sstable or blob
+// file fails with ENOSPC) under a store: flushes fail, writes are refused at
+// once with ErrWriteFailed and counted, nothing blocks, reads go on; when
+// the disk has room again, the retried flush succeeds and writes resume, and
+// a restart finds everything.
+func TestWriteFailureRecovers(t *testing.T) {
+	var full atomic.Bool
+	mem := vfs.NewMem()
+	fs := errorfs.Wrap(mem, diskFull(&full, func(p string) bool {
+		return strings.HasSuffix(p, ".sst") || strings.HasSuffix(p, ".blob")
+	}))
+	dir := t.TempDir()
+	s := openFS(t, dir, fs)
+	a := newMeta("example.com/fail/a", 4*64*kib, 64*kib)
+	b := newMeta("example.com/fail/b", 4*64*kib, 64*kib)
+	for _, m := range []*segstore.Meta{a, b} {
+		if err := s.PutMeta(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeAll(t, s, a)
+	if err := s.DB().Flush(); err != nil { // a is on disk
+		t.Fatal(err)
+	}
+
+	full.Store(true)
+	writeAll(t, s, b) // into the memtable: no I/O yet
+	// Purge flushes: the flush fails, and Purge says so rather than wait.
+	done := make(chan error, 1)
+	go func() { done <- s.Purge("example.com/fail/none-such") }()
+	if err := s.PutMeta(newMeta("example.com/fail/c", 1, 1)); err != nil {
+		t.Fatal(err) // still in the memtable
+	}
+	c, _ := s.Meta("example.com/fail/c")
+	go func() { done <- s.Purge(c.Key) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("purge of an unknown key: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Purge of an unknown key blocked")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, segstore.ErrWriteFailed) {
+			t.Fatalf("Purge while the disk is full: err = %v, want ErrWriteFailed", err)
+		}
+		t.Logf("Purge while the disk is full: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Purge blocked while the disk is full")
+	}
+
+	start := time.Now()
+	d := newMeta("example.com/fail/d", 64*kib, 64*kib)
+	if err := s.PutMeta(d); !errors.Is(err, segstore.ErrWriteFailed) {
+		t.Fatalf("PutMeta while flushes fail: err = %v, want ErrWriteFailed", err)
+	}
+	if err := s.WriteSlice(a, 0, payload(a, 0)); !errors.Is(err, segstore.ErrWriteFailed) {
+		t.Fatalf("WriteSlice while flushes fail: err = %v, want ErrWriteFailed", err)
+	} else {
+		t.Logf("WriteSlice while flushes fail: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusing two writes took %v", d)
+	}
+	if n := checkReadable(t, s, a, b); n != 8 {
+		t.Errorf("%d slices readable while flushes fail, want 8 (a on disk, b in the memtable)", n)
+	}
+	st := s.Stats()
+	if st.WriteErrors < 2 || st.Slices != 8 {
+		t.Errorf("Stats while flushes fail = %+v, want 8 slices and at least 2 write errors", st)
+	}
+
+	full.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.PutMeta(d)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, segstore.ErrWriteFailed) || time.Now().After(deadline) {
+			t.Fatalf("writes did not resume after the disk got room: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("writes resumed %v after the disk got room", time.Since(deadline.Add(-10*time.Second)).Round(time.Millisecond))
+	writeAll(t, s, d)
+	if err := s.Purge(c.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openFS(t, dir, fs)
+	defer s.Close()
+	if n := checkReadable(t, s, a, b, d); n != 9 {
+		t.Errorf("after restart %d slices readable, want 9", n)
+	}
+	if _, err := s.Meta(c.Key); !errors.Is(err, segstore.ErrNotFound) {
+		t.Errorf("purged meta after restart: %v", err)
+	}
+}
+
+// TestFatalWriteFailure makes a MANIFEST write fail after a flush has
+// written its files, which Pebble treats as fatal (Logger.Fatalf). The
+// process must not panic: the store refuses writes, keeps serving reads,
+// Stats and Close return, and a restart (here: a crash clone of the
+// filesystem, opened anew) finds a consistent store with what was flushed
+// before.
+func TestFatalWriteFailure(t *testing.T) {
+	var full atomic.Bool
+	mem := vfs.NewCrashableMem()
+	fs := errorfs.Wrap(mem, diskFull(&full, func(p string) bool { return strings.Contains(p, "MANIFEST") }))
+	dir := t.TempDir()
+	s := openFS(t, dir, fs)
+	a := newMeta("example.com/fatal/a", 3*64*kib, 64*kib)
+	b := newMeta("example.com/fatal/b", 3*64*kib, 64*kib)
+	if err := s.PutMeta(a); err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, s, a)
+	if err := s.DB().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMeta(b); err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, s, b)
+
+	full.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.Purge(a.Key) }() // flushes: the MANIFEST write fails
+	select {
+	case err := <-done:
+		if !errors.Is(err, segstore.ErrWriteFailed) {
+			t.Fatalf("Purge: err = %v, want ErrWriteFailed", err)
+		}
+		t.Logf("Purge: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Purge blocked after a fatal error")
+	}
+	if err := s.WriteSlice(b, 0, payload(b, 0)); !errors.Is(err, segstore.ErrWriteFailed) || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("WriteSlice after a fatal error: err = %v, want ErrWriteFailed saying to restart", err)
+	}
+	if n := checkReadable(t, s, b); n != 3 {
+		t.Errorf("%d slices of b readable after a fatal error, want 3", n)
+	}
+	if st := s.Stats(); st.WriteErrors == 0 {
+		t.Errorf("Stats = %+v, want write errors", st)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Error("Close after a fatal error returned nil")
+		}
+		t.Logf("Close: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocked after a fatal error")
+	}
+
+	// Restart: what the filesystem holds, synced, as after kill -9.
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	s = openFS(t, dir, crashed)
+	defer s.Close()
+	if n := checkReadable(t, s, a, b); n < 3 {
+		t.Errorf("after restart %d slices readable, want a's 3 at least", n)
+	}
+	if err := s.PutMeta(newMeta("example.com/fatal/c", 1, 1)); err != nil {
+		t.Errorf("PutMeta after restart: %v", err)
+	}
+}
