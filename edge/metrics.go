@@ -99,6 +99,9 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	gauge("sliceedge_store_disk_bytes", func(st segstore.Stats) int64 { return st.DiskBytes })
 	gauge("sliceedge_store_objects", func(st segstore.Stats) int64 { return st.Objects })
 	gauge("sliceedge_store_slices", func(st segstore.Stats) int64 { return st.Slices })
+	gauge("sliceedge_store_evictions_total", func(st segstore.Stats) int64 { return st.Evictions })
+	gauge("sliceedge_store_evicted_bytes_total", func(st segstore.Stats) int64 { return st.EvictedBytes })
+	gauge("sliceedge_store_write_errors_total", func(st segstore.Stats) int64 { return st.WriteErrors })
 	return m
 }
 

@@ -60,4 +60,77 @@
 // payloads sit in blob files and a key scan never reads them (the value length
 // comes from the blob handle kept in the sstable). Decoded metas are cached in
 // memory, bounded in number; PutMeta and Purge update the cache.
+//
+// # Capacity and eviction
+//
+// Options.MaxBytes is a budget for Pebble's disk usage. Eviction is CLOCK
+// (F. J. Corbató, "A Paging Experiment with the Multics System", 1968; the
+// "second chance" approximation of LRU) at slice granularity, so the head of
+// a video that viewers keep starting stays while the tail few reach goes:
+//
+//   - Each stored slice has a reference bit, in memory only: ReadSlice sets
+//     it (one atomic load when already set, no lock, no Pebble write). Has
+//     does not, since the edge calls it to plan, not only to serve. The bits
+//     start clear at Open, and so does a newly written slice's: a slice
+//     written once and never read again is the first to go.
+//   - The clock is kept as a FIFO queue of slices in write order with
+//     reinsertion, which is CLOCK laid out as a queue: the hand takes the
+//     oldest slice; if its bit is set, it clears it and sends the slice to
+//     the back (its second chance), else it evicts it. Consecutive slices of
+//     one fill share one queue entry. Open rebuilds the queue from the keys.
+//   - Write order, rather than going round object by object, matters
+//     because of value separation. Eviction deletes keys; the disk comes back
+//     only when no key references a blob file any more (it is deleted) or
+//     when Pebble rewrites a file whose values are mostly dead. Evicting in
+//     write order empties the oldest blob files whole, and leaves in them
+//     only the few hot slices that a blob rewrite then copies out cheaply:
+//     the age-sorted cleaning of log-structured file systems (Rosenblum and
+//     Ousterhout, "The Design and Implementation of a Log-Structured File
+//     System", 1992). Evicting object by object spreads dead values over
+//     every file, and getting the disk back then means rewriting most of it.
+//
+// Two goroutines, started by Open and stopped by Close, keep the budget
+// (evict.go). The evictor wakes when a write takes the store over the
+// high-water mark, and every 100 ms: it samples Pebble's disk usage and,
+// when the slices stored plus Pebble's own share (sstables, one memtable of
+// headroom) exceed HighWater×MaxBytes (default 95%), runs the hand until
+// they are under LowWater×MaxBytes (default 90%), deleting victims in one
+// batch per object. The reclaimer makes Pebble give the disk back: it has
+// Pebble rewrite blob files at a tight garbage ratio, flushes, and, when the
+// disk nears the budget, compacts the slice keys (keys and blob handles
+// only, so cheap) so that deleted slices stop pinning their blob files.
+// Admission closes the loop: WriteSlice refuses a slice (ErrWriteFailed)
+// when the slices stored, or the disk Pebble will use once its memtables are
+// flushed (the last sample, plus what was flushed since, plus what awaits a
+// flush), would exceed MaxBytes. That only happens when fills outrun
+// eviction; the edge then serves from the origin without caching.
+//
+// Metas are kept when an object's last slice is evicted: a meta is small and
+// lets the edge revalidate an object instead of learning it anew. Only when
+// metas outnumber one per 64 KiB of budget (at least 4096) does the evictor
+// delete the meta of each object it empties. (Metas of objects that never
+// had a slice are not on the clock and stay until purged.)
+//
+// Pebble v2.1.7's DiskSpaceUsage leaves out the blob files already on disk
+// at Open (cockroachdb/pebble#5493); the store corrects for it (diskUsage).
+//
+// # Write failures
+//
+// A full or failing disk never fails a request: WriteSlice, PutMeta and the
+// purges return an error wrapping ErrWriteFailed, which the edge logs before
+// serving from the origin; Stats.WriteErrors counts them; reads go on. With
+// the WAL disabled, commits do no I/O, and disk errors surface in flushes:
+// from a failed flush until the next good one the store refuses writes
+// instead of letting memtables pile up until Pebble blocks every commit, and
+// Pebble's retries (backed off by the store) resume writing once the disk
+// has room. A failed MANIFEST write is fatal to Pebble: the store then stays
+// read-only until the process restarts, without panicking. See health.go.
+//
+// # Admin
+//
+// PurgeAll deletes everything with two range deletions. ScanMeta lists metas
+// by key prefix in chunks, holding no lock while its callback runs; a soft
+// purge is ScanMeta plus PutMeta of each meta with the same Version and
+// Lifetime 0, which keeps every slice. Stats reads counters and one Pebble
+// metrics call; it never scans.
 package segstore

@@ -27,6 +27,10 @@ const (
 	// slice: one meta (~0.3-1 KiB) per 64 KiB of budget, 1.5% at worst.
 	metaBytesPerObject = 64 << 10
 	minMetaCap         = 4096
+	// stuckAfter is how long writes may be refused, with disk usage over
+	// the high-water mark after compactions, before the evictor decides that
+	// Pebble cannot give the garbage back and evicts deeper.
+	stuckAfter = 30 * time.Second
 )
 
 // evictor is the state of the background goroutines that keep the store
@@ -52,8 +56,9 @@ type evictor struct {
 	wantCompact atomic.Bool  // PurgeAll asks for a compaction
 
 	// Owned by the reclaimer goroutine.
-	compactedAt time.Time     // when the last compaction of the slice keys started
-	compactTook time.Duration // and how long it took
+	compactedAt   time.Time     // when the last compaction of the slice keys started
+	compactTook   time.Duration // and how long it took
+	refusingSince time.Time     // since when every round has seen writes refused; zero if not
 }
 
 func newEvictor(budget int64, high, low float64) *evictor {
@@ -134,20 +139,22 @@ func (s *Store) evictRound() {
 // frees disk only once flushed, compacted onto the key it deletes, and once
 // the blob file holding the value is deleted (all its values dead) or
 // rewritten (enough of them dead). So the round has Pebble rewrite blob
-// files at the tight garbage ratio (which frees files that a few hot slices
-// pin), and flushes and compacts the slice keys (cheap: with value
-// separation they are keys and blob handles, not slice bytes), which deletes
-// the blob files whose slices are all gone: CLOCK evicts in write order, so
-// old files die whole. Compacting every slice key costs time in proportion
-// to their number, so it takes at most a tenth of the reclaimer's time; in
-// between, the round only flushes, once a quarter of a memtable is waiting.
+// files at the tight garbage ratio (which frees the files a few hot slices
+// pin) and flushes once a quarter of a memtable awaits a flush. When disk
+// usage nears the budget (the estimate is over the high-water mark, or
+// writes were refused), it also compacts the slice keys, which deletes the
+// blob files whose slices are all gone at once rather than when Pebble's own
+// compactions get to them: CLOCK evicts in write order, so old files die
+// whole. That compaction is cheap (with value separation the slice keys are
+// keys and blob handles, not slice bytes), but its cost grows with their
+// number, so it runs at most half of the time.
 //
-// If, after a compaction, disk usage is still over the high-water mark and
-// writes are being refused, Pebble is not giving garbage back fast enough:
-// the evictor then goes deeper, by 1% of the budget per round, so that the
-// store keeps admitting new slices at the cost of fewer stored ones. The
-// depth halves, and the garbage ratio relaxes, once disk usage is back
-// under the low-water mark.
+// The garbage ratio relaxes once disk usage is under the low-water mark. If
+// writes have been refused for stuckAfter with disk usage still over the
+// high-water mark after compactions, Pebble is not giving garbage back: the
+// evictor then goes deeper, by 1% of the budget per round, trading stored
+// slices for room to admit new ones; the depth halves again once disk usage
+// is under the low-water mark.
 func (s *Store) reclaimRound(ctx context.Context) error {
 	e := s.ev
 	s.ctl.setGarbageRatio(garbageRatioTight)
@@ -171,13 +178,18 @@ func (s *Store) reclaimRound(ctx context.Context) error {
 		return fmt.Errorf("compact slice keys: %w", err)
 	}
 	disk := s.sampleDisk()
-	switch {
-	case disk > e.high && e.refused.Swap(false):
+	switch refused := e.refused.Swap(false); {
+	case refused && e.refusingSince.IsZero():
+		e.refusingSince = time.Now()
+	case refused && disk > e.high && time.Since(e.refusingSince) > stuckAfter:
 		e.deeper.Store(min(e.deeper.Load()+e.budget/100, e.low/2))
 		signal(e.kick)
-	case disk < e.low:
-		e.deeper.Store(e.deeper.Load() / 2)
-		s.ctl.setGarbageRatio(garbageRatioNormal)
+	case !refused:
+		e.refusingSince = time.Time{}
+		if disk < e.low {
+			e.deeper.Store(e.deeper.Load() / 2)
+			s.ctl.setGarbageRatio(garbageRatioNormal)
+		}
 	}
 	return nil
 }

@@ -39,9 +39,11 @@ import (
 // needs a restart (Close then skips Pebble's own Close, which would wait for
 // the job that failed); Open recovers from the MANIFEST as after a crash.
 
-// ErrWriteFailed: the store cannot write now (the disk is full or failing,
-// or Pebble is stalling writes); nothing was written. Reads still work. The
-// error also says why and whether writes will resume by themselves.
+// ErrWriteFailed: the store cannot write now: the disk is full or failing,
+// Pebble is stalling writes, or (WriteSlice) the store is full because fills
+// outran eviction. Nothing was written, except that a purge whose final
+// flush failed holds in memory but not yet on disk. Reads still work. The
+// error says why, and whether writes will resume by themselves.
 var ErrWriteFailed = errors.New("segstore: cannot write")
 
 // control is the store's side of Pebble's callbacks: the event listener and

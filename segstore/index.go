@@ -31,7 +31,8 @@ import (
 type index struct {
 	objects sync.Map // cache key → *sliceSet
 
-	// clock is false for a store without a budget: nothing is queued.
+	// clock is false for a store without a budget: nothing is queued. Set
+	// by Open before anything else uses the index.
 	clock bool
 
 	// clockMu protects the queue (runs, head, seq) and every sliceSet's
@@ -178,8 +179,9 @@ func (x *index) push(ss *sliceSet, i int64) {
 		}
 	}
 	if x.head > 0 && x.head >= len(x.runs)/2 { // reuse the popped half
-		x.runs = x.runs[:copy(x.runs, x.runs[x.head:])]
-		x.head = 0
+		n := copy(x.runs, x.runs[x.head:])
+		clear(x.runs[n:])
+		x.runs, x.head = x.runs[:n], 0
 	}
 	x.seq++
 	x.runs = append(x.runs, clockRun{ss: ss, first: i, n: 1, stamp: x.seq})

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -31,13 +32,16 @@ var (
 // Options configure Open. Only Dir is required.
 type Options struct {
 	Dir string // Pebble directory; created if missing
-	// MaxBytes is the disk budget: slices are evicted (see evict.go) so that
-	// Pebble's disk usage stays within it. 0 means no budget and no eviction.
+	// MaxBytes is the disk budget: slices are evicted so that Pebble's disk
+	// usage stays within it (see the package doc). 0 means no budget and no
+	// eviction. Below a few hundred MiB, Pebble's fixed costs (a memtable
+	// of headroom, at least 4 MiB) take a noticeable share of it.
 	MaxBytes int64
 	// HighWater and LowWater are fractions of MaxBytes: when the slices
-	// stored, or Pebble's disk usage, exceed HighWater×MaxBytes, slices are
-	// evicted until those stored are under LowWater×MaxBytes. 0 means
-	// DefaultHighWater (0.95) and DefaultLowWater (0.90).
+	// stored plus Pebble's own share of the disk (sstables, a memtable of
+	// headroom) exceed HighWater×MaxBytes, slices are evicted until they
+	// are under LowWater×MaxBytes. 0 means DefaultHighWater (0.95) and
+	// DefaultLowWater (0.90).
 	HighWater, LowWater float64
 	// CacheBytes is the size of Pebble's block cache; 0 means
 	// DefaultCacheBytes. See pebble.go.
@@ -73,16 +77,17 @@ type Store struct {
 	closed atomic.Bool
 
 	// keyMu[stripe(hash(key))] serialises every change to one key's meta,
-	// slices and index entry: PutMeta, WriteSlice, Purge, dropping a missing
-	// or corrupt slice, and filling the meta cache from Pebble (so a fill
-	// racing a purge cannot cache what the purge removed). Readers (Meta on a
-	// cache hit, Has, Stored, ReadSlice of a good slice) never take it.
+	// slices and index entry: PutMeta, WriteSlice, Purge, evicting, dropping
+	// a missing or corrupt slice, and filling the meta cache from Pebble (so
+	// a fill racing a purge cannot cache what the purge removed). PurgeAll
+	// takes them all. Readers (Meta on a cache hit, Has, Stored, ReadSlice of
+	// a good slice, ScanMeta) never take it.
 	keyMu [keyStripes]sync.Mutex
 
 	metaMu sync.RWMutex          // protects metas
 	metas  map[string]*metaEntry // decoded metas, a subset of those stored
 
-	idx index // stored slices per object; lock-free reads, changes under keyMu
+	idx index // stored slices per object and the clock; lock-free reads, changes under keyMu
 
 	objects atomic.Int64 // metas stored
 	slices  atomic.Int64 // slices stored (the sum of the index)
@@ -114,9 +119,10 @@ type Stats struct {
 	Evictions    int64 // slices evicted to keep within MaxBytes (not purges or version changes)
 	EvictedBytes int64 // payload bytes of those slices
 	// WriteErrors counts writes (WriteSlice, PutMeta, purges, evictions)
-	// that failed or were refused because the disk could not be written:
-	// they returned an error wrapping ErrWriteFailed. Not ErrStale or
-	// invalid arguments.
+	// that returned an error wrapping ErrWriteFailed: refused or failed
+	// because the disk could not be written (full, failing, Pebble stalled)
+	// or, for WriteSlice, because the store was full (writes outran
+	// eviction). Not ErrStale, ErrClosed or invalid arguments.
 	WriteErrors int64
 }
 
@@ -427,6 +433,43 @@ func (s *Store) commit(b *pebble.Batch) error {
 	return err
 }
 
+// admitWait is how long a slice write waits for the store to take it: for a
+// write stall to end, or for eviction and compaction to make room, before
+// it is refused. Slice writes come from background fills, so waiting costs
+// no client any latency, while a refused slice is fetched from the origin
+// again by the next request that needs it.
+const admitWait = 2 * time.Second
+
+// admit waits up to admitWait for the store to accept n more bytes, and
+// returns why not if it does not, counting the refusal in
+// Stats.WriteErrors. A failing disk (not a mere stall) is refused at once.
+func (s *Store) admit(n int64) error {
+	deadline := time.Now().Add(admitWait)
+	for {
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		changed := s.ctl.changes()
+		err := s.ctl.writeErr()
+		if err == nil {
+			if err = s.overBudget(n); err == nil {
+				return nil
+			}
+		} else if !s.ctl.onlyStalled() {
+			s.writeErrors.Add(1)
+			return err
+		}
+		if time.Now().After(deadline) {
+			s.writeErrors.Add(1)
+			return err
+		}
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // writable returns nil if the store may write now, or why not, counting a
 // refusal in Stats.WriteErrors.
 func (s *Store) writable() error {
@@ -703,11 +746,7 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 	if int64(len(data)) != n {
 		return fmt.Errorf("segstore: write slice %d of %q: %d bytes, want %d", i, m.Key, len(data), n)
 	}
-	if err := s.writable(); err != nil {
-		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
-	}
-	if err := s.overBudget(n); err != nil {
-		s.writeErrors.Add(1)
+	if err := s.admit(n); err != nil {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
 	h := keyHash(m.Key)
