@@ -470,17 +470,29 @@ func (s *Store) admit(n int64) error {
 	}
 }
 
-// writable returns nil if the store may write now, or why not, counting a
-// refusal in Stats.WriteErrors.
+// writable returns nil once the store may write: at once, or after a write
+// stall ends (waiting up to admitWait). A failing disk, or a stall that
+// lasts, is refused and counted in Stats.WriteErrors.
 func (s *Store) writable() error {
-	if s.closed.Load() {
-		return ErrClosed
+	deadline := time.Now().Add(admitWait)
+	for {
+		if s.closed.Load() {
+			return ErrClosed
+		}
+		changed := s.ctl.changes()
+		err := s.ctl.writeErr()
+		if err == nil {
+			return nil
+		}
+		if !s.ctl.onlyStalled() || time.Now().After(deadline) {
+			s.writeErrors.Add(1)
+			return err
+		}
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	if err := s.ctl.writeErr(); err != nil {
-		s.writeErrors.Add(1)
-		return err
-	}
-	return nil
 }
 
 func (s *Store) keyLock(h uint64) *sync.Mutex { return &s.keyMu[h%keyStripes] }
