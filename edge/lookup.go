@@ -218,6 +218,11 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	// Claim the slices this response carries before the meta is visible,
 	// so no other request can fetch them again.
 	first, fills := s.claimResponse(m, resp)
+	for _, f := range fills {
+		if f != nil {
+			q.originBytes += f.Len
+		}
+	}
 	if s.purges.Load() != epoch {
 		// A purge ran while this answer was on its way: serve it, but do
 		// not let it bring back what the operator purged.

@@ -1,0 +1,199 @@
+package edge_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// failingStore is a real store whose writes fail as a full disk's do
+// (segstore.ErrWriteFailed). A full disk cannot be made portably in a
+// test; segstore's own tests inject one below Pebble.
+type failingStore struct {
+	*segstore.Store
+}
+
+var errDiskFull = fmt.Errorf("%w: no space left on device", segstore.ErrWriteFailed)
+
+func (f failingStore) WriteSlice(*segstore.Meta, int64, []byte) error { return errDiskFull }
+func (f failingStore) PutMeta(*segstore.Meta) error                  { return errDiskFull }
+
+// syncBuf is a log sink safe for the handler's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) lines() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// A store that cannot write never fails a client request: every answer
+// comes from the origin, correct, and the condition is logged once a
+// minute and counted.
+func TestStoreWriteFailureServesFromOrigin(t *testing.T) {
+	o := origintest.NewTest(t)
+	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(testConfig, o.URL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs syncBuf
+	srv := &edge.Server{Config: cfg, Store: failingStore{st}, Log: zerolog.New(&logs)}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	for i, rng := range []string{"bytes=0-99", "bytes=1048576-3000000", "", "bytes=0-99"} {
+		req, _ := http.NewRequest("GET", ts.URL+"/obj/4MiB.bin", nil)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := int64(0)
+		if rng != "" {
+			fmt.Sscanf(rng, "bytes=%d-", &start)
+		}
+		n, err := verifyStream(resp.Body, "/obj/4MiB.bin", 1, start)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode/100 != 2 || n == 0 {
+			t.Fatalf("request %d (%q) with a failing store: status %d, %d bytes, %v", i, rng, resp.StatusCode, n, err)
+		}
+	}
+	waitFor(t, "fills to settle", func() bool { return srv.InFlight() == 0 })
+	if c := srv.Counters(); c.StoreErrors < 4 {
+		t.Errorf("store errors counted: %d, want every failed write", c.StoreErrors)
+	}
+	logged := 0
+	for _, l := range logs.lines() {
+		if strings.Contains(fmt.Sprint(l["message"]), "store failing") {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("the store failure was logged %d times in a few milliseconds, want once a minute", logged)
+	}
+}
+
+// Origin failures are counted by kind.
+func TestOriginErrorMetrics(t *testing.T) {
+	h := newHarness(t)
+	h.origin.SetPathMode("/obj/2MiB-cr.bin", origintest.Mode{LieContentRange: "start"})
+	h.origin.SetPathMode("/obj/2MiB-5xx.bin", origintest.Mode{Status: 503})
+	h.get(t, "/obj/2MiB-cr.bin", "Range: bytes=0-9")
+	h.get(t, "/obj/2MiB-5xx.bin", "Range: bytes=0-9")
+	h.origin.SetPathMode("/obj/2MiB-flip.bin", origintest.Mode{})
+	h.get(t, "/obj/2MiB-flip.bin", "Range: bytes=0-9")
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.origin.Bump("/obj/2MiB-flip.bin") // the next slice fill meets a new version
+	h.get(t, "/obj/2MiB-flip.bin", "Range: bytes=1048576-1048585")
+	text := h.metrics(t)
+	for _, want := range []string{
+		`sliceedge_origin_errors_total{kind="bad_content_range"} 1`,
+		`sliceedge_origin_errors_total{kind="status_5xx"} 1`,
+		`sliceedge_origin_errors_total{kind="validator_mismatch"} 1`,
+		`sliceedge_flap_restarts_total 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", grep(text, "sliceedge_origin_errors_total", "sliceedge_flap"))
+	}
+}
+
+func (h *harness) metrics(t *testing.T) string {
+	t.Helper()
+	if h.adminSrv == nil {
+		h.adminSrv = httptest.NewServer(h.edge.AdminHandler(adminToken))
+		t.Cleanup(h.adminSrv.Close)
+	}
+	req, _ := http.NewRequest("GET", h.adminSrv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grep(text string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// The access log: one JSON line per request with what an operator needs.
+func TestAccessLog(t *testing.T) {
+	h := newHarness(t)
+	var logs syncBuf
+	h.edge.Log = zerolog.New(&logs)
+	h.get(t, "/obj/3MiB.bin", "Range: bytes=1048576-2097151")
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.get(t, "/obj/3MiB.bin", "Range: bytes=1048576-2097151")
+	var reqs []map[string]any
+	for _, l := range logs.lines() {
+		if l["message"] == "request" {
+			reqs = append(reqs, l)
+		}
+	}
+	if len(reqs) != 2 {
+		t.Fatalf("%d access log lines for 2 requests: %v", len(reqs), reqs)
+	}
+	first, second := reqs[0], reqs[1]
+	for _, k := range []string{"method", "path", "range", "status", "cache", "slice_hits", "slice_misses", "origin_bytes", "bytes_sent", "ttfb_ms", "duration_ms"} {
+		if _, ok := first[k]; !ok {
+			t.Errorf("access log line lacks %q: %v", k, first)
+		}
+	}
+	if first["cache"] != "MISS" || first["slice_misses"] != 1.0 || first["origin_bytes"] != float64(1<<20) || first["bytes_sent"] != float64(1<<20) || first["status"] != 206.0 {
+		t.Errorf("first request logged as %v", first)
+	}
+	if second["cache"] != "HIT" || second["slice_hits"] != 1.0 || second["origin_bytes"] != 0.0 {
+		t.Errorf("second request logged as %v", second)
+	}
+}
