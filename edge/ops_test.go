@@ -30,7 +30,7 @@ type failingStore struct {
 var errDiskFull = fmt.Errorf("%w: no space left on device", segstore.ErrWriteFailed)
 
 func (f failingStore) WriteSlice(*segstore.Meta, int64, []byte) error { return errDiskFull }
-func (f failingStore) PutMeta(*segstore.Meta) error                  { return errDiskFull }
+func (f failingStore) PutMeta(*segstore.Meta) error                   { return errDiskFull }
 
 // syncBuf is a log sink safe for the handler's goroutines.
 type syncBuf struct {
