@@ -297,11 +297,12 @@ const maxFillRetries = 2
 // timed out) is claimed again and the copy resumes where it stopped.
 func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, claimedTo *int64) error {
 	var f *origin.Fill
+	storeFailed := false // the store could not read this slice: fetch it instead
 	for tries := 0; ; {
 		if f == nil {
 			f = s.fills.Lookup(m.Key, m.Version, i)
 		}
-		if f == nil && s.Store.Has(m, i) {
+		if f == nil && !storeFailed && s.Store.Has(m, i) {
 			bp := s.buf(m.SliceSize)
 			data, err := s.Store.ReadSlice(m, i, *bp)
 			if err == nil {
@@ -316,14 +317,17 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 			}
 			s.bufs.Put(bp)
 			if !errors.Is(err, segstore.ErrNotFound) && !errors.Is(err, segstore.ErrCorrupt) {
+				// A store that cannot read never fails the request: this
+				// slice comes from the origin.
 				s.storeError(err, "read slice")
+				storeFailed = true
 			}
-			// Gone (evicted) or corrupt: fetch it again.
+			// Gone (evicted) or corrupt (and dropped): fetch it again.
 		}
 		if f == nil {
 			// The claim hands back this slice's fill itself, so a fill
 			// that completes at once cannot slip between claim and read.
-			if f = s.claim(q, m, i, last, claimedTo); f == nil {
+			if f = s.claim(q, m, i, last, claimedTo, storeFailed); f == nil {
 				// Stored between the look and the claim: read it.
 				if tries++; tries > maxFillRetries+2 {
 					return fmt.Errorf("edge: slice %d of %q: neither stored nor fetchable", i, m.Key)
@@ -351,7 +355,7 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 // claim claims a run of slices from i, starts origin fetches for the ones
 // this request owns, and returns the fill to read slice i from (nil when
 // the store has it).
-func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *int64) *origin.Fill {
+func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *int64, bypass bool) *origin.Fill {
 	maxRun := q.rule.MaxRun
 	if maxRun <= 0 {
 		maxRun = 16
@@ -361,7 +365,8 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		// The origin sends whole bodies: take every missing slice as it passes.
 		run = slicer.Run{First: 0, Last: m.SliceCount() - 1}
 	}
-	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(j int64) bool { return s.Store.Has(m, j) })
+	// bypass: the store says it has slice i but cannot read it.
+	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) })
 	if m.NoRange {
 		// One whole-body fetch feeds every owned slice and skips the rest.
 		fills := make([]*origin.Fill, len(claims))
@@ -400,7 +405,7 @@ func (s *Server) readAhead(q *request, m *segstore.Meta, i, last int64, claimedT
 	if m.NoRange || *claimedTo >= last || *claimedTo-i >= maxRun/2 {
 		return
 	}
-	s.claim(q, m, *claimedTo+1, last, claimedTo)
+	s.claim(q, m, *claimedTo+1, last, claimedTo, false)
 }
 
 // copyFill sends bytes [a, b) of a slice in flight as they arrive; n is how
