@@ -53,6 +53,12 @@ type Server struct {
 	// Transport carries origin traffic; nil means one tuned transport per
 	// origin, with that origin's timeouts.
 	Transport http.RoundTripper
+	// SendTimeout bounds how long one write of response bytes may wait
+	// for a client that does not read (a slow or stalled reader); the
+	// request then ends, and its origin fills go on for the store. 0
+	// means no limit. Unlike http.Server.WriteTimeout it does not bound a
+	// whole response, so a long download at a sane rate is not cut.
+	SendTimeout time.Duration
 
 	fills    origin.Fills
 	writes   *semaphore.Weighted // bytes of completed slices queued for the store; see storeFill
@@ -129,8 +135,49 @@ type request struct {
 	ttfb        time.Duration
 }
 
+// MaxURLBytes is the longest request target answered; a longer one gets
+// 414. (Longer request lines and headers than http.Server.MaxHeaderBytes
+// get 431 from net/http before they reach the handler.)
+const MaxURLBytes = 8 << 10
+
+// DefaultSendTimeout is the SendTimeout NewHTTPServer's callers use.
+const DefaultSendTimeout = time.Minute
+
+// NewHTTPServer returns the http.Server the edge listens with: bounded
+// header reading and size, idle connections closed after a while. It sets
+// no WriteTimeout, which would cut long downloads; Server.SendTimeout
+// handles clients that stop reading.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// deadlineWriter gives every write to the client SendTimeout to complete.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	// An error here means the connection cannot take deadlines (a test
+	// recorder): write without one.
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
 // ServeHTTP answers one client request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.SendTimeout > 0 {
+		w = &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.SendTimeout}
+	}
 	q := &request{w: w, r: r, start: s.now()}
 	defer s.logRequest(q)
 	defer func() {
@@ -145,6 +192,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	q.rule = s.config().Rule(r.URL.Path)
 	switch {
+	case len(r.RequestURI) > MaxURLBytes:
+		q.cacheStatus, q.detail = "ERROR", "URI too long"
+		s.plainError(q, http.StatusRequestURITooLong, "sliceedge: the request URL is too long\n")
+		return
 	case q.rule == nil:
 		// No origin is configured for this path: there is nowhere to go.
 		q.cacheStatus, q.detail = "ERROR", "no rule"

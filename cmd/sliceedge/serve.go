@@ -96,13 +96,8 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	}
 	defer st.Close()
 
-	h := &edge.Server{Config: cfg, Store: st, Log: log}
-	servers := []*http.Server{{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}}
+	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout}
+	servers := []*http.Server{edge.NewHTTPServer(h)}
 	addrs := []string{cfg.Listen}
 	if cfg.Admin.Listen != "" {
 		servers = append(servers, &http.Server{Handler: h.AdminHandler(cfg.Admin.Token), ReadHeaderTimeout: 10 * time.Second})
