@@ -304,10 +304,10 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 		}
 		if f == nil && !storeFailed && s.Store.Has(m, i) {
 			bp := s.buf(m.SliceSize)
-			data, err := s.Store.ReadSlice(m, i, *bp)
+			data, err := s.Store.ReadSliceRange(m, i, a, b-a, *bp)
 			if err == nil {
 				*bp = data[:0]
-				err = q.write(s, data[a:b])
+				err = q.write(s, data)
 				s.bufs.Put(bp)
 				if err == nil {
 					q.sliceHits++

@@ -34,6 +34,9 @@ type Store interface {
 	PutMeta(m *segstore.Meta) error
 	Has(m *segstore.Meta, i int64) bool
 	ReadSlice(m *segstore.Meta, i int64, dst []byte) ([]byte, error)
+	// ReadSliceRange reads bytes [off, off+n) of slice i, verifying only
+	// the checksums of the chunks they overlap: the hit path.
+	ReadSliceRange(m *segstore.Meta, i, off, n int64, dst []byte) ([]byte, error)
 	WriteSlice(m *segstore.Meta, i int64, data []byte) error
 	Purge(key string) error
 }

@@ -30,12 +30,36 @@
 // format change; metas are small and read from an in-memory cache, so its
 // cost does not matter.
 //
-// A slice value is one format byte, a CRC-32C (Castagnoli) over the slice's
-// Pebble key followed by the payload, then the payload. Covering the key means
-// that a value found under the wrong key (a bug, or a bit flip in the key)
-// fails the check as surely as a damaged payload. The checksum is verified on
-// every read, after the bytes have been copied out of Pebble; a slice that
-// fails is deleted and reported as ErrCorrupt so the caller refetches it.
+// A slice value is a header, then the payload (record.go has the layout).
+// The header starts with a format byte. Format 2, which WriteSlice writes,
+// holds one CRC-32C (Castagnoli) per 64 KiB chunk of the payload, each over
+// the slice's Pebble key, the chunk's index and the chunk's bytes; format 1,
+// which stores written by earlier versions hold and which is still read, holds
+// one CRC-32C over the key and the whole payload. Covering the key means that
+// a value found under the wrong key (a bug, or a bit flip in the key) fails
+// the check as surely as a damaged payload. Checksums are verified on every
+// read, on Pebble's memory just before the bytes are copied out of it:
+// ReadSlice checks every chunk, ReadSliceRange only the chunks its byte range
+// overlaps (every byte for a format-1 slice), so that serving 256 KiB of a
+// 1 MiB slice copies 256 KiB and checksums at most 320 KiB rather than
+// copying and checksumming the whole slice. Damage in a chunk no read has
+// touched goes unnoticed until one does. A slice that fails is deleted and
+// reported as ErrCorrupt so the caller refetches it.
+//
+// The key "!format" holds the layout of the directory: "segstore/2" (slice
+// values of format 1 or 2), written by Open into a new directory. Open
+// refuses any other marker, except "segstore/1" (format 1 only), which it
+// rewrites as "segstore/2" before writing anything else: a binary that knows
+// only format 1 then refuses the directory rather than drop its slices.
+//
+// Pebble's Get makes no copy of a value: it returns the memtable's memory or,
+// for a value in a blob file, memory of the block cache, where each slice
+// value (8 KiB or more: see pebble.go) is a blob block of its own. On a block
+// cache miss Pebble reads the whole block from the file and verifies its own
+// checksum of it, into a buffer that it then caches if it fits a cache shard.
+// So a ReadSliceRange that misses the block cache still reads the whole
+// slice; one that hits it touches only the chunks it needs. Iterators fetch
+// values through the same code (LazyValue) and would save nothing.
 //
 // # Consistency
 //
@@ -43,8 +67,9 @@
 // current meta of its object, and only if that meta still names the slice's
 // version: a fill that was in flight while its object was purged or replaced
 // gets ErrStale and writes nothing. PutMeta, WriteSlice and Purge of one key
-// are serialised by a striped lock; reads (Meta, Has, ReadSlice) do not take
-// it, except to load a meta that is not in the cache.
+// are serialised by a striped lock; reads (Meta, Has, ReadSlice,
+// ReadSliceRange) do not take it, except to load a meta that is not in the
+// cache.
 //
 // The WAL is disabled (see pebble.go): after a crash the store holds the
 // batches of some prefix of its history, never part of a batch, so every
@@ -68,8 +93,9 @@
 // "second chance" approximation of LRU) at slice granularity, so the head of
 // a video that viewers keep starting stays while the tail few reach goes:
 //
-//   - Each stored slice has a reference bit, in memory only: ReadSlice sets
-//     it (one atomic load when already set, no lock, no Pebble write). Has
+//   - Each stored slice has a reference bit, in memory only: ReadSlice and
+//     ReadSliceRange set it (one atomic load when already set, no lock, no
+//     Pebble write). Has
 //     does not, since the edge calls it to plan, not only to serve. The bits
 //     start clear at Open, and so does a newly written slice's: a slice
 //     written once and never read again is the first to go.

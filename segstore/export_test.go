@@ -29,7 +29,28 @@ func (s *Store) OpenScanStats() (separated, fetched uint64) {
 		s.openScan.InternalStats.SeparatedPointValue.ValueBytesFetched
 }
 
-const SliceHeaderLen = sliceHdrLen
+// SliceHeaderLen is the header length of a slice value of n payload bytes
+// as WriteSlice writes it (format 2).
+func SliceHeaderLen(n int64) int { return sliceHdrLen2(n) }
+
+// SliceHeaderLenV1 is the header length of a format-1 slice value.
+const SliceHeaderLenV1 = sliceHdrLen1
+
+// ChunkSize is the payload bytes covered by one checksum in format 2.
+const ChunkSize = chunkSize
+
+// WriteSliceV1 is WriteSlice writing the format-1 value that stores made
+// before format 2 hold.
+func (s *Store) WriteSliceV1(m *Meta, i int64, data []byte) error {
+	return s.writeSlice(m, i, data, sliceFormat1)
+}
+
+// Format markers: the current one and the one before.
+const (
+	FormatKey     = formatKey
+	FormatValue   = formatValue
+	FormatValueV1 = formatValueV1
+)
 
 // Evict runs the clock hand until need bytes are evicted, as the evictor
 // does, and returns the bytes evicted.

@@ -16,13 +16,26 @@ const (
 	metaPrefix   = 'm'
 	slicePrefix  = 's'
 	formatKey    = "!format" // sorts before both ranges
-	formatValue  = "segstore/1"
 	sliceKeyLen  = 1 + 8 + 8 + 8
-	sliceHdrLen  = 1 + 4 // format, CRC-32C
-	sliceFormat  = 1
 	metaHdrLen   = 1 + 4 + 8 + 8 + 8 // format, CRC-32C, version, size, slice size
 	metaFormat   = 1
 	hashPrefixed = 1 + 8 // "s" + hash: the span of every version of one key
+)
+
+// Store format markers, the value of formatKey. A store directory says which
+// layout it holds, so that a binary that does not know it refuses the
+// directory instead of misreading it:
+//
+//   - segstore/1: slice values of format 1 only;
+//   - segstore/2: slice values of format 1 or 2 (format 2 from this version
+//     on; format 1 remains readable).
+//
+// Open accepts both and rewrites a segstore/1 marker as segstore/2 before
+// writing anything else (see checkFormat), since it will write format-2
+// slices: a binary that only knows segstore/1 then refuses the directory.
+const (
+	formatValue   = "segstore/2"
+	formatValueV1 = "segstore/1"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -92,27 +105,140 @@ func successor(p []byte) []byte {
 	return nil
 }
 
-// sliceChecksum covers the key as well as the payload, so a value stored
-// under the wrong key fails verification too.
-func sliceChecksum(k []byte, payload []byte) uint32 {
-	return crc32.Update(crc32.Checksum(k, castagnoli), castagnoli, payload)
+// Slice values. A slice value is a header and then the payload (the slice's
+// bytes, SliceLen of them). The first byte of the header is the format:
+//
+// Format 1 (written before format 2 existed; still read):
+//
+//	[0]      1
+//	[1:5]    CRC-32C (Castagnoli), big-endian, of the slice key followed by
+//	         the whole payload
+//	[5:]     payload
+//
+// Format 2 (written now):
+//
+//	[0]      2
+//	[1:1+4c] c = ceil(len(payload) / 64 KiB) CRC-32Cs, big-endian, one per
+//	         64 KiB chunk of the payload (the last chunk may be short): the
+//	         CRC of chunk j is that of the slice key, then j as 4 bytes
+//	         big-endian, then the chunk's bytes
+//	[1+4c:]  payload
+//
+// Each checksum covers the key, so a value found under the wrong key (a bug,
+// or a bit flip in the key) fails as surely as a damaged payload; in format 2
+// each also covers its chunk's index, so chunks cannot trade places. Format 2
+// lets a read of any byte range verify only the chunks the range overlaps. A
+// damaged chunk checksum fails its chunk, like damaged payload. The payload
+// length is not stored: it is the meta's SliceLen, and the value length must
+// be exactly header plus payload.
+const (
+	sliceFormat1 = 1
+	sliceFormat2 = 2
+
+	sliceHdrLen1 = 1 + 4 // format, CRC-32C
+
+	chunkShift = 16
+	chunkSize  = 1 << chunkShift // bytes of payload per CRC in format 2
+
+	// maxSliceHdrLen is the longest slice header: format 2 of a slice of
+	// MaxSliceSize.
+	maxSliceHdrLen = 1 + 4*(MaxSliceSize/chunkSize)
+)
+
+// chunkCount is the number of format-2 chunks of a payload of n bytes.
+func chunkCount(n int64) int64 { return (n + chunkSize - 1) >> chunkShift }
+
+// sliceHdrLen2 is the header length of a format-2 value of n payload bytes.
+func sliceHdrLen2(n int64) int { return int(1 + 4*chunkCount(n)) }
+
+// validSliceLen reports whether a slice value of vlen bytes can hold a
+// payload of n bytes in some format. Open uses it to check slices without
+// reading their values.
+func validSliceLen(vlen int, n int64) bool {
+	return n > 0 && (int64(vlen) == sliceHdrLen1+n || int64(vlen) == int64(sliceHdrLen2(n))+n)
 }
 
-// putSliceHeader writes the header of a slice value into hdr.
-func putSliceHeader(hdr []byte, k []byte, payload []byte) {
-	hdr[0] = sliceFormat
-	binary.BigEndian.PutUint32(hdr[1:5], sliceChecksum(k, payload))
+// keySeed is the CRC-32C of a slice key: where every checksum of a slice
+// value starts.
+func keySeed(k []byte) uint32 { return crc32.Checksum(k, castagnoli) }
+
+// chunkChecksum is the format-2 checksum of chunk j of a slice whose key's
+// CRC is seed.
+func chunkChecksum(seed uint32, j int64, chunk []byte) uint32 {
+	// crc32.Update of the 4 bytes of j, big-endian, done by hand with the
+	// table: a byte slice passed to crc32.Update escapes, and this runs for
+	// every chunk read.
+	c := ^seed
+	for shift := 24; shift >= 0; shift -= 8 {
+		c = castagnoli[byte(c)^byte(uint32(j)>>shift)] ^ c>>8
+	}
+	return crc32.Update(^c, castagnoli, chunk)
 }
 
-// checkSlice verifies a slice value split into its header and payload.
-func checkSlice(k []byte, hdr [sliceHdrLen]byte, payload []byte) error {
-	if hdr[0] != sliceFormat {
-		return fmt.Errorf("unknown slice format %d", hdr[0])
+// putSlice writes a format-2 slice value of payload under key k into v,
+// which must be sliceHdrLen2(len(payload))+len(payload) bytes long.
+func putSlice(v []byte, k []byte, payload []byte) {
+	hdr := sliceHdrLen2(int64(len(payload)))
+	v[0] = sliceFormat2
+	seed := keySeed(k)
+	for j, off := int64(0), 0; off < len(payload); j, off = j+1, off+chunkSize {
+		chunk := payload[off:min(off+chunkSize, len(payload))]
+		copy(v[hdr+off:], chunk)
+		binary.BigEndian.PutUint32(v[1+4*j:], chunkChecksum(seed, j, chunk))
 	}
-	if got, want := sliceChecksum(k, payload), binary.BigEndian.Uint32(hdr[1:5]); got != want {
-		return fmt.Errorf("crc32c %08x, want %08x", got, want)
+}
+
+// putSliceV1 writes a format-1 slice value of payload under key k into v,
+// which must be sliceHdrLen1+len(payload) bytes long. Only tests write
+// format 1 now, to check that it stays readable.
+func putSliceV1(v []byte, k []byte, payload []byte) {
+	v[0] = sliceFormat1
+	binary.BigEndian.PutUint32(v[1:5], crc32.Update(keySeed(k), castagnoli, payload))
+	copy(v[sliceHdrLen1:], payload)
+}
+
+// readSliceValue checks the slice value v of key k, which must hold a
+// payload of sliceLen bytes, and copies payload bytes [off, off+len(dst))
+// into dst, verifying what that needs: in format 2 the chunks the range
+// overlaps, each checked just before its bytes are copied (so that they are
+// read from memory once); in format 1 the whole payload. It returns why the
+// value is corrupt, if it is; dst is then undefined.
+func readSliceValue(k []byte, v []byte, sliceLen, off int64, dst []byte) error {
+	if len(v) == 0 {
+		return errors.New("empty value")
 	}
-	return nil
+	end := off + int64(len(dst))
+	switch v[0] {
+	case sliceFormat1:
+		if int64(len(v)) != sliceHdrLen1+sliceLen {
+			return fmt.Errorf("format 1 value of %d bytes, want %d", len(v), sliceHdrLen1+sliceLen)
+		}
+		payload := v[sliceHdrLen1:]
+		if got, want := crc32.Update(keySeed(k), castagnoli, payload), binary.BigEndian.Uint32(v[1:5]); got != want {
+			return fmt.Errorf("crc32c %08x, want %08x", got, want)
+		}
+		copy(dst, payload[off:end])
+		return nil
+	case sliceFormat2:
+		hdr := sliceHdrLen2(sliceLen)
+		if int64(len(v)) != int64(hdr)+sliceLen {
+			return fmt.Errorf("format 2 value of %d bytes, want %d", len(v), int64(hdr)+sliceLen)
+		}
+		payload := v[hdr:]
+		seed := keySeed(k)
+		for j := off >> chunkShift; j<<chunkShift < end; j++ {
+			cs, ce := j<<chunkShift, min((j+1)<<chunkShift, sliceLen)
+			chunk := payload[cs:ce]
+			if got, want := chunkChecksum(seed, j, chunk), binary.BigEndian.Uint32(v[1+4*j:]); got != want {
+				return fmt.Errorf("chunk %d (bytes %d-%d): crc32c %08x, want %08x", j, cs, ce-1, got, want)
+			}
+			lo, hi := max(cs, off), min(ce, end)
+			copy(dst[lo-off:], payload[lo:hi])
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown slice format %d", v[0])
+	}
 }
 
 // metaBody is the JSON part of a meta value: the fields Open never needs.

@@ -19,6 +19,9 @@ import (
 var (
 	// ErrNotFound: no such object, or no such slice of it.
 	ErrNotFound = errors.New("not found")
+	// ErrOutOfRange: ReadSliceRange asked for bytes outside the slice, or
+	// for none.
+	ErrOutOfRange = errors.New("byte range out of bounds")
 	// ErrCorrupt: the slice failed its checksum and has been deleted
 	// (unless the error also says deleting it failed); refetch it.
 	ErrCorrupt = errors.New("checksum mismatch")
@@ -246,10 +249,22 @@ func (s *Store) checkFormat() error {
 	if err := closer.Close(); err != nil {
 		return fmt.Errorf("segstore: open %s: read format marker: %w", s.dir, err)
 	}
-	if got != formatValue {
-		return fmt.Errorf("segstore: open %s: store format %q is not %q: written by another sliceedge version; use that version or delete the directory", s.dir, got, formatValue)
+	switch got {
+	case formatValue:
+		return nil
+	case formatValueV1:
+		// Format-1 slices stay readable; new ones will be format 2, which a
+		// binary knowing only segstore/1 must not meet. This is the first
+		// batch of this Open: with the WAL off, a crash keeps a prefix of
+		// the batches (see pebble.go), so no format-2 slice can outlive the
+		// new marker.
+		if err := s.db.Set([]byte(formatKey), []byte(formatValue), writeOpts); err != nil {
+			return fmt.Errorf("segstore: open %s: upgrade format marker: %w", s.dir, err)
+		}
+		s.logf("segstore: open %s: store format %q upgraded to %q (existing slices stay readable)", s.dir, got, formatValue)
+		return nil
 	}
-	return nil
+	return fmt.Errorf("segstore: open %s: store format %q is not %q or %q: written by another sliceedge version; use that version or delete the directory", s.dir, got, formatValue, formatValueV1)
 }
 
 // objectID names one version of one object by its slice-key prefix.
@@ -315,8 +330,10 @@ func (s *Store) rebuild() error {
 			valid = it.SeekGE(end)
 			continue
 		}
+		// The length fits format 1 or 2; the format byte and checksums are
+		// checked when the slice is read.
 		lv := it.LazyValue()
-		if n := m.SliceLen(i); n == 0 || int64(lv.Len()) != sliceHdrLen+n {
+		if !validSliceLen(lv.Len(), m.SliceLen(i)) {
 			_ = del.Delete(k, nil)
 			badSlices++
 		} else {
@@ -659,13 +676,37 @@ func (s *Store) Stored(m *Meta) (count int64, stored []bool) {
 }
 
 // ReadSlice copies slice i of m's version into dst (grown if too small) and
-// returns dst[:len]. The checksum is verified on the copy, after Pebble's
-// memory has been released. It returns ErrNotFound, or ErrCorrupt after
-// deleting a slice that failed its checksum.
+// returns dst[:len], verifying every checksum of the slice. It is
+// ReadSliceRange of the whole slice.
 func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
-	n := m.SliceLen(i)
-	if n == 0 {
-		return nil, fmt.Errorf("segstore: read slice %d of %q: %w (object has %d slices)", i, m.Key, ErrNotFound, m.SliceCount())
+	return s.readSlice(m, i, 0, m.SliceLen(i), dst, "read slice")
+}
+
+// ReadSliceRange copies bytes [off, off+n) of slice i of m's version into
+// dst (grown if too small) and returns dst[:n]. Only those bytes are copied
+// out of Pebble, and only the checksums of the 64 KiB chunks they overlap
+// are verified (all of the slice's for a slice written in format 1: see
+// record.go), on Pebble's memory just before the copy; Pebble's memory is
+// released as soon as the copy is done. A damaged chunk outside the range
+// goes unnoticed until a read covers it.
+//
+// It returns ErrNotFound if the slice is not stored (or i is not a slice of
+// m), ErrOutOfRange, doing no I/O, unless 0 <= off, 1 <= n and off+n <=
+// m.SliceLen(i), or ErrCorrupt after deleting a slice that failed a check.
+// Like ReadSlice, a successful read sets the slice's reference bit (see
+// the package doc, Capacity and eviction).
+func (s *Store) ReadSliceRange(m *Meta, i, off, n int64, dst []byte) ([]byte, error) {
+	return s.readSlice(m, i, off, n, dst, "read slice range")
+}
+
+// readSlice is ReadSliceRange; op names the caller in errors.
+func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]byte, error) {
+	sliceLen := m.SliceLen(i)
+	if sliceLen == 0 {
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w (object has %d slices)", op, i, m.Key, ErrNotFound, m.SliceCount())
+	}
+	if off < 0 || n < 1 || off > sliceLen-n {
+		return nil, fmt.Errorf("segstore: %s %d of %q: %d bytes at offset %d of a slice of %d: %w", op, i, m.Key, n, off, sliceLen, ErrOutOfRange)
 	}
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -678,38 +719,29 @@ func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
 			// with the same hash): believe Pebble.
 			s.forgetSlice(m, i, k)
 		}
-		return nil, fmt.Errorf("segstore: read slice %d of %q: %w", i, m.Key, ErrNotFound)
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("segstore: read slice %d of %q: %w", i, m.Key, err)
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 	}
-	var hdr [sliceHdrLen]byte
-	copy(hdr[:], v)
-	var bad error // why the slice is corrupt
-	switch {
-	case len(v) < sliceHdrLen:
-		bad = fmt.Errorf("value of %d bytes has no header", len(v))
-	case int64(len(v)-sliceHdrLen) != n:
-		bad = fmt.Errorf("%d bytes, want %d", len(v)-sliceHdrLen, n)
-	default:
-		if int64(cap(dst)) < n {
-			dst = make([]byte, n)
-		}
-		dst = dst[:n]
-		copy(dst, v[sliceHdrLen:])
+	// v is Pebble's memory (the block cache's, or the memtable's), valid
+	// until closer is closed: Get makes no copy of a value (see the package
+	// doc), so the copy into dst is the only one. Verify and copy, then let
+	// go at once.
+	if int64(cap(dst)) < n {
+		dst = make([]byte, n)
 	}
+	dst = dst[:n]
+	bad := readSliceValue(k[:], v, sliceLen, off, dst) // why the slice is corrupt
 	if err := closer.Close(); err != nil {
-		return nil, fmt.Errorf("segstore: read slice %d of %q: %w", i, m.Key, err)
-	}
-	if bad == nil {
-		bad = checkSlice(k[:], hdr, dst)
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 	}
 	if bad != nil {
 		s.logf("segstore: deleting corrupt slice %d of %q version %016x: %v", i, m.Key, m.Version, bad)
 		if err := s.deleteSlice(m, i, k); err != nil {
-			return nil, fmt.Errorf("segstore: read slice %d of %q: %w (%v); deleting it failed: %w", i, m.Key, ErrCorrupt, bad, err)
+			return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v); deleting it failed: %w", op, i, m.Key, ErrCorrupt, bad, err)
 		}
-		return nil, fmt.Errorf("segstore: read slice %d of %q: %w (%v): deleted it, refetch it", i, m.Key, ErrCorrupt, bad)
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v): deleted it, refetch it", op, i, m.Key, ErrCorrupt, bad)
 	}
 	// The clock's reference bit: in memory only, no lock, no Pebble write.
 	s.idx.touch(m.Key, m.Version, i)
@@ -751,6 +783,12 @@ func (s *Store) deleteSlice(m *Meta, i int64, k sliceKey) error {
 // current meta. It returns ErrStale, writing nothing, if the object's meta
 // is gone or names another version.
 func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
+	return s.writeSlice(m, i, data, sliceFormat2)
+}
+
+// writeSlice is WriteSlice writing a value of the given format (tests write
+// format 1, which the store no longer writes, to check it stays readable).
+func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 	n := m.SliceLen(i)
 	if n == 0 {
 		return fmt.Errorf("segstore: write slice %d of %q: no such slice (object has %d)", i, m.Key, m.SliceCount())
@@ -764,19 +802,28 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 	h := keyHash(m.Key)
 	k := makeSliceKey(h, m.Version, i)
 
-	// Build the batch before taking the lock: the copy is the slow part.
+	hdr := sliceHdrLen2(n)
+	if format == sliceFormat1 {
+		hdr = sliceHdrLen1
+	}
+
+	// Build the batch before taking the lock: the copy and the checksums
+	// are the slow part.
 	b := s.db.NewBatch(
 		// Exactly the room needed for the slice and the meta, so the batch
 		// buffer is allocated once (Pebble would round up to a power of
 		// two and then grow again to fit the meta) ...
-		pebble.WithInitialSizeBytes(batchSize(len(k)+sliceHdrLen+len(data), 1+len(m.Key)+s.metaSizeHint(m.Key))),
+		pebble.WithInitialSizeBytes(batchSize(len(k)+hdr+len(data), 1+len(m.Key)+s.metaSizeHint(m.Key))),
 		// ... and kept in Pebble's batch pool for the next slice.
-		pebble.WithMaxRetainedSizeBytes(batchSize(sliceKeyLen+sliceHdrLen+MaxSliceSize, 64<<10)))
+		pebble.WithMaxRetainedSizeBytes(batchSize(sliceKeyLen+maxSliceHdrLen+MaxSliceSize, 64<<10)))
 	defer b.Close()
-	op := b.SetDeferred(len(k), sliceHdrLen+len(data))
+	op := b.SetDeferred(len(k), hdr+len(data))
 	copy(op.Key, k[:])
-	putSliceHeader(op.Value[:sliceHdrLen], k[:], data)
-	copy(op.Value[sliceHdrLen:], data)
+	if format == sliceFormat1 {
+		putSliceV1(op.Value, k[:], data)
+	} else {
+		putSlice(op.Value, k[:], data)
+	}
 	if err := op.Finish(); err != nil {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
@@ -801,7 +848,7 @@ func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
 	}
 	s.apply(s.idx.add(cur.meta, i))
 	if s.ev != nil {
-		s.ctl.unflushed.Add(sliceHdrLen + n)
+		s.ctl.unflushed.Add(int64(hdr) + n)
 		if s.bytes.Load() > s.ev.high {
 			signal(s.ev.kick)
 		}

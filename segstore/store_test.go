@@ -281,7 +281,7 @@ func TestCorruptSlice(t *testing.T) {
 	}
 	v = bytes.Clone(v)
 	closer.Close()
-	v[segstore.SliceHeaderLen+1234] ^= 0x10
+	v[segstore.SliceHeaderLen(64*kib)+1234] ^= 0x10
 	if err := db.Set(k, v, pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,128 @@
+package segstore_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+// A slice whose payload is damaged under its checksum (the record rewritten
+// through Pebble, so that only segstore's own chunk CRC can catch it) is
+// never served through the edge: the read fails the checksum, the store
+// deletes the slice and logs it, the edge refetches it from the origin, and
+// the next read is a hit. edge/corrupt_test.go does the same with a flip in
+// the blob file on disk.
+func TestEdgeRefetchesCorruptSlice(t *testing.T) {
+	o := origintest.NewTest(t)
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(
+		"listen: 127.0.0.1:0\nstore: {dir: unused, max_bytes: 1GiB}\norigins: {default: {url: %q}}\n"+
+			"rules:\n  - {match: /, origin: default, slice_size: 1MiB}\n", o.URL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var storeLog strings.Builder
+	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes,
+		Logger: func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(&storeLog, format+"\n", args...)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := httptest.NewServer(&edge.Server{Config: cfg, Store: st, Log: zerolog.Nop(), Now: time.Now})
+	defer srv.Close()
+
+	const path, slice = "/corrupt/4MiB.bin", 2
+	get := func(rng string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Host = "edge.test"
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	if resp, body := get(""); resp.StatusCode != 200 || len(body) != 4<<20 {
+		t.Fatalf("warm: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	for deadline := time.Now().Add(10 * time.Second); st.Stats().Slices < 4; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slices were not stored")
+		}
+	}
+
+	m, err := st.Meta("edge.test" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := segstore.SliceKey(m.Key, m.Version, slice)
+	v, closer, err := st.DB().Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := append([]byte(nil), v...)
+	closer.Close()
+	damaged[segstore.SliceHeaderLen(1<<20)+100_003] ^= 0x10
+	if err := st.DB().Set(k, damaged, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+
+	o.ResetCounters()
+	rng := fmt.Sprintf("bytes=%d-%d", slice<<20, 3<<20-1)
+	resp, body := get(rng)
+	if resp.StatusCode != 206 || len(body) != 1<<20 {
+		t.Fatalf("damaged slice: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if at, ok := origintest.Verify(body, path, 1, slice<<20); !ok {
+		t.Fatalf("damaged slice: wrong byte at object offset %d", at)
+	}
+	if o.Requests() == 0 {
+		t.Errorf("the origin was not asked for the damaged slice again")
+	}
+	mu.Lock()
+	logged := storeLog.String()
+	mu.Unlock()
+	if !strings.Contains(logged, "deleting corrupt slice 2") {
+		t.Errorf("the corrupt slice was not logged; store log:\n%s", logged)
+	}
+
+	for deadline := time.Now().Add(10 * time.Second); !st.Has(m, slice); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the refetched slice was not stored")
+		}
+	}
+	o.ResetCounters()
+	resp, body = get(rng)
+	if resp.StatusCode != 206 || resp.Header.Get("X-Cache") != "HIT" || o.Requests() != 0 {
+		t.Errorf("after the refetch: %d, X-Cache %q, %d origin requests; want 206 HIT from the store",
+			resp.StatusCode, resp.Header.Get("X-Cache"), o.Requests())
+	}
+	if at, ok := origintest.Verify(body, path, 1, slice<<20); !ok {
+		t.Fatalf("after the refetch: wrong byte at object offset %d", at)
+	}
+}
