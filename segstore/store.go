@@ -721,6 +721,17 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 		}
 		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, ErrNotFound)
 	}
+	if errors.Is(err, pebble.ErrCorruption) {
+		// Damage on disk caught by Pebble's own block checksum before ours.
+		// Drop the slice now: Pebble searches a corrupt block for a single
+		// flipped bit before it reports it, which costs seconds of CPU for
+		// a 1 MiB block, so it must not happen on every read.
+		s.logf("segstore: deleting slice %d of %q version %016x, damaged on disk: %v", i, m.Key, m.Version, err)
+		if derr := s.deleteSlice(m, i, k); derr != nil {
+			return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v); deleting it failed: %w", op, i, m.Key, ErrCorrupt, err, derr)
+		}
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v): deleted it, refetch it", op, i, m.Key, ErrCorrupt, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 	}
