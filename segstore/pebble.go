@@ -208,7 +208,11 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.Errorf("%s", msg)
-	if l.c != nil && isManifestIOError(msg) {
+	if l.c != nil && (isManifestIOError(msg) || l.c.fatalError() != nil) {
+		// After a first fatal I/O error, one of Pebble's jobs was abandoned
+		// mid-way, so later fatal calls (another job meeting the state it
+		// left) are consequences of it, not new bugs: they end their
+		// goroutine too rather than crash a store that still serves reads.
 		l.c.setFatal(fmt.Errorf("pebble: %s", msg))
 		runtime.Goexit()
 	}

@@ -58,6 +58,7 @@ type benchRun struct {
 	exit     string // bench's exit status, or a word saying why it did not run
 	seconds  float64
 	note     string        // why it failed, when it did
+	others   float64       // CPU other processes took during the run, % of all cores; NaN: unknown
 	result   *bench.Result // nil when no report was written
 	report   *bench.Report
 }
@@ -81,13 +82,18 @@ func load(dir string) ([]benchRun, error) {
 		if len(fs) < 6 {
 			return nil, fmt.Errorf("runs.tsv:%d: %d fields, want 7", line, len(fs))
 		}
-		r := benchRun{workload: fs[1], target: fs[2], exit: fs[3]}
+		r := benchRun{workload: fs[1], target: fs[2], exit: fs[3], others: math.NaN()}
 		if r.round, err = strconv.Atoi(fs[0]); err != nil {
 			return nil, fmt.Errorf("runs.tsv:%d: round %q", line, fs[0])
 		}
 		r.seconds, _ = strconv.ParseFloat(fs[4], 64)
 		if len(fs) > 6 {
 			r.note = fs[6]
+		}
+		if len(fs) > 7 && fs[7] != "" {
+			if v, err := strconv.ParseFloat(fs[7], 64); err == nil {
+				r.others = v
+			}
 		}
 		if fs[5] != "" {
 			if rep, err := readReport(filepath.Join(dir, fs[5])); err == nil {
@@ -443,17 +449,46 @@ func build(runs []benchRun) table {
 			}
 			t.rows = append(t.rows, row)
 		}
+		if row, ok := othersRow(t.targets, peers, byTarget); ok {
+			t.rows = append(t.rows, row)
+		}
 		t.notes = append(t.notes, notes(w, t.targets, byTarget)...)
 	}
 	return t
+}
+
+// othersRow is the median CPU other processes on the machine took while
+// each target was measured: not a figure of the target, but a warning
+// that its figures may be low.
+func othersRow(targets, peers []string, byTarget map[string][]benchRun) ([]string, bool) {
+	row := []string{"", "CPU taken by other processes"}
+	seen := false
+	for _, tg := range targets {
+		var vs []float64
+		for _, r := range byTarget[tg] {
+			if !math.IsNaN(r.others) {
+				vs = append(vs, r.others)
+			}
+		}
+		if len(vs) == 0 {
+			row = append(row, "—")
+			continue
+		}
+		seen = true
+		row = append(row, fmt.Sprintf("%.0f%%", median(vs)))
+	}
+	for range peers {
+		row = append(row, "")
+	}
+	return row, seen
 }
 
 func anyResult(runs []benchRun) bool {
 	return slices.ContainsFunc(runs, func(r benchRun) bool { return r.result != nil })
 }
 
-// notes are what failed, and the first error each target saw, per
-// workload.
+// notes are what failed or was measured again, and the first error each
+// target saw, per workload.
 func notes(w string, targets []string, byTarget map[string][]benchRun) []string {
 	var out []string
 	for _, tg := range targets {
@@ -465,6 +500,8 @@ func notes(w string, targets []string, byTarget map[string][]benchRun) []string 
 				failed = append(failed, fmt.Sprintf("round %d: bench exit 1 (wrong bytes or mixed bodies)", r.round))
 			case r.exit != "0":
 				failed = append(failed, fmt.Sprintf("round %d: no result (exit %s): %s", r.round, r.exit, clip(r.note)))
+			case r.note != "":
+				failed = append(failed, fmt.Sprintf("round %d: %s", r.round, clip(r.note)))
 			}
 			if firstErr == "" && r.result != nil && r.result.FirstError != "" {
 				firstErr = fmt.Sprintf("round %d, first error: %s", r.round, clip(r.result.FirstError))
@@ -497,7 +534,9 @@ func (t table) header() []string {
 	return h
 }
 
-const legend = `Values: the median over the rounds; figures marked (Σ) are summed over the rounds.
+const legend = `Values: the median over the rounds; figures marked (Σ) are summed over the rounds
+(in brackets: their share of the requests measured). "CPU taken by other processes" is
+the share of all cores that processes other than the benchmark's took during the runs.
 Ratios are sliceedge ÷ peer. ↑ higher is better: a ratio above 1 favours sliceedge.
 ↓ lower is better: a ratio below 1 favours sliceedge. The word after each ratio says
 which way it goes ("≈": within 5%).`
