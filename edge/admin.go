@@ -1,8 +1,9 @@
 package edge
 
 // The admin API, served on its own listener: purge (by URL, by prefix, all;
-// hard or soft), inspect one object, stats, and Prometheus metrics. Every
-// endpoint requires "Authorization: Bearer <token>".
+// hard or soft), inspect one object, stats, Prometheus metrics, and Go's
+// profiles under /debug/pprof/. Every endpoint requires
+// "Authorization: Bearer <token>".
 
 import (
 	"crypto/subtle"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -36,6 +38,11 @@ func (s *Server) AdminHandler(token string) http.Handler {
 	mux.HandleFunc("GET /stats", s.adminStats)
 	mux.HandleFunc("GET /inspect", s.adminInspect)
 	mux.HandleFunc("POST /purge", s.adminPurge)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // heap, goroutine, allocs, block, mutex
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {

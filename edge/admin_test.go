@@ -42,8 +42,12 @@ func TestAdminNeedsToken(t *testing.T) {
 	h := newHarness(t)
 	srv := httptest.NewServer(h.edge.AdminHandler(adminToken))
 	defer srv.Close()
-	for _, auth := range []string{"", "Bearer wrong", "Basic czNjcmV0", "Bearer " + adminToken + "x"} {
-		req, _ := http.NewRequest("GET", srv.URL+"/stats", nil)
+	for _, c := range []struct{ path, auth string }{
+		{"/stats", ""}, {"/stats", "Bearer wrong"}, {"/stats", "Basic czNjcmV0"},
+		{"/stats", "Bearer " + adminToken + "x"}, {"/debug/pprof/goroutine", ""},
+	} {
+		path, auth := c.path, c.auth
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -53,11 +57,23 @@ func TestAdminNeedsToken(t *testing.T) {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
-			t.Errorf("Authorization %q: status %d, want 401 with WWW-Authenticate", auth, resp.StatusCode)
+			t.Errorf("%s with Authorization %q: status %d, want 401 with WWW-Authenticate", path, auth, resp.StatusCode)
 		}
 	}
 	if code := h.admin(t, "GET", "/stats", nil, nil); code != 200 {
 		t.Errorf("right token: status %d", code)
+	}
+	// Go's profiles, for an operator chasing CPU or memory.
+	req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/goroutine?debug=1", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile: total") {
+		t.Errorf("/debug/pprof/goroutine: status %d, body %.80q", resp.StatusCode, body)
 	}
 }
 

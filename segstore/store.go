@@ -61,8 +61,9 @@ const keyStripes = 256
 // is dropped (and read back from Pebble when next needed).
 const maxCachedMetas = 1 << 16
 
-// Store is the slice store. Its methods are safe for concurrent use, except
-// Close, which must not race with the others.
+// Store is the slice store. Its methods are safe for concurrent use,
+// Close included: a call that is using Pebble when Close begins finishes
+// first, and later calls return ErrClosed.
 type Store struct {
 	db       *pebble.DB
 	dir      string
@@ -78,6 +79,8 @@ type Store struct {
 	cancel context.CancelFunc
 
 	closed atomic.Bool
+	busy   atomic.Int64  // calls using Pebble now (enter/exit); Close waits for none
+	idle   chan struct{} // signalled when busy drops to 0 after Close began
 
 	// keyMu[stripe(hash(key))] serialises every change to one key's meta,
 	// slices and index entry: PutMeta, WriteSlice, Purge, evicting, dropping
@@ -178,6 +181,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		ctl:      ctl,
 		metaCap:  max(opts.MaxBytes/metaBytesPerObject, minMetaCap),
 		metas:    make(map[string]*metaEntry),
+		idle:     make(chan struct{}, 1),
 	}
 	s.idx.clock = opts.MaxBytes > 0
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -370,6 +374,16 @@ func (s *Store) Close() error {
 		close(s.ev.stop)
 		s.ev.done.Wait()
 	}
+	// Wait for the calls that entered before closed was set, unless Pebble
+	// has failed: then one of them may wait on it forever, and Pebble is
+	// left open anyway.
+	for s.busy.Load() > 0 && s.ctl.fatalError() == nil {
+		select {
+		case <-s.idle:
+		case <-s.ctl.fatal:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	if err := s.ctl.fatalError(); err != nil {
 		return fmt.Errorf("segstore: close %s: Pebble left open after a fatal error; restart to recover: %w", s.dir, err)
 	}
@@ -512,6 +526,28 @@ func (s *Store) writable() error {
 	}
 }
 
+// enter marks a call as using Pebble, or returns ErrClosed once Close has
+// begun; a nil return must be paired with exit. Close waits until every
+// entered call has exited before it closes Pebble, which panics on use
+// after Close.
+func (s *Store) enter() error {
+	s.busy.Add(1)
+	if s.closed.Load() {
+		s.exit()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) exit() {
+	if s.busy.Add(-1) == 0 && s.closed.Load() {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (s *Store) keyLock(h uint64) *sync.Mutex { return &s.keyMu[h%keyStripes] }
 
 // Meta returns the meta of key, or ErrNotFound. The result is shared: do not
@@ -523,9 +559,10 @@ func (s *Store) Meta(key string) (*Meta, error) {
 	if e != nil {
 		return e.meta, nil
 	}
-	if s.closed.Load() {
-		return nil, ErrClosed
+	if err := s.enter(); err != nil {
+		return nil, err
 	}
+	defer s.exit()
 	mu := s.keyLock(keyHash(key))
 	mu.Lock()
 	defer mu.Unlock()
@@ -599,6 +636,10 @@ func (s *Store) PutMeta(m *Meta) error {
 	if err := m.check(); err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
 	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
 	if err := s.writable(); err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
 	}
@@ -708,9 +749,10 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 	if off < 0 || n < 1 || off > sliceLen-n {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %d bytes at offset %d of a slice of %d: %w", op, i, m.Key, n, off, sliceLen, ErrOutOfRange)
 	}
-	if s.closed.Load() {
-		return nil, ErrClosed
+	if err := s.enter(); err != nil {
+		return nil, err
 	}
+	defer s.exit()
 	k := makeSliceKey(keyHash(m.Key), m.Version, i)
 	v, closer, err := s.db.Get(k[:])
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -807,6 +849,10 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 	if int64(len(data)) != n {
 		return fmt.Errorf("segstore: write slice %d of %q: %d bytes, want %d", i, m.Key, len(data), n)
 	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
 	if err := s.admit(n); err != nil {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
@@ -871,6 +917,10 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 // flushes so that a crash cannot bring them back. Purging a key the store
 // does not hold is not an error.
 func (s *Store) Purge(key string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
 	if err := s.writable(); err != nil {
 		return fmt.Errorf("segstore: purge %q: %w", key, err)
 	}
@@ -933,6 +983,10 @@ func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
 // PurgePrefix purges every object whose key starts with prefix ("" is
 // everything) and returns how many there were. Like Purge, it flushes.
 func (s *Store) PurgePrefix(prefix string) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.exit()
 	if err := s.writable(); err != nil {
 		return 0, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
 	}
@@ -978,6 +1032,10 @@ func (s *Store) PurgePrefix(prefix string) (int, error) {
 // given back as Pebble compacts the ranges; the evictor asks for that at
 // once.
 func (s *Store) PurgeAll() (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.exit()
 	if err := s.writable(); err != nil {
 		return 0, fmt.Errorf("segstore: purge all: %w", err)
 	}
@@ -1030,9 +1088,6 @@ func (s *Store) purgeAllLocked() (int64, error) {
 // Meta is shared, as Meta's result is: do not modify it. Metas that fail
 // their checksum are skipped (and logged).
 func (s *Store) ScanMeta(prefix string, fn func(m *Meta) bool) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
 	lower := metaKey(prefix)
 	upper := successor(lower)
 	for {
@@ -1055,6 +1110,10 @@ func (s *Store) ScanMeta(prefix string, fn func(m *Meta) bool) error {
 // metaChunk returns up to limit metas with keys in [lower, upper), and
 // whether there may be more; cached metas are used as they are.
 func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more bool, err error) {
+	if err := s.enter(); err != nil {
+		return nil, false, err
+	}
+	defer s.exit()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, false, err
@@ -1116,8 +1175,9 @@ func (s *Store) Stats() Stats {
 		WriteErrors:  s.writeErrors.Load(),
 		DiskBytes:    s.disk.Load(),
 	}
-	if !s.closed.Load() && !s.ctl.flushFailing() {
+	if !s.ctl.flushFailing() && s.enter() == nil {
 		st.DiskBytes = int64(diskUsage(s.db.Metrics()))
+		s.exit()
 	}
 	return st
 }
