@@ -98,7 +98,7 @@ func newEnv(ctx context.Context, cfg Config) (*env, error) {
 	if err != nil {
 		return fail(fmt.Errorf("in-process edge configuration: %w", err))
 	}
-	st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: ecfg.Store.MaxBytes})
+	st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: ecfg.Store.MaxBytes, CacheBytes: ecfg.Store.MemoryCache})
 	if err != nil {
 		return fail(fmt.Errorf("open the in-process store: %w", err))
 	}

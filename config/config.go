@@ -42,6 +42,13 @@ const (
 // one slice of the largest size.
 const MinStoreBytes = MaxSliceSize
 
+// DefaultMemoryCache is store.memory_cache when the file does not set it,
+// and MinMemoryCache the smallest accepted.
+const (
+	DefaultMemoryCache = 256 << 20
+	MinMemoryCache     = 16 << 20
+)
+
 // Config is a validated configuration; Parse, Load and Default make one.
 type Config struct {
 	Listen  string             // host:port of the edge listener
@@ -62,6 +69,9 @@ type Admin struct {
 type Store struct {
 	Dir      string // Pebble directory, relative to the working directory unless absolute
 	MaxBytes int64  // byte budget for stored slices, at least MinStoreBytes
+	// MemoryCache is the RAM that keeps the hottest slices (Pebble's block
+	// cache), at least MinMemoryCache; DefaultMemoryCache when not set.
+	MemoryCache int64
 }
 
 // Origin is an upstream server that rules fetch from.

@@ -190,7 +190,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad-unknown-field.yaml", []string{
 			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: listen, admin, store, origins, rules)`,
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
-			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes)`,
+			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host)`,
 			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max)`,
 		}},
@@ -229,6 +229,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad-store.yaml", []string{
 			`bad-store.yaml:4: store.dir: empty (want a directory, e.g. ./sliceedge-data)`,
 			`bad-store.yaml:5: store.max_bytes: 32MiB is too small (want at least 64MiB, e.g. 10GiB)`,
+			`bad-store.yaml:6: store.memory_cache: 1MiB is too small (want at least 16MiB, e.g. 1GiB)`,
 		}},
 		{"bad-store-units.yaml", []string{
 			`bad-store-units.yaml:3: store.dir: required (want a directory, e.g. ./sliceedge-data)`,
@@ -316,7 +317,7 @@ func TestErrorValues(t *testing.T) {
 	if !errors.As(joined.Unwrap()[1], &e) {
 		t.Fatalf("%T is not *Error", joined.Unwrap()[1])
 	}
-	want := Error{File: "e.yaml", Line: 5, Field: "store", Message: `unknown field "color" (known fields: dir, max_bytes)`}
+	want := Error{File: "e.yaml", Line: 5, Field: "store", Message: `unknown field "color" (known fields: dir, max_bytes, memory_cache)`}
 	if *e != want {
 		t.Errorf("got %+v, want %+v", *e, want)
 	}
@@ -327,7 +328,7 @@ func TestDefault(t *testing.T) {
 	if c.Source != DefaultSource || c.Listen != "127.0.0.1:8080" || c.Admin != (Admin{}) {
 		t.Errorf("Default() = source %q listen %q admin %+v", c.Source, c.Listen, c.Admin)
 	}
-	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30}) {
+	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30, MemoryCache: DefaultMemoryCache}) {
 		t.Errorf("Default().Store = %+v", c.Store)
 	}
 	o := c.Origins["default"]
@@ -354,7 +355,7 @@ func TestSample(t *testing.T) {
 	if c.Source != file || c.Listen != "127.0.0.1:8080" || c.Admin != (Admin{Listen: "127.0.0.1:8081", Token: "change-me"}) {
 		t.Errorf("source %q listen %q admin %+v", c.Source, c.Listen, c.Admin)
 	}
-	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30}) {
+	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30, MemoryCache: 512 << 20}) {
 		t.Errorf("store %+v", c.Store)
 	}
 	o := c.Origins["default"]

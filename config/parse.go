@@ -360,8 +360,8 @@ func (d *decoder) admin(e entry, listen string) Admin {
 }
 
 func (d *decoder) store(e entry) Store {
-	var s Store
-	fs, ok := d.mapping(e.val, e.line(), "store", "dir", "max_bytes")
+	s := Store{MemoryCache: DefaultMemoryCache}
+	fs, ok := d.mapping(e.val, e.line(), "store", "dir", "max_bytes", "memory_cache")
 	if !ok {
 		return s
 	}
@@ -385,6 +385,14 @@ func (d *decoder) store(e entry) Store {
 		}
 	} else {
 		d.errorf(e.line(), "store.max_bytes", "required (want a size of at least 64MiB, e.g. 10GiB)")
+	}
+	if me, ok := fs.get("memory_cache"); ok {
+		if n, ok := d.size(me, "store.memory_cache"); ok {
+			if n < MinMemoryCache {
+				d.errorf(me.val.Line, "store.memory_cache", "%s is too small (want at least 16MiB, e.g. 1GiB)", me.val.Value)
+			}
+			s.MemoryCache = n
+		}
 	}
 	return s
 }

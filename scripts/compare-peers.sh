@@ -39,10 +39,11 @@ CONNECTIONS=16
 BIG_OBJECT_SIZE=1GiB # objects of seek and sequential (bench --big-object-size)
 CACHE_SIZE_GIB=16    # disk budget of nginx's and sliceedge's caches, each
 VARNISH_MEM=""       # malloc storage; default: half the available memory
+SLICEEDGE_MEMORY=1GiB # sliceedge's store.memory_cache (RAM for hot slices)
 OUT=""
 KEEP_WORKDIR=0
-MAX_OTHERS=25        # a run during which other processes took more CPU (%) is repeated...
-RETRIES=1            # ...at most this many times
+MAX_OTHERS=25        # with --retries, a run during which other processes took more CPU (%)...
+RETRIES=0            # ...is repeated at most this many times
 TARGETS=(sliceedge nginx varnish) # the first is the one compared
 
 usage() {
@@ -59,15 +60,18 @@ one demo origin on 127.0.0.1 and compares them with \`sliceedge bench\`.
   --big-object-size S   size of the seek and sequential objects (default: $BIG_OBJECT_SIZE)
   --cache-size GIB      disk cache budget of nginx and of sliceedge, each (default: $CACHE_SIZE_GIB)
   --varnish-mem SIZE    Varnish malloc storage, e.g. 8G (default: half the available memory)
-  --max-others PCT      measure again when other processes took more than PCT% of the CPU
-                        during a run (default: $MAX_OTHERS; 100: never)
-  --retries N           how many times at most (default: $RETRIES)
+  --sliceedge-memory S  sliceedge's store.memory_cache, its RAM for hot slices (default: $SLICEEDGE_MEMORY)
+  --retries N           on a shared machine: measure a run again, up to N times, when other
+                        processes took more than --max-others of the CPU meanwhile, and
+                        keep the least disturbed try (default: $RETRIES)
+  --max-others PCT      see --retries (default: $MAX_OTHERS)
   --out DIR             where the reports and the table go (default: a new directory under \${TMPDIR:-/tmp})
   --keep-workdir        do not delete the work directory (configs, caches, logs) on exit
   -h, --help            this help
 
-With the defaults it takes about 8 minutes on 2 cores. Missing packages are
-installed with apt-get, which needs root.
+With the defaults it takes 7 to 10 minutes on 2 cores (more when other
+programs keep the CPU busy). Missing packages are installed with apt-get,
+which needs root.
 EOF
 }
 
@@ -88,6 +92,7 @@ parse_args() {
 		--big-object-size) BIG_OBJECT_SIZE=${2:?--big-object-size needs a value}; shift ;;
 		--cache-size) CACHE_SIZE_GIB=${2:?--cache-size needs a value}; shift ;;
 		--varnish-mem) VARNISH_MEM=${2:?--varnish-mem needs a value}; shift ;;
+		--sliceedge-memory) SLICEEDGE_MEMORY=${2:?--sliceedge-memory needs a value}; shift ;;
 		--out) OUT=${2:?--out needs a value}; shift ;;
 		--max-others) MAX_OTHERS=${2:?--max-others needs a value}; shift ;;
 		--retries) RETRIES=${2:?--retries needs a value}; shift ;;
@@ -317,6 +322,7 @@ listen: 127.0.0.1:$PORT
 store:
   dir: $dir/store
   max_bytes: ${CACHE_SIZE_GIB}GiB
+  memory_cache: $SLICEEDGE_MEMORY
 origins:
   default:
     url: $ORIGIN_URL
@@ -355,12 +361,14 @@ origin_bytes() {
 }
 
 # cpu_ticks prints three numbers, in clock ticks: the CPU time the machine
-# has spent on processes (user, nice, system, over all cores) since boot;
-# the part of it spent by this script and everything it started (live
-# processes, and through their parents' counts, the ones that ended: bench
-# runs, nginx and Varnish children); and the part spent by kernel threads
-# (network softirqs and disk writeback, mostly on our behalf). The rest,
-# over a bench run, is what other programs on the machine took meanwhile.
+# has spent working (user, nice, system, interrupts, over all cores) since
+# boot; the part of it spent by this script and everything it started
+# (live processes, and through their parents' counts, the ones that ended:
+# bench runs, nginx and Varnish children); and the part spent by kernel
+# threads (network softirqs and disk writeback, mostly on our behalf). The
+# rest, over a bench run, is what other programs on the machine took
+# meanwhile. It is an estimate: a run that leaves the CPU idle (waiting on
+# a lock, on the origin) leaves more of it to the others.
 cpu_ticks() {
 	local f line pid p total=0 ours=0 kernel=0
 	local -A parent=() spent=()
@@ -381,7 +389,9 @@ cpu_ticks() {
 		esac
 	done
 	read -ra st < <(grep '^cpu ' /proc/stat)
-	total=$((st[1] + st[2] + st[3]))
+	# user nice system irq softirq: a process's own count includes the
+	# interrupts handled while it ran.
+	total=$((st[1] + st[2] + st[3] + st[6] + st[7]))
 	echo "$total $ours $kernel"
 }
 
@@ -485,18 +495,19 @@ run_bench() {
 }
 
 # run_all runs every workload on every target in every round. The order of
-# the targets rotates by one for every (round, workload), so no target is
-# always first after a quiet machine or always after a given peer.
+# the targets starts one further for every workload and for every round, so
+# over three rounds each target runs each workload first, second and third
+# once: none is always first on a quiet machine, or always after a given
+# peer.
 run_all() {
-	local round i k n=${#TARGETS[@]} turn=0
+	local round i k n=${#TARGETS[@]}
 	printf 'round\tworkload\ttarget\texit\tseconds\tjson\tnote\tothers_cpu_pct\n' >"$OUT/runs.tsv"
 	mkdir -p "$OUT/runs"
 	for ((round = 1; round <= ROUNDS; round++)); do
 		for i in "${!WORKLOAD_LIST[@]}"; do
 			for ((k = 0; k < n; k++)); do
-				run_bench "$round" "${WORKLOAD_LIST[i]}" "${TARGETS[(turn + k) % n]}"
+				run_bench "$round" "${WORKLOAD_LIST[i]}" "${TARGETS[(round - 1 + i + k) % n]}"
 			done
-			turn=$((turn + 1))
 		done
 	done
 }
@@ -510,7 +521,7 @@ write_about() {
 	{
 		echo "date        $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "machine     $(nproc) cores ($cpu), $mem RAM, $(uname -sr)"
-		echo "sliceedge   $("$SLICEEDGE" version 2>/dev/null | head -n 1) ($(go version | cut -d' ' -f3))"
+		echo "sliceedge   $("$SLICEEDGE" version 2>/dev/null | head -n 1) ($(go version | cut -d' ' -f3)): 1 MiB slices, store (max_bytes ${CACHE_SIZE_GIB}GiB), memory_cache $SLICEEDGE_MEMORY"
 		echo "nginx       $(nginx -v 2>&1 | sed 's/^nginx version: //'): slice 1m, disk cache (max_size ${CACHE_SIZE_GIB}g), proxy_cache_lock on"
 		echo "varnish     $(varnishd -V 2>&1 | head -n 1 | sed 's/^varnishd (\(.*\))$/\1/' | cut -d' ' -f1): do_stream, malloc $VARNISH_MEM"
 		echo "bench       workloads $WORKLOADS; rounds $ROUNDS, $DURATION each, $CONNECTIONS connections, big objects $BIG_OBJECT_SIZE"

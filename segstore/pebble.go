@@ -40,6 +40,44 @@ const (
 // slices pin it, which shows within seconds. Pebble reads this once, at Open.
 const blobRewriteMinAge = 0
 
+// memTableStopWrites is Options.MemTableStopWritesThreshold: memtables
+// that may queue for flushing before writes stall.
+const memTableStopWrites = 4
+
+// cacheReserve is what Pebble's memtables may reserve of the block cache at
+// once, for a store with the given budget: memTableStopWrites of them, and
+// one kept for reuse.
+func cacheReserve(maxBytes int64) int64 {
+	return int64(memTableSize(maxBytes)) * (memTableStopWrites + 1)
+}
+
+// cacheShards is how many shards Pebble splits a block cache of size bytes
+// into: 4 per GOMAXPROCS, or just 4 when those would be under 4 MiB.
+func cacheShards(size int64) int64 {
+	shards := int64(4 * runtime.GOMAXPROCS(0))
+	if shards > 4 && size/shards < 4<<20 {
+		shards = 4
+	}
+	return shards
+}
+
+// LargestCachedSlice is the size of the largest slice (payload) that the
+// block cache of a store with Options.CacheBytes cacheBytes (0:
+// DefaultCacheBytes) and Options.MaxBytes maxBytes keeps in any case.
+// Pebble caches no block larger than a shard's share of the cache net of
+// memtable reservations (see cacheReserve), which at worst leaves each of
+// cacheShards shards cacheBytes/cacheShards. A slice's block holds its
+// payload, a header of 4 bytes per 64 KiB chunk, and a little framing of
+// Pebble's (counted generously here).
+func LargestCachedSlice(cacheBytes, maxBytes int64) int64 {
+	if cacheBytes <= 0 {
+		cacheBytes = DefaultCacheBytes
+	}
+	shard := cacheBytes / cacheShards(cacheBytes+cacheReserve(maxBytes))
+	const framing = 4 << 10
+	return shard - int64(sliceHdrLen2(shard)) - framing
+}
+
 // memTableSize is Options.MemTableSize for a store with the given budget.
 func memTableSize(budget int64) uint64 {
 	const full = 64 << 20
@@ -83,7 +121,7 @@ func pebbleOptions(o Options, c *control) *pebble.Options {
 		// disk budget needs a memtable of headroom: with a budget under
 		// 2 GiB the memtable is 1/32 of it (4 MiB at least).
 		MemTableSize:                memTableSize(o.MaxBytes),
-		MemTableStopWritesThreshold: 4,
+		MemTableStopWritesThreshold: memTableStopWrites,
 
 		// The block cache holds sstable blocks (keys, blob handles, metas,
 		// bloom filters: small and read on every lookup) and blob value
@@ -96,10 +134,13 @@ func pebbleOptions(o Options, c *control) *pebble.Options {
 		// checksum of the whole block, then ours and the copy) or from disk.
 		// 256 MiB by default holds the index and a few hundred hot slices;
 		// raise Options.CacheBytes to keep a bigger hot set. Pebble caches
-		// no block larger than a cache shard (size / (4 x GOMAXPROCS), or
-		// size/4 when that would be under 4 MiB): Pebble's 8 MiB default
-		// would hold a handful of slices at best.
-		CacheSize: cacheBytes,
+		// no block larger than a cache shard (see LargestCachedSlice):
+		// Pebble's 8 MiB default would hold a handful of slices at best.
+		// Every memtable reserves its size in the block cache while it
+		// lives (an account, not memory: its arena is allocated apart), so
+		// without headroom for them, fills would shrink the cache by up to
+		// five memtables, more than all of the default.
+		CacheSize: cacheBytes + cacheReserve(o.MaxBytes),
 
 		// Every flush writes one sstable and one blob file; with value
 		// separation a store of 1 TiB is thousands of blob files that reads

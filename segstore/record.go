@@ -200,9 +200,9 @@ func putSliceV1(v []byte, k []byte, payload []byte) {
 // readSliceValue checks the slice value v of key k, which must hold a
 // payload of sliceLen bytes, and copies payload bytes [off, off+len(dst))
 // into dst, verifying what that needs: in format 2 the chunks the range
-// overlaps, each checked just before its bytes are copied (so that they are
-// read from memory once); in format 1 the whole payload. It returns why the
-// value is corrupt, if it is; dst is then undefined.
+// overlaps, one at a time (so that each is read from main memory once); in
+// format 1 the whole payload. It returns why the value is corrupt, if it
+// is; dst is then undefined.
 func readSliceValue(k []byte, v []byte, sliceLen, off int64, dst []byte) error {
 	if len(v) == 0 {
 		return errors.New("empty value")
@@ -228,12 +228,24 @@ func readSliceValue(k []byte, v []byte, sliceLen, off int64, dst []byte) error {
 		seed := keySeed(k)
 		for j := off >> chunkShift; j<<chunkShift < end; j++ {
 			cs, ce := j<<chunkShift, min((j+1)<<chunkShift, sliceLen)
-			chunk := payload[cs:ce]
-			if got, want := chunkChecksum(seed, j, chunk), binary.BigEndian.Uint32(v[1+4*j:]); got != want {
+			lo, hi := max(cs, off), min(ce, end)
+			// A chunk wanted whole is copied first and its checksum computed
+			// over the copy, the very bytes the caller gets: the copy pulls
+			// the chunk out of main memory faster than the checksum would
+			// (which then runs on the CPU's cache), about a quarter less
+			// time per chunk for a value not in the CPU's caches. A chunk
+			// wanted in part is checked in place, then the part copied.
+			checked := payload[cs:ce]
+			if lo == cs && hi == ce {
+				checked = dst[lo-off : hi-off]
+				copy(checked, payload[cs:ce])
+			}
+			if got, want := chunkChecksum(seed, j, checked), binary.BigEndian.Uint32(v[1+4*j:]); got != want {
 				return fmt.Errorf("chunk %d (bytes %d-%d): crc32c %08x, want %08x", j, cs, ce-1, got, want)
 			}
-			lo, hi := max(cs, off), min(ce, end)
-			copy(dst[lo-off:], payload[lo:hi])
+			if lo != cs || hi != ce {
+				copy(dst[lo-off:], payload[lo:hi])
+			}
 		}
 		return nil
 	default:

@@ -899,3 +899,56 @@ func TestCloseWhileInUse(t *testing.T) {
 		t.Fatal("no slice was written before Close; the test proved nothing")
 	}
 }
+
+// LargestCachedSlice says which slices Pebble's block cache keeps: the
+// largest power of two under it is a hit when read again; one larger than a
+// whole cache shard never is.
+func TestLargestCachedSlice(t *testing.T) {
+	const cache, budget = 16 << 20, 1 << 30
+	limit := segstore.LargestCachedSlice(cache, budget)
+	shard := segstore.CacheShardBytes(cache, budget)
+	if limit <= 0 || limit >= shard {
+		t.Fatalf("LargestCachedSlice(16MiB, 1GiB) = %d, shard %d", limit, shard)
+	}
+	kept, never := int64(64<<10), int64(64<<20)
+	for kept*2 <= limit {
+		kept *= 2
+	}
+	for never/2 > shard {
+		never /= 2
+	}
+	s, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: budget, CacheBytes: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		sliceSize int64
+		cached    bool
+	}{{kept, true}, {never, false}} {
+		m := newMeta(fmt.Sprintf("example.com/cached/%d", c.sliceSize), c.sliceSize, c.sliceSize)
+		if err := s.PutMeta(m); err != nil {
+			t.Fatal(err)
+		}
+		writeAll(t, s, m)
+		if err := s.DB().Flush(); err != nil { // into a blob file
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := s.ReadSlice(m, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := s.DB().Metrics().BlockCache
+		got, err := s.ReadSlice(m, 0, nil)
+		if err != nil || !bytes.Equal(got, payload(m, 0)) {
+			t.Fatalf("read %d-byte slice: %v", c.sliceSize, err)
+		}
+		after := s.DB().Metrics().BlockCache
+		// The value block is a hit or a miss; the sstable's own blocks are
+		// cached (hits) either way.
+		if missed := after.Misses - before.Misses; (missed == 0) != c.cached {
+			t.Errorf("%d-byte slice read a third time: %d block cache misses; want cached=%v (limit %d, shard %d)", c.sliceSize, missed, c.cached, limit, shard)
+		}
+	}
+}

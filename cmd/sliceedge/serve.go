@@ -87,14 +87,16 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 
 func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdownTimeout time.Duration) error {
 	st, err := segstore.Open(segstore.Options{
-		Dir:      cfg.Store.Dir,
-		MaxBytes: cfg.Store.MaxBytes,
-		Logger:   func(format string, args ...any) { log.Info().Msgf(format, args...) },
+		Dir:        cfg.Store.Dir,
+		MaxBytes:   cfg.Store.MaxBytes,
+		CacheBytes: cfg.Store.MemoryCache,
+		Logger:     func(format string, args ...any) { log.Info().Msgf(format, args...) },
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer st.Close()
+	warnUncachedSlices(log, cfg)
 
 	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout}
 	servers := []*http.Server{edge.NewHTTPServer(h)}
@@ -173,4 +175,23 @@ func reload(h *edge.Server, started *config.Config, log zerolog.Logger) {
 	}
 	h.SetConfig(cfg)
 	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Msg("SIGHUP: configuration reloaded")
+}
+
+// warnUncachedSlices warns about rules whose slices are too large for the
+// memory cache to keep at all: every hit on them reads the store.
+func warnUncachedSlices(log zerolog.Logger, cfg *config.Config) {
+	limit := segstore.LargestCachedSlice(cfg.Store.MemoryCache, cfg.Store.MaxBytes)
+	for _, r := range cfg.Rules {
+		if r.SliceSize <= limit {
+			continue
+		}
+		need := cfg.Store.MemoryCache
+		for segstore.LargestCachedSlice(need, cfg.Store.MaxBytes) < r.SliceSize {
+			need *= 2
+		}
+		log.Warn().Str("rule", r.Match).Str("slice_size", config.FormatSize(r.SliceSize)).
+			Str("memory_cache", config.FormatSize(cfg.Store.MemoryCache)).
+			Msgf("rules[%d]: its slices are larger than the memory cache keeps (%.1fMiB, about memory_cache / (4 x CPU cores)), so every hit on them reads the store: raise store.memory_cache to %s, or use a smaller slice_size",
+				r.Index, float64(limit)/(1<<20), config.FormatSize(need))
+	}
 }

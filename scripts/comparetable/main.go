@@ -487,8 +487,26 @@ func anyResult(runs []benchRun) bool {
 	return slices.ContainsFunc(runs, func(r benchRun) bool { return r.result != nil })
 }
 
-// notes are what failed or was measured again, and the first error each
-// target saw, per workload.
+// retryNote starts the note of a run that compare-peers.sh measured again
+// (--retries) because other processes took too much of the CPU.
+const retryNote = "kept try "
+
+// retried is the note on the runs measured again, or "" when none was.
+func retried(runs []benchRun) string {
+	n := 0
+	for _, r := range runs {
+		if strings.HasPrefix(r.note, retryNote) || strings.Contains(r.note, "; "+retryNote) {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d runs were measured again because other processes took much of the CPU (--retries); the least disturbed try was kept", n, len(runs))
+}
+
+// notes are what failed, and the first error each target saw, per
+// workload.
 func notes(w string, targets []string, byTarget map[string][]benchRun) []string {
 	var out []string
 	for _, tg := range targets {
@@ -500,7 +518,7 @@ func notes(w string, targets []string, byTarget map[string][]benchRun) []string 
 				failed = append(failed, fmt.Sprintf("round %d: bench exit 1 (wrong bytes or mixed bodies)", r.round))
 			case r.exit != "0":
 				failed = append(failed, fmt.Sprintf("round %d: no result (exit %s): %s", r.round, r.exit, clip(r.note)))
-			case r.note != "":
+			case r.note != "" && !strings.HasPrefix(r.note, retryNote):
 				failed = append(failed, fmt.Sprintf("round %d: %s", r.round, clip(r.note)))
 			}
 			if firstErr == "" && r.result != nil && r.result.FirstError != "" {
@@ -627,6 +645,9 @@ func run(w io.Writer, dir string, markdown bool) error {
 		return err
 	}
 	t := build(runs)
+	if n := retried(runs); n != "" {
+		t.notes = append(t.notes, n)
+	}
 	if markdown {
 		if about != "" {
 			fmt.Fprintf(w, "```\n%s```\n\n", about)
