@@ -52,7 +52,7 @@ type Config struct {
 	Connections int
 	// MaxRequests bounds the requests of each measured phase.
 	MaxRequests int
-	// Objects is the number of objects of hot and mixed.
+	// Objects is the number of objects of hot, mixed and stream.
 	Objects int
 	// ObjectSize is the size of the objects of hot, mixed, collapse and
 	// flap.
@@ -70,7 +70,7 @@ type Config struct {
 // AllWorkloads returns the names of the workloads in the order Run runs
 // them by default.
 func AllWorkloads() []string {
-	return []string{"hot", "seek", "mixed", "collapse", "sequential", "flap"}
+	return []string{"hot", "seek", "mixed", "collapse", "sequential", "flap", "stream"}
 }
 
 // Result is what one workload measured. Latency is from sending the

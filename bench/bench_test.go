@@ -103,6 +103,24 @@ func TestHot(t *testing.T) {
 	}
 }
 
+func TestStream(t *testing.T) {
+	cfg := tiny("stream")
+	cfg.Connections = 32
+	res := run(t, cfg).Results[0]
+	checkInvariants(t, res)
+	// Every object whole, cold: 32 connections over 4 objects share the
+	// fills, so the origin sends each object once.
+	if res.Requests < int64(cfg.Objects) {
+		t.Errorf("stream: %d downloads, want at least one per object (%d)", res.Requests, cfg.Objects)
+	}
+	if got := res.Extra["origin_bytes_per_object_byte"]; got != 1 || res.OriginBytes != int64(cfg.Objects)*cfg.ObjectSize {
+		t.Errorf("stream: origin sent %d bytes (%v per object byte), want each object once", res.OriginBytes, got)
+	}
+	if res.DeliveredBytes != res.Requests*cfg.ObjectSize {
+		t.Errorf("stream: %d bytes delivered by %d downloads of %d", res.DeliveredBytes, res.Requests, cfg.ObjectSize)
+	}
+}
+
 func TestSeek(t *testing.T) {
 	cfg := tiny("seek")
 	res := run(t, cfg).Results[0]

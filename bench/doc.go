@@ -48,6 +48,11 @@
 //     max-age=0, so the edge keeps revalidating into new versions. A cache
 //     may answer cleanly, cut a body when the version changes under it, or
 //     answer 5xx; it must never send bytes of two versions in one body.
+//   - stream: Objects cold objects of ObjectSize downloaded whole, from
+//     Connections connections at once, each going through all of them in
+//     its own order. With a thousand connections, watch the target's
+//     memory (scripts/memory.sh does); origin bytes per object byte should
+//     be 1.00, each object fetched once however many stream it.
 //
 // # Figures
 //

@@ -81,6 +81,8 @@ func (r *runner) workload(ctx context.Context, name string) (Result, error) {
 		return r.sequential(ctx)
 	case "flap":
 		return r.flap(ctx)
+	case "stream":
+		return r.stream(ctx)
 	}
 	return Result{}, fmt.Errorf("unknown workload %q", name)
 }
@@ -540,5 +542,37 @@ func (r *runner) flap(ctx context.Context) (Result, error) {
 		flaps += v - 1
 	}
 	res.Extra["origin_flaps"] = float64(flaps) // versions the origin went through
+	return res, nil
+}
+
+// stream downloads Objects objects of ObjectSize whole, cold at first, from
+// Connections connections at once, each going through the objects in its
+// own order: many viewers streaming the same catalogue. With many
+// connections (a thousand) it shows what the target holds in memory per
+// connection; origin bytes should be each object once.
+func (r *runner) stream(ctx context.Context) (Result, error) {
+	n, size := r.cfg.Objects, r.cfg.ObjectSize
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = r.path("stream", size, fmt.Sprint(i))
+	}
+	next := make([]int, r.cfg.Connections) // each connection's next object
+	for w := range next {
+		next[w] = r.rng("stream", w).IntN(n)
+	}
+	ph := r.measured("stream", r.cfg.Connections, func(w int, _ int64) (request, error) {
+		p := paths[next[w]]
+		next[w] = (next[w] + 1) % n
+		return request{path: p, size: size}, nil
+	})
+	// Every connection finishes the download it has started.
+	ph.hard = r.cfg.Duration + warmBound(size*int64(r.cfg.Connections))
+	t, origin, err := r.originDelta(ctx, ph)
+	if err != nil {
+		return Result{}, err
+	}
+	res := t.result("stream", false)
+	res.OriginRequests, res.OriginBytes = origin.Requests, origin.BodyBytes
+	res.Extra["origin_bytes_per_object_byte"] = float64(origin.BodyBytes) / float64(int64(n)*size)
 	return res, nil
 }

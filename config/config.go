@@ -98,7 +98,8 @@ type Rule struct {
 	// none for; 0 means such a response is not cached.
 	DefaultTTL time.Duration
 	Query      QueryMode // how the query string enters the cache key
-	// MaxRanges is the most ranges, after coalescing, answered with a
+	// MaxRanges is the most ranges, after coalescing (overlapping ranges
+	// and those less than slicer.MergeGap apart), answered with a
 	// multipart 206; a request with more is answered with 200.
 	MaxRanges int
 	// LastModifiedValidator accepts Last-Modified as the strong validator

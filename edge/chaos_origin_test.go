@@ -152,6 +152,19 @@ func prime(t testing.TB, h *harness, path string) {
 
 const chaosPath = "/obj/4MiB.bin"
 
+// wantRangeRefusedOnly checks that the origin's 416s (one per fetch the
+// edge tried) were counted as range_refused and under no other kind.
+func wantRangeRefusedOnly(t *testing.T, h *harness, _ fetched) {
+	t.Helper()
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	if c := h.edge.Counters(); c.RangeRefused < 1 || c.RangeRefused != c.OriginErrors {
+		t.Errorf("counters: %d range_refused of %d origin errors; want all of at least 1", c.RangeRefused, c.OriginErrors)
+	}
+	if v := metricValue(h.metrics(t), `sliceedge_origin_errors_total{kind="other"}`); v != 0 {
+		t.Errorf(`origin_errors_total{kind="other"} = %v; want 0`, v)
+	}
+}
+
 func TestChaosOrigin(t *testing.T) {
 	const size = 4 * MiB
 	type tc struct {
@@ -260,13 +273,35 @@ func TestChaosOrigin(t *testing.T) {
 			noSlices: true,
 		},
 		{
-			// The complete length cannot be checked at discovery; the
-			// last slice's fetch finds it out.
+			// A full GET's discovery asks for more than the object: the
+			// answer's end and complete length disagree with the request.
 			name: "Content-Range lies about the complete length",
 			setup: func(t *testing.T, h *harness, p string) {
 				h.origin.SetPathMode(p, origintest.Mode{LieContentRange: "total"})
 			},
+			statuses: []int{502},
+			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
+			noSlices: true,
+		},
+		{
+			// A short first range cannot check the complete length, so
+			// the version gets the wrong size; the last slice's fetch
+			// finds it out and the 200 announcing that size is cut.
+			name: "Content-Range lies about the complete length after discovery",
+			setup: func(t *testing.T, h *harness, p string) {
+				h.origin.SetPathMode(p, origintest.Mode{LieContentRange: "total"})
+				if got := h.fetch(t, p, "Range: bytes=0-9"); got.status != 206 {
+					t.Fatalf("discovery through the lying origin: status %d, err %v", got.status, got.err)
+				}
+				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			},
 			statuses: []int{200, 502},
+			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
+			check: func(t *testing.T, h *harness, got fetched) {
+				if got.status == 200 && got.err == nil {
+					t.Errorf("a 200 of %d bytes (Content-Length %s) ended cleanly; want it cut", len(got.body), got.header.Get("Content-Length"))
+				}
+			},
 		},
 		{
 			name: "Content-Range with * length",
@@ -316,9 +351,18 @@ func TestChaosOrigin(t *testing.T) {
 			},
 			rng:      "bytes=1048576-2097151",
 			statuses: []int{206},
+			// Not an error: the edge cuts the whole body into slices.
+			metric: "sliceedge_origin_no_range_total",
 			check: func(t *testing.T, h *harness, got fetched) {
 				if int64(len(got.body)) != MiB || got.err != nil {
 					t.Errorf("got %d bytes, %v; want the whole range", len(got.body), got.err)
+				}
+				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+				if c := h.edge.Counters(); c.OriginNoRange != 1 || c.OriginErrors != 0 {
+					t.Errorf("counters: %d no-range answers, %d origin errors; want 1 and 0", c.OriginNoRange, c.OriginErrors)
+				}
+				if st := h.store.Stats(); st.Slices != 4 {
+					t.Errorf("store holds %d slices of the whole body, want 4", st.Slices)
 				}
 			},
 		},
@@ -337,7 +381,28 @@ func TestChaosOrigin(t *testing.T) {
 			},
 			rng:      "bytes=2097152-2097251",
 			statuses: []int{502},
-			metric:   `sliceedge_origin_errors_total{kind="other"}`,
+			metric:   `sliceedge_origin_errors_total{kind="range_refused"}`,
+			check:    wantRangeRefusedOnly,
+		},
+		{
+			// At discovery the 416's own complete length shows the range
+			// lies inside the object; the origin's answer is relayed.
+			name: "416 for a range inside a cold object",
+			setup: func(t *testing.T, h *harness, p string) {
+				h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+					if _, _, ok := rangeOf(r); !ok || r.URL.Path != p {
+						return false
+					}
+					w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+					w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+					return true
+				})
+			},
+			rng:      "bytes=2097152-2097251",
+			statuses: []int{416},
+			metric:   `sliceedge_origin_errors_total{kind="range_refused"}`,
+			noSlices: true,
+			check:    wantRangeRefusedOnly,
 		},
 		{
 			name: "validator changes every request",

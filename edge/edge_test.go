@@ -172,9 +172,14 @@ func TestRangeAnswers(t *testing.T) {
 		{"bytes=abc", 200, nil},
 		{"bytes=3000000-", 416, nil},
 		{"bytes=-0", 416, nil},
-		{"bytes=0-9,20-29", 206, []slicer.Range{{Start: 0, End: 10}, {Start: 20, End: 30}}},
-		{"bytes=20-29, 0-9 ,5-12", 206, []slicer.Range{{Start: 0, End: 13}, {Start: 20, End: 30}}},
+		{"bytes=0-9,200-209", 206, []slicer.Range{{Start: 0, End: 10}, {Start: 200, End: 210}}},
+		{"bytes=200-209, 0-9 ,5-12", 206, []slicer.Range{{Start: 0, End: 13}, {Start: 200, End: 210}}},
 		{"bytes=0-9,10-19", 206, []slicer.Range{{Start: 0, End: 20}}},
+		// Ranges less than slicer.MergeGap apart come back as one part
+		// holding the gap: cheaper than a second part's framing.
+		{"bytes=0-9,20-29", 206, []slicer.Range{{Start: 0, End: 30}}},
+		{"bytes=20-29,0-9,126-135", 206, []slicer.Range{{Start: 0, End: 30}, {Start: 126, End: 136}}}, // a gap of exactly MergeGap
+		{"bytes=0-0,2-2,4-4,-1", 206, []slicer.Range{{Start: 0, End: 5}, {Start: size - 1, End: size}}},
 		{"bytes=0-99999999999999999999999", 206, []slicer.Range{{Start: 0, End: size}}},
 		{"bytes=99999999999999999999999-", 416, nil},
 		{"bytes=1048570-1048580,2500000-2500010,-3", 206, []slicer.Range{{Start: 1048570, End: 1048581}, {Start: 2500000, End: 2500011}, {Start: size - 3, End: size}}},

@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,6 +109,14 @@ func (h *harness) stop() {
 	if h.srv != nil {
 		h.srv.Close()
 		h.srv = nil
+	}
+	if h.edge != nil {
+		// Let fills that outlived their requests land, so that they do
+		// not run on into the next test (whose heap or origin figures
+		// they would disturb). The store is safe to close either way.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = h.edge.Drain(ctx)
+		cancel()
 	}
 	if h.store != nil {
 		h.store.Close()

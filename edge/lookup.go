@@ -155,6 +155,13 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		ld.relay = se.Resp
 		return found{pass: fmt.Sprintf("origin answered %d", code), failed5xx: code >= 500}, nil
 	case errors.Is(err, origin.ErrUnsatisfiable):
+		var re *origin.RangeError
+		if errors.As(err, &re) && re.Size > rng.Start {
+			// The origin's own length says the range starts inside the
+			// object: it refused bytes it has. Nothing is cached from it.
+			s.m().originError(err)
+			return found{pass: "origin refused a range inside the object"}, nil
+		}
 		// The object is shorter than the first slice asked for (or empty):
 		// the origin's own answer to the client's request is the right one.
 		return found{pass: "range beyond the object"}, nil
@@ -165,6 +172,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		}
 		return found{}, err
 	}
+	s.m().originAnswer(req, resp)
 
 	val := origin.ValidatorOf(resp.Header, q.rule.LastModifiedValidator)
 	if resp.Status == http.StatusNotModified || (old != nil && !val.IsZero() && validatorOf(old).Matches(val)) {
@@ -333,6 +341,9 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 	}
 	go func() {
 		resp, err := client.Fetch(ctx, req)
+		if err == nil {
+			s.m().originAnswer(req, resp)
+		}
 		if err == nil && resp.Size != m.Size {
 			resp.Body.Close()
 			err = fmt.Errorf("edge: origin now reports %d bytes, version has %d: %w", resp.Size, m.Size, origin.ErrVersionChanged)

@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"io"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -34,8 +35,15 @@ type metrics struct {
 	originRequests map[string]*vm.Counter
 	// originBytes: body bytes read from origins by slice fills.
 	originBytes *vm.Counter
-	// originErrors: origin fetches that failed, by kind.
+	// originErrors: origin fetches that failed, by kind: timeout, connect,
+	// status_5xx, validator_mismatch, bad_content_range (a Content-Range or
+	// Content-Length that is not what was asked), range_refused (a 416 for
+	// a range inside the object), truncated, other. See originError.
 	originErrors map[string]*vm.Counter
+	// originNoRange: origin answers of 200, the whole object, to a request
+	// with Range; counted where the edge learns the origin ignored Range
+	// (it then cuts the whole body into slices; not an error).
+	originNoRange *vm.Counter
 	// revalidations: conditional requests for stale objects, by outcome:
 	// not_modified (still current), changed (new version), error.
 	revalidations map[string]*vm.Counter
@@ -62,6 +70,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 		sliceHits:     set.NewCounter(`sliceedge_slices_total{result="hit"}`),
 		sliceMisses:   set.NewCounter(`sliceedge_slices_total{result="miss"}`),
 		originBytes:   set.NewCounter("sliceedge_origin_bytes_total"),
+		originNoRange: set.NewCounter("sliceedge_origin_no_range_total"),
 		flapRestarts:  set.NewCounter("sliceedge_flap_restarts_total"),
 		flapAborts:    set.NewCounter("sliceedge_flap_aborts_total"),
 		storeErrors:   set.NewCounter("sliceedge_store_errors_total"),
@@ -80,7 +89,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	}
 	m.originRequests = labelled("sliceedge_origin_requests_total", "kind", []string{"discover", "revalidate", "fill", "pass"})
 	m.originErrors = labelled("sliceedge_origin_errors_total", "kind",
-		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "truncated", "other"})
+		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "range_refused", "truncated", "other"})
 	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error"})
 	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
 	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })
@@ -142,6 +151,15 @@ func (m *metrics) revalidation(outcome string) {
 }
 func (m *metrics) staleServed(reason string) { m.stale[reason].Inc() }
 
+// originAnswer counts what a validated origin answer to req shows about
+// the origin: a 200 to a request with Range means it ignores Range (RFC
+// 9110 §14.2 allows that), so the edge takes the whole body instead.
+func (m *metrics) originAnswer(req *origin.Request, resp *origin.Response) {
+	if req.Range != nil && resp.Status == http.StatusOK {
+		m.originNoRange.Inc()
+	}
+}
+
 // originError counts a failed origin fetch under the kind its error says.
 func (m *metrics) originError(err error) {
 	var se *origin.StatusError
@@ -153,6 +171,11 @@ func (m *metrics) originError(err error) {
 		kind = "validator_mismatch"
 	case errors.Is(err, origin.ErrBadContentRange):
 		kind = "bad_content_range"
+	case errors.Is(err, origin.ErrUnsatisfiable):
+		// Only 416s to ranges inside the object get here: fills ask for
+		// bytes of the version's size, and fetchMeta counts a 416 only
+		// when its own complete length says the range starts inside.
+		kind = "range_refused"
 	case errors.Is(err, origin.ErrTruncated):
 		kind = "truncated"
 	case errors.As(err, &se) && se.Resp.StatusCode >= 500:
@@ -180,6 +203,8 @@ type Counters struct {
 	PassRequests   int64 // of which passed through uncached
 	OriginBytes    int64 // body bytes read by slice fills
 	OriginErrors   int64 // failed origin fetches, all kinds
+	RangeRefused   int64 // of which 416s to a range inside the object
+	OriginNoRange  int64 // origin answers of 200 to a request with Range
 	Revalidations  int64 // revalidations, all outcomes
 	NotModified    int64 // of which found the stored version current
 	StaleServed    int64 // stale answers, both reasons
@@ -210,6 +235,8 @@ func (s *Server) Counters() Counters {
 		PassRequests:   int64(m.originRequests["pass"].Get()),
 		OriginBytes:    int64(m.originBytes.Get()),
 		OriginErrors:   sum(m.originErrors),
+		RangeRefused:   int64(m.originErrors["range_refused"].Get()),
+		OriginNoRange:  int64(m.originNoRange.Get()),
 		Revalidations:  sum(m.revalidations),
 		NotModified:    int64(m.revalidations["not_modified"].Get()),
 		StaleServed:    sum(m.stale),

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sliceedge/sliceedge/origin"
@@ -303,19 +304,16 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 			f = s.fills.Lookup(m.Key, m.Version, i)
 		}
 		if f == nil && !storeFailed && s.Store.Has(m, i) {
-			bp := s.buf(m.SliceSize)
-			data, err := s.Store.ReadSliceRange(m, i, a, b-a, *bp)
+			n, err := s.sendStored(q, m, i, a, b)
+			a += n
 			if err == nil {
-				*bp = data[:0]
-				err = q.write(s, data)
-				s.bufs.Put(bp)
-				if err == nil {
-					q.sliceHits++
-					s.m().sliceHits.Inc()
-				}
+				q.sliceHits++
+				s.m().sliceHits.Inc()
+				return nil
+			}
+			if errors.Is(err, errClientGone) {
 				return err
 			}
-			s.bufs.Put(bp)
 			if !errors.Is(err, segstore.ErrNotFound) && !errors.Is(err, segstore.ErrCorrupt) {
 				// A store that cannot read never fails the request: this
 				// slice comes from the origin.
@@ -408,12 +406,60 @@ func (s *Server) readAhead(q *request, m *segstore.Meta, i, last int64, claimedT
 	s.claim(q, m, *claimedTo+1, last, claimedTo, false)
 }
 
+// Read buffers. Sending a stored range takes one store read into a buffer
+// as large as the slice, then one write, while the server's slice-sized
+// buffers total at most readBudget; beyond that (a thousand clients
+// streaming at once, each blocked in a write most of the time) it goes in
+// pieces of pieceSize, one store read each, so that memory grows by
+// pieceSize per connection, not by a slice.
+const (
+	readBudget = 32 << 20
+	pieceSize  = 64 << 10 // a multiple of the store's 64 KiB checksum chunk
+)
+
+// sendStored sends bytes [a, b) of stored slice i of m; n is how many it
+// sent. A failed write wraps errClientGone; a failed read is the store's
+// error (and n tells where to go on from).
+func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b int64) (n int64, err error) {
+	s.lazy()
+	if need := m.SliceSize; s.readMem.TryAcquire(need) {
+		bp := getBuf(&s.bufs, need)
+		data, err := s.Store.ReadSliceRange(m, i, a, b-a, *bp)
+		if err == nil {
+			err = q.write(s, data)
+			*bp = data[:0]
+		}
+		s.bufs.Put(bp)
+		s.readMem.Release(need)
+		if err != nil {
+			return 0, err
+		}
+		return b - a, nil
+	}
+	bp := getBuf(&s.pieces, pieceSize)
+	defer s.pieces.Put(bp)
+	for a+n < b {
+		// Pieces end on chunk boundaries, so each read checks one chunk.
+		off := a + n
+		end := min(b, (off/pieceSize+1)*pieceSize)
+		data, err := s.Store.ReadSliceRange(m, i, off, end-off, *bp)
+		if err != nil {
+			return n, err
+		}
+		if err := q.write(s, data); err != nil {
+			return n, err
+		}
+		n += end - off
+	}
+	return n, nil
+}
+
 // copyFill sends bytes [a, b) of a slice in flight as they arrive; n is how
 // many it sent.
 func (s *Server) copyFill(q *request, f *origin.Fill, a, b int64) (int64, error) {
-	bp := s.buf(64 << 10)
-	defer s.bufs.Put(bp)
-	buf := (*bp)[:64<<10]
+	bp := getBuf(&s.pieces, pieceSize)
+	defer s.pieces.Put(bp)
+	buf := (*bp)[:pieceSize]
 	var sent int64
 	for a+sent < b {
 		n, err := f.ReadAt(q.r.Context(), buf[:min(int64(len(buf)), b-a-sent)], a+sent)
@@ -438,9 +484,9 @@ func (s *Server) copyFill(q *request, f *origin.Fill, a, b int64) (int64, error)
 	return sent, nil
 }
 
-// buf returns a pooled buffer of at least n bytes of capacity.
-func (s *Server) buf(n int64) *[]byte {
-	if bp, ok := s.bufs.Get().(*[]byte); ok {
+// getBuf returns a buffer from pool with at least n bytes of capacity.
+func getBuf(pool *sync.Pool, n int64) *[]byte {
+	if bp, ok := pool.Get().(*[]byte); ok {
 		if int64(cap(*bp)) >= n {
 			*bp = (*bp)[:n]
 			return bp

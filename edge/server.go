@@ -66,7 +66,9 @@ type Server struct {
 	fills    origin.Fills
 	writes   *semaphore.Weighted // bytes of completed slices queued for the store; see storeFill
 	lookups  singleflight.Group  // collapses discovery and revalidation per cache key
-	bufs     sync.Pool           // *[]byte, slice-sized read buffers
+	bufs     sync.Pool           // *[]byte, slice-sized read buffers, within readMem
+	pieces   sync.Pool           // *[]byte, pieceSize buffers
+	readMem  *semaphore.Weighted // bytes of slice-sized read buffers in use; see sendStored
 	passes   passMemo
 	clientMu sync.Mutex // protects clients
 	clients  map[*config.Origin]*origin.Client

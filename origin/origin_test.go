@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -141,5 +142,43 @@ func TestValidatorOf(t *testing.T) {
 	a, b := origin.Validator{ETag: `"x"`}, origin.Validator{ETag: `"X"`}
 	if a.Matches(b) || !a.Matches(a) {
 		t.Errorf("validators must compare byte for byte")
+	}
+}
+
+// A 416 is a *RangeError carrying the complete length its Content-Range
+// gives (the edge tells a range beyond the object from one the origin
+// refused inside it by that length), -1 when there is none.
+func TestFetchRangeErrorSize(t *testing.T) {
+	o := origintest.NewTest(t)
+	lying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cr := r.URL.Query().Get("cr"); cr != "" {
+			w.Header().Set("Content-Range", cr)
+		}
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+	}))
+	t.Cleanup(lying.Close)
+	tests := []struct {
+		name string
+		url  string
+		rng  slicer.Range
+		size int64
+	}{
+		{"beyond the object", o.URL() + "/d/4MiB.bin", slicer.Range{Start: 8 * MiB, End: 9 * MiB}, 4 * MiB},
+		{"refused inside the object", lying.URL + "/x?cr=bytes%20*/4194304", slicer.Range{Start: MiB, End: 2 * MiB}, 4 * MiB},
+		{"no Content-Range", lying.URL + "/x", slicer.Range{Start: MiB, End: 2 * MiB}, -1},
+		{"malformed Content-Range", lying.URL + "/x?cr=bytes%200-1/4", slicer.Range{Start: MiB, End: 2 * MiB}, -1},
+	}
+	c := origin.NewClient(origin.Options{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := fetch(t, c, &origin.Request{URL: tt.url, Range: &tt.rng})
+			var re *origin.RangeError
+			if !errors.As(err, &re) || !errors.Is(err, origin.ErrUnsatisfiable) {
+				t.Fatalf("Range %s: err = %v, want a *RangeError wrapping ErrUnsatisfiable", tt.rng.Header(), err)
+			}
+			if re.Size != tt.size {
+				t.Fatalf("Range %s: RangeError.Size = %d, want %d", tt.rng.Header(), re.Size, tt.size)
+			}
+		})
 	}
 }

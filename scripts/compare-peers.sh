@@ -31,7 +31,7 @@ PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 # --- options -----------------------------------------------------------------
 
-ALL_WORKLOADS=hot,seek,mixed,collapse,sequential,flap
+ALL_WORKLOADS=hot,seek,mixed,collapse,sequential,flap,stream
 WORKLOADS=$ALL_WORKLOADS
 DURATION=5s          # measured time per workload and target (bench --duration)
 ROUNDS=2

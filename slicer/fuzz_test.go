@@ -40,6 +40,9 @@ func FuzzRange(f *testing.F) {
 		{"bytes=0-0,-1", 1 << 30, 3},
 		{"bytes=-0", 100, 4},
 		{"bytes=0-9,10-19", 100, 5},
+		{"bytes=0-9,105-110", 1000, 5},
+		{"bytes=0-9,106-110", 1000, 5},
+		{"bytes=200-300,0-0,-1,150-150", 1000, 0x15},
 		{"bytes= 1-2 ,3-4, ,", 100, 0x16},
 		{"BYTES=0-1", 1, 0x27},
 		{"bytes=5-1", 100, 8},
@@ -179,8 +182,8 @@ func checkResolve(t *testing.T, header string, specs []Spec, size int64, maxRang
 		if r.Start < 0 || r.End > size || r.Len() <= 0 {
 			t.Fatalf("Resolve(%q, %d) range %v is empty or outside [0,%d)", header, size, r, size)
 		}
-		if i > 0 && ranges[i-1].End >= r.Start {
-			t.Fatalf("Resolve(%q, %d) ranges %v and %v are unsorted, overlapping or adjacent", header, size, ranges[i-1], r)
+		if i > 0 && r.Start-ranges[i-1].End < MergeGap {
+			t.Fatalf("Resolve(%q, %d) ranges %v and %v are unsorted, overlapping or less than MergeGap (%d) apart", header, size, ranges[i-1], r, MergeGap)
 		}
 		total += r.Len()
 	}
@@ -204,8 +207,24 @@ func checkResolve(t *testing.T, header string, specs []Spec, size int64, maxRang
 			got[i] = true
 		}
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("Resolve(%q, %d) = %v does not cover exactly the requested bytes", header, size, ranges)
+	// Every requested byte is covered; a covered byte not requested lies
+	// in a gap of fewer than MergeGap bytes between requested bytes.
+	for i := int64(0); i < size; {
+		switch {
+		case want[i] && !got[i]:
+			t.Fatalf("Resolve(%q, %d) = %v leaves out requested byte %d", header, size, ranges, i)
+		case got[i] && !want[i]:
+			j := i
+			for j < size && got[j] && !want[j] {
+				j++
+			}
+			if i == 0 || !want[i-1] || j == size || !want[j] || j-i >= MergeGap {
+				t.Fatalf("Resolve(%q, %d) = %v covers unrequested bytes %d-%d, not a gap of less than %d between requested bytes", header, size, ranges, i, j-1, MergeGap)
+			}
+			i = j
+		default:
+			i++
+		}
 	}
 }
 

@@ -128,13 +128,18 @@ var resolveTests = []struct {
 	{"first-pos == size", "bytes=100-", 100, 0, nil},
 	{"first-pos == size closed", "bytes=100-200", 100, 0, nil},
 	{"unsatisfiable dropped", "bytes=200-300,0-9", 100, 0, []Range{{0, 10}}},
-	{"sorted", "bytes=50-59,0-9", 100, 0, []Range{{0, 10}, {50, 60}}},
+	{"sorted", "bytes=500-509,0-9", 1000, 0, []Range{{0, 10}, {500, 510}}},
 	{"overlapping", "bytes=0-50,25-75", 100, 0, []Range{{0, 76}}},
 	{"contained", "bytes=0-99,10-20", 1000, 0, []Range{{0, 100}}},
 	{"adjacent", "bytes=0-9,10-19", 100, 0, []Range{{0, 20}}},
 	{"adjacent reversed", "bytes=10-19,0-9", 100, 0, []Range{{0, 20}}},
-	{"one-byte gap kept", "bytes=0-9,11-19", 100, 0, []Range{{0, 10}, {11, 20}}},
-	{"many overlapping", "bytes=0-10,5-15,1-2,14-30,-5,96-", 100, 0, []Range{{0, 31}, {95, 100}}},
+	{"one-byte gap merged", "bytes=0-9,11-19", 100, 0, []Range{{0, 20}}},
+	{"gap of MergeGap-1 merged", fmt.Sprintf("bytes=0-9,%d-%d", 10+MergeGap-1, 10+MergeGap+8), 1000, 0, []Range{{0, 10 + MergeGap + 9}}},
+	{"gap of MergeGap kept", fmt.Sprintf("bytes=0-9,%d-%d", 10+MergeGap, 10+MergeGap+9), 1000, 0, []Range{{0, 10}, {10 + MergeGap, 10 + MergeGap + 10}}},
+	{"gap merged reversed", "bytes=50-59,0-9", 100, 0, []Range{{0, 60}}},
+	{"gap merged across a suffix", "bytes=0-9,-5", 100, 0, []Range{{0, 100}}},
+	{"chain of small gaps merged", "bytes=0-0,90-90,180-180,270-270", 1000, 0, []Range{{0, 271}}},
+	{"many overlapping", "bytes=0-10,5-15,1-2,14-30,-5,996-", 1000, 0, []Range{{0, 31}, {995, 1000}}},
 	{"suffix overlapping open", "bytes=90-,-20", 100, 0, []Range{{80, 100}}},
 	{"huge last-pos", "bytes=0-9223372036854775807", 100, 0, []Range{{0, 100}}},
 	{"huge suffix", "bytes=-9223372036854775807", 100, 0, []Range{{0, 100}}},
@@ -146,22 +151,29 @@ var resolveTests = []struct {
 	{"size 0 suffix and int-range", "bytes=0-5,-1", 0, 0, whole},
 	{"size 0 suffix zero", "bytes=-0", 0, 0, nil},
 	{"size 1", "bytes=0-0", 1, 0, []Range{{0, 1}}},
-	{"MaxRanges exceeded", "bytes=0-0,2-2,4-4", 100, 2, whole},
-	{"MaxRanges reached", "bytes=0-0,2-2,4-4", 100, 3, []Range{{0, 1}, {2, 3}, {4, 5}}},
+	{"MaxRanges exceeded", "bytes=0-0,200-200,400-400", 1000, 2, whole},
+	{"MaxRanges reached", "bytes=0-0,200-200,400-400", 1000, 3, []Range{{0, 1}, {200, 201}, {400, 401}}},
 	{"MaxRanges counted after coalescing", "bytes=0-0,1-1,2-2", 100, 1, []Range{{0, 3}}},
-	{"default MaxRanges exceeded", manySpecs(65, func(i int) string { return fmt.Sprintf("%d-%d", 2*i, 2*i) }), 1000, 0, whole},
-	{"default MaxRanges reached", manySpecs(64, func(i int) string { return fmt.Sprintf("%d-%d", 2*i, 2*i) }), 1000, 0, everyOther(64)},
+	{"MaxRanges counted after merging gaps", "bytes=0-0,2-2,4-4", 100, 1, []Range{{0, 5}}},
+	{"default MaxRanges exceeded", manySpecs(65, func(i int) string { return fmt.Sprintf("%d-%d", apart*i, apart*i) }), 10000, 0, whole},
+	{"default MaxRanges reached", manySpecs(64, func(i int) string { return fmt.Sprintf("%d-%d", apart*i, apart*i) }), 10000, 0, spaced(64, apart)},
+	{"2000 one-byte two apart", manySpecs(2000, func(i int) string { return fmt.Sprintf("%d-%d", 2*i, 2*i) }), 10000, 0, []Range{{0, 3999}}},
+	{"2000 one-byte two apart, reversed", manySpecs(2000, func(i int) string { return fmt.Sprintf("%d-%d", 3998-2*i, 3998-2*i) }), 10000, 0, []Range{{0, 3999}}},
 	{"10000 one-byte adjacent", manySpecs(10000, func(i int) string { return fmt.Sprintf("%d-%d", 9999-i, 9999-i) }), 10000, 0, []Range{{0, 10000}}},
 	{"10000 one-byte identical", manySpecs(10000, func(int) string { return "7-7" }), 10000, 0, []Range{{7, 8}}},
 	{"10000 whole-object overlapping", manySpecs(10000, func(int) string { return "0-" }), 1000, 0, []Range{{0, 1000}}},
 	{"10000 overlapping suffixes", manySpecs(10000, func(i int) string { return "-" + strconv.Itoa(i+1) }), 1000, 0, []Range{{0, 1000}}},
 }
 
-// everyOther returns n one-byte ranges at 0, 2, 4, ...
-func everyOther(n int64) []Range {
+// apart is the step between one-byte ranges that are just far enough apart
+// not to be merged: their gap is MergeGap.
+const apart = MergeGap + 1
+
+// spaced returns n one-byte ranges at 0, step, 2*step, ...
+func spaced(n, step int64) []Range {
 	rs := make([]Range, n)
 	for i := range rs {
-		rs[i] = Range{2 * int64(i), 2*int64(i) + 1}
+		rs[i] = Range{step * int64(i), step*int64(i) + 1}
 	}
 	return rs
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/slicer"
 )
 
 // soakCycles is set by `make soak`; 0 means the short version (5 cycles,
@@ -150,7 +151,9 @@ func randomRequest(rnd *rand.Rand) soakRequest {
 		for i := range n {
 			lo := int64(i) * q
 			a := lo + rnd.Int64N(q/2)
-			b := a + rnd.Int64N(q/2)
+			// b ends at least slicer.MergeGap bytes before the next part's
+			// share starts, so no two ranges merge.
+			b := a + rnd.Int64N(q/2-slicer.MergeGap)
 			r.ranges = append(r.ranges, [2]int64{a, b})
 		}
 	}
