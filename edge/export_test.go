@@ -1,13 +1,10 @@
 package edge
 
-import "context"
-
 // HoldReadMemory takes the server's whole budget of slice-sized read
 // buffers, so that stored ranges go out in pieces, until release is called.
 func (s *Server) HoldReadMemory() (release func()) {
-	s.lazy()
-	_ = s.readMem.Acquire(context.Background(), readBudget)
-	return func() { s.readMem.Release(readBudget) }
+	s.readMem.Add(readBudget)
+	return func() { s.readMem.Add(-readBudget) }
 }
 
 // ReadBudget and PieceSize are the read-buffer sizes of sendStored.

@@ -421,8 +421,9 @@ const (
 // sent. A failed write wraps errClientGone; a failed read is the store's
 // error (and n tells where to go on from).
 func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b int64) (n int64, err error) {
-	s.lazy()
-	if need := m.SliceSize; s.readMem.TryAcquire(need) {
+	// An atomic count, not a semaphore: no lock on the hit path.
+	need := m.SliceSize
+	if s.readMem.Add(need) <= readBudget {
 		bp := getBuf(&s.bufs, need)
 		data, err := s.Store.ReadSliceRange(m, i, a, b-a, *bp)
 		if err == nil {
@@ -430,12 +431,13 @@ func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b int64) (n int6
 			*bp = data[:0]
 		}
 		s.bufs.Put(bp)
-		s.readMem.Release(need)
+		s.readMem.Add(-need)
 		if err != nil {
 			return 0, err
 		}
 		return b - a, nil
 	}
+	s.readMem.Add(-need)
 	bp := getBuf(&s.pieces, pieceSize)
 	defer s.pieces.Put(bp)
 	for a+n < b {

@@ -68,7 +68,7 @@ type Server struct {
 	lookups  singleflight.Group  // collapses discovery and revalidation per cache key
 	bufs     sync.Pool           // *[]byte, slice-sized read buffers, within readMem
 	pieces   sync.Pool           // *[]byte, pieceSize buffers
-	readMem  *semaphore.Weighted // bytes of slice-sized read buffers in use; see sendStored
+	readMem  atomic.Int64        // bytes of slice-sized read buffers in use; see sendStored
 	passes   passMemo
 	clientMu sync.Mutex // protects clients
 	clients  map[*config.Origin]*origin.Client

@@ -16,7 +16,6 @@ func (s *Server) lazy() {
 	s.once.Do(func() {
 		s.metricsSet = newMetrics(&s.fills, s.storeStats)
 		s.writes = semaphore.NewWeighted(maxPendingWrites)
-		s.readMem = semaphore.NewWeighted(readBudget)
 	})
 }
 
