@@ -106,6 +106,11 @@ type Rule struct {
 	// of an object the origin gives no ETag.
 	LastModifiedValidator bool
 	MaxRun                int64 // most slices fetched from the origin in one request
+	// DropAbandonedFills (abandoned_fills: drop) stops an origin fetch
+	// once no client reading its slices is connected, dropping the slices
+	// not yet complete; by default (finish) a fetch completes for the
+	// store after its clients leave, so no byte is fetched twice.
+	DropAbandonedFills bool
 
 	// OverrideTTL, when set, replaces the origin's freshness lifetime
 	// (no-store and private are still obeyed).

@@ -192,7 +192,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host)`,
-			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max)`,
+			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max)`,
 		}},
 		{"bad-empty.yaml", []string{
 			`bad-empty.yaml: listen: required (want host:port, e.g. 127.0.0.1:8080)`,
@@ -253,6 +253,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-rules.yaml:31: rules[6].default_ttl: 0s is not positive (want a duration greater than zero, e.g. 1h)`,
 			`bad-rules.yaml:32: rules[6].heuristic_fraction: 1.5 is out of range (want a number from 0 (off) to 1; default 0.1)`,
 			`bad-rules.yaml:33: rules[6].stale_if_error: "soon" is not a duration (want a Go duration such as 30s, 5m or 1h; units ns, us, ms, s, m, h)`,
+			`bad-rules.yaml:34: rules[6].abandoned_fills: unknown mode "later" (want finish or drop)`,
 		}},
 		{"bad-shadow.yaml", []string{
 			`bad-shadow.yaml:12: rules[1]: never matches: every path it matches is matched first by rules[0] (match /video/)`,
@@ -526,6 +527,7 @@ rules:
     stale_if_error: 2h
     heuristic_fraction: 0
     heuristic_max: 1h
+    abandoned_fills: drop
     slice_size: ~
 `))
 	if err != nil {
@@ -538,7 +540,7 @@ rules:
 	if o.Name != "a" || o.Host != "cdn.example.com:8080" || o.ReadTimeout != 2*time.Minute || o.ConnectTimeout != DefaultConnectTimeout {
 		t.Errorf("origin = %+v", o)
 	}
-	want := Rule{Match: "/", Origin: o, SliceSize: DefaultSliceSize, DefaultTTL: 10 * time.Minute, Query: QuerySort, MaxRanges: 1, LastModifiedValidator: true, MaxRun: 256,
+	want := Rule{Match: "/", Origin: o, SliceSize: DefaultSliceSize, DefaultTTL: 10 * time.Minute, Query: QuerySort, MaxRanges: 1, LastModifiedValidator: true, MaxRun: 256, DropAbandonedFills: true,
 		OverrideTTL: 5 * time.Minute, StaleWhileRevalidate: 30 * time.Second, StaleIfError: 2 * time.Hour, HeuristicFraction: 0, HeuristicMax: time.Hour}
 	if *c.Rules[0] != want {
 		t.Errorf("rule = %+v\nwant %+v", *c.Rules[0], want)

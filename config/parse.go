@@ -507,7 +507,7 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 		defined = "defined: " + strings.Join(names, ", ")
 	}
 	fs, ok := d.mapping(n, n.Line, field, "match", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
-		"override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max")
+		"abandoned_fills", "override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max")
 	if !ok {
 		return r
 	}
@@ -566,6 +566,17 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	if me, ok := fs.get("max_run"); ok {
 		if v, ok := d.count(me, field+".max_run", DefaultMaxRun); ok {
 			r.MaxRun = v
+		}
+	}
+	if ae, ok := fs.get("abandoned_fills"); ok {
+		if s, ok := d.scalar(ae, field+".abandoned_fills", "finish or drop"); ok {
+			switch s {
+			case "finish":
+			case "drop":
+				r.DropAbandonedFills = true
+			default:
+				d.errorf(ae.val.Line, field+".abandoned_fills", "unknown mode %q (want finish or drop)", s)
+			}
 		}
 	}
 	for _, k := range []struct {

@@ -58,6 +58,10 @@ rules:
   - match: /sie/
     origin: default
     stale_if_error: 10m
+  - match: /drop/
+    origin: default
+    abandoned_fills: drop
+    max_run: 64
   - match: /
     origin: default
     slice_size: 1MiB

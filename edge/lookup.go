@@ -88,6 +88,7 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (found,
 func (s *Server) revalidateInBackground(q *request, want wantBytes) {
 	bq := *q
 	bq.r = q.r.Clone(context.WithoutCancel(q.r.Context()))
+	bq.background, bq.holding = true, nil
 	s.lookups.DoChan(q.key, func() (any, error) {
 		return s.fetchMeta(&bq, want, 0, &lead{})
 	})
@@ -136,8 +137,15 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	}
 	s.m().originRequest(kind)
 	epoch := s.purges.Load()
-	// The fetch outlives the client: the fill it starts completes for the store.
-	ctx := context.WithoutCancel(q.r.Context())
+	// The fetch outlives the client (the fill it starts completes for the
+	// store), unless the rule drops abandoned fills.
+	ctx, watch := s.fetchContext(q)
+	fed := false // the answer went to fills, which end the watch
+	defer func() {
+		if !fed {
+			s.finish(watch, nil)
+		}
+	}()
 	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
 	var se *origin.StatusError
 	switch {
@@ -226,6 +234,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	// Claim the slices this response carries before the meta is visible,
 	// so no other request can fetch them again.
 	first, fills := s.claimResponse(m, resp)
+	s.register(watch, fills)
 	for _, f := range fills {
 		if f != nil {
 			q.originBytes += f.Len
@@ -239,7 +248,11 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		s.storeError(err, "put meta")
 	}
 	s.passes.forget(q.key)
-	go s.feed(m, resp, first, fills)
+	fed = true
+	go func() {
+		s.feed(ctx, m, resp, first, fills)
+		s.finish(watch, fills)
+	}()
 	status := "miss"
 	if old != nil {
 		status = "refreshed"
@@ -302,7 +315,7 @@ func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, 
 
 // feed streams an origin body into fills and the store; it runs detached
 // from any client.
-func (s *Server) feed(m *segstore.Meta, resp *origin.Response, first int64, fills []*origin.Fill) {
+func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Response, first int64, fills []*origin.Fill) {
 	defer resp.Body.Close()
 	if resp.Range.Start != first*m.SliceSize {
 		s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at slice %d: %w", resp.Range.Start, first, origin.ErrBadContentRange))
@@ -310,6 +323,11 @@ func (s *Server) feed(m *segstore.Meta, resp *origin.Response, first int64, fill
 	}
 	body := &countingReader{r: resp.Body, c: s.m().originBytes}
 	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) { s.storeFill(m, f) })
+	if err != nil && ctx.Err() != nil {
+		// Dropped: no client reads it any more (abandoned_fills: drop).
+		s.Log.Debug().Err(err).Str("key", m.Key).Msg("edge: origin fill dropped, its clients are gone")
+		return
+	}
 	if err != nil {
 		s.m().originError(err)
 		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed; waiting requests retry")
@@ -332,7 +350,8 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 		req.Range = &rng
 	}
 	client := s.client(q.rule.Origin)
-	ctx := context.WithoutCancel(q.r.Context())
+	ctx, watch := s.fetchContext(q)
+	s.register(watch, fills)
 	s.m().originRequest("fill")
 	for _, f := range fills {
 		if f != nil {
@@ -340,6 +359,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 		}
 	}
 	go func() {
+		defer s.finish(watch, fills)
 		resp, err := client.Fetch(ctx, req)
 		if err == nil {
 			s.m().originAnswer(req, resp)
@@ -353,7 +373,9 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 			if errors.As(err, &se) {
 				se.Resp.Body.Close()
 			}
-			s.m().originError(err)
+			if ctx.Err() == nil {
+				s.m().originError(err)
+			}
 			s.fills.Abandon(fills, err)
 			return
 		}
@@ -363,7 +385,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 			copy(all[first:], fills)
 			fills, first = all, 0
 		}
-		s.feed(m, resp, first, fills)
+		s.feed(ctx, m, resp, first, fills)
 	}()
 }
 

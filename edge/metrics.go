@@ -44,6 +44,9 @@ type metrics struct {
 	// with Range; counted where the edge learns the origin ignored Range
 	// (it then cuts the whole body into slices; not an error).
 	originNoRange *vm.Counter
+	// fillsDropped: drop-mode origin fetches cancelled because every
+	// client reading them had gone (abandoned_fills: drop).
+	fillsDropped *vm.Counter
 	// revalidations: conditional requests for stale objects, by outcome:
 	// not_modified (still current), changed (new version), error.
 	revalidations map[string]*vm.Counter
@@ -71,6 +74,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 		sliceMisses:   set.NewCounter(`sliceedge_slices_total{result="miss"}`),
 		originBytes:   set.NewCounter("sliceedge_origin_bytes_total"),
 		originNoRange: set.NewCounter("sliceedge_origin_no_range_total"),
+		fillsDropped:  set.NewCounter("sliceedge_fills_dropped_total"),
 		flapRestarts:  set.NewCounter("sliceedge_flap_restarts_total"),
 		flapAborts:    set.NewCounter("sliceedge_flap_aborts_total"),
 		storeErrors:   set.NewCounter("sliceedge_store_errors_total"),
@@ -205,6 +209,7 @@ type Counters struct {
 	OriginErrors   int64 // failed origin fetches, all kinds
 	RangeRefused   int64 // of which 416s to a range inside the object
 	OriginNoRange  int64 // origin answers of 200 to a request with Range
+	FillsDropped   int64 // origin fetches cancelled when their clients left (abandoned_fills: drop)
 	Revalidations  int64 // revalidations, all outcomes
 	NotModified    int64 // of which found the stored version current
 	StaleServed    int64 // stale answers, both reasons
@@ -237,6 +242,7 @@ func (s *Server) Counters() Counters {
 		OriginErrors:   sum(m.originErrors),
 		RangeRefused:   int64(m.originErrors["range_refused"].Get()),
 		OriginNoRange:  int64(m.originNoRange.Get()),
+		FillsDropped:   int64(m.fillsDropped.Get()),
 		Revalidations:  sum(m.revalidations),
 		NotModified:    int64(m.revalidations["not_modified"].Get()),
 		StaleServed:    sum(m.stale),

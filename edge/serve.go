@@ -459,6 +459,7 @@ func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b int64) (n int6
 // copyFill sends bytes [a, b) of a slice in flight as they arrive; n is how
 // many it sent.
 func (s *Server) copyFill(q *request, f *origin.Fill, a, b int64) (int64, error) {
+	s.watchFill(q, f)
 	bp := getBuf(&s.pieces, pieceSize)
 	defer s.pieces.Put(bp)
 	buf := (*bp)[:pieceSize]

@@ -70,6 +70,7 @@ type Server struct {
 	pieces   sync.Pool           // *[]byte, pieceSize buffers
 	readMem  atomic.Int64        // bytes of slice-sized read buffers in use; see sendStored
 	passes   passMemo
+	watches  sync.Map   // *origin.Fill -> *fillWatch of its drop-mode fetch; see abandon.go
 	clientMu sync.Mutex // protects clients
 	clients  map[*config.Origin]*origin.Client
 
@@ -138,6 +139,9 @@ type request struct {
 	originBytes int64 // bytes of the slices this request fetched from the origin
 	sent        int64
 	ttfb        time.Duration
+
+	background bool         // a revalidation no client waits for
+	holding    []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
 }
 
 // MaxURLBytes is the longest request target answered; a longer one gets
@@ -185,6 +189,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := &request{w: w, r: r, start: s.now()}
 	defer s.logRequest(q)
+	defer q.letGo()
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {

@@ -1,0 +1,103 @@
+package edge
+
+// Abandoned fills. By default an origin fetch outlives its clients: the
+// slices it carries complete for the store, so no byte is fetched twice.
+// A rule with abandoned_fills: drop instead ties the fetch to the clients
+// reading its slices: each request that reads (or started) a fill of the
+// fetch holds the fetch's watch until the request ends, and when the last
+// one lets go the fetch is cancelled; its complete slices are stored, the
+// rest are dropped, and a request that then wants one of them fetches it
+// again.
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+
+	"github.com/sliceedge/sliceedge/origin"
+)
+
+// fillWatch counts the requests holding one drop-mode origin fetch.
+type fillWatch struct {
+	holders atomic.Int64
+	cancel  context.CancelFunc
+	// done is set when the fetch has ended; a cancel then drops nothing.
+	done atomic.Bool
+	// dropped counts, once, a fetch cancelled for want of clients.
+	dropped func()
+}
+
+func (w *fillWatch) release() {
+	if w.holders.Add(-1) == 0 {
+		if !w.done.Load() {
+			w.dropped()
+		}
+		w.cancel()
+	}
+}
+
+// fetchContext returns the context of an origin fetch that fills slices
+// for q: detached from every client, or, under abandoned_fills: drop,
+// held by q (and by every request that reads one of its fills, see
+// watchFill) until they have all ended. The watch is nil in the first
+// case; register and finish take nil.
+func (s *Server) fetchContext(q *request) (context.Context, *fillWatch) {
+	ctx := context.WithoutCancel(q.r.Context())
+	if !q.rule.DropAbandonedFills || q.background {
+		return ctx, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &fillWatch{cancel: cancel, dropped: func() { s.m().fillsDropped.Inc() }}
+	q.hold(w)
+	return ctx, w
+}
+
+// register makes fills findable by the requests that will read them.
+func (s *Server) register(w *fillWatch, fills []*origin.Fill) {
+	if w == nil {
+		return
+	}
+	for _, f := range fills {
+		if f != nil {
+			s.watches.Store(f, w)
+		}
+	}
+}
+
+// finish forgets a drop-mode fetch that has ended, with or without error.
+func (s *Server) finish(w *fillWatch, fills []*origin.Fill) {
+	if w == nil {
+		return
+	}
+	w.done.Store(true)
+	for _, f := range fills {
+		if f != nil {
+			s.watches.Delete(f)
+		}
+	}
+}
+
+// watchFill makes q hold the fetch of f, if it is a drop-mode one, until q
+// ends.
+func (s *Server) watchFill(q *request, f *origin.Fill) {
+	if v, ok := s.watches.Load(f); ok {
+		q.hold(v.(*fillWatch))
+	}
+}
+
+// hold adds q to w's holders, once.
+func (q *request) hold(w *fillWatch) {
+	if slices.Contains(q.holding, w) {
+		return
+	}
+	w.holders.Add(1)
+	q.holding = append(q.holding, w)
+}
+
+// letGo releases every fetch q holds; ServeHTTP calls it as q ends.
+func (q *request) letGo() {
+	for _, w := range q.holding {
+		w.release()
+	}
+	q.holding = nil
+}
