@@ -21,18 +21,23 @@ import (
 type fillWatch struct {
 	holders atomic.Int64
 	cancel  context.CancelFunc
-	// done is set when the fetch has ended; a cancel then drops nothing.
-	done atomic.Bool
-	// dropped counts, once, a fetch cancelled for want of clients.
-	dropped func()
 }
 
 func (w *fillWatch) release() {
 	if w.holders.Add(-1) == 0 {
-		if !w.done.Load() {
-			w.dropped()
-		}
 		w.cancel()
+	}
+}
+
+// dropped counts a fetch that ended early because its context was
+// cancelled (abandoned_fills: drop), if that left a slice incomplete: a
+// fetch whose last reader left just as it completed dropped nothing.
+func (s *Server) dropped(fills []*origin.Fill) {
+	for _, f := range fills {
+		if f != nil && f.Bytes() == nil {
+			s.m().fillsDropped.Inc()
+			return
+		}
 	}
 }
 
@@ -47,7 +52,7 @@ func (s *Server) fetchContext(q *request) (context.Context, *fillWatch) {
 		return ctx, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &fillWatch{cancel: cancel, dropped: func() { s.m().fillsDropped.Inc() }}
+	w := &fillWatch{cancel: cancel}
 	q.hold(w)
 	return ctx, w
 }
@@ -69,7 +74,6 @@ func (s *Server) finish(w *fillWatch, fills []*origin.Fill) {
 	if w == nil {
 		return
 	}
-	w.done.Store(true)
 	for _, f := range fills {
 		if f != nil {
 			s.watches.Delete(f)

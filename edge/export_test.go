@@ -12,3 +12,6 @@ const (
 	ReadBudget = readBudget
 	PieceSize  = pieceSize
 )
+
+// ReadMemoryInUse is the part of the read budget taken now.
+func (s *Server) ReadMemoryInUse() int64 { return s.readMem.Load() }

@@ -325,6 +325,7 @@ func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Respon
 	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) { s.storeFill(m, f) })
 	if err != nil && ctx.Err() != nil {
 		// Dropped: no client reads it any more (abandoned_fills: drop).
+		s.dropped(fills)
 		s.Log.Debug().Err(err).Str("key", m.Key).Msg("edge: origin fill dropped, its clients are gone")
 		return
 	}
@@ -373,10 +374,12 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 			if errors.As(err, &se) {
 				se.Resp.Body.Close()
 			}
+			s.fills.Abandon(fills, err)
 			if ctx.Err() == nil {
 				s.m().originError(err)
+			} else {
+				s.dropped(fills)
 			}
-			s.fills.Abandon(fills, err)
 			return
 		}
 		if !resp.Ranged && first > 0 {

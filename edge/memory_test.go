@@ -157,3 +157,40 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A stored object streams with the next slice read ahead; clients that
+// leave mid-stream give back every read buffer, and every byte sent is
+// right.
+func TestReadAheadGivesBackBuffers(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/16MiB-ahead.bin" // 1 MiB slices
+	const size = 16 * MiB
+	if resp, body := h.get(t, path); resp.StatusCode != 200 || int64(len(body)) != size {
+		t.Fatalf("warm-up: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	for k := range int64(8) {
+		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
+		req.Host = "edge.test"
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", k*100*KiB))
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, (k+1)*MiB/2)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		wantBytes(t, fmt.Sprintf("client %d before leaving", k), buf, path, 1, k*100*KiB)
+		resp.Body.Close() // leaves mid-stream
+	}
+	waitFor(t, "read buffers given back", func() bool { return h.edge.ReadMemoryInUse() == 0 })
+	resp, body := h.get(t, path, "Range: bytes=1000-")
+	if resp.StatusCode != http.StatusPartialContent || int64(len(body)) != size-1000 {
+		t.Fatalf("after: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	wantBytes(t, "after", body, path, 1, 1000)
+	if h.edge.ReadMemoryInUse() != 0 {
+		t.Errorf("read budget in use after a complete answer: %d", h.edge.ReadMemoryInUse())
+	}
+}

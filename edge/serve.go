@@ -278,6 +278,7 @@ func (q *request) markFirstByte(now time.Time) {
 // current one is half read).
 func (s *Server) copyRange(q *request, m *segstore.Meta, rg slicer.Range) error {
 	first, last := slicer.SliceSpan(rg, m.SliceSize)
+	q.rangeEnd = rg.End
 	claimedTo := first - 1
 	for i := first; i <= last; i++ {
 		sr := slicer.SliceRange(i, m.SliceSize, m.Size)
@@ -304,7 +305,7 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 			f = s.fills.Lookup(m.Key, m.Version, i)
 		}
 		if f == nil && !storeFailed && s.Store.Has(m, i) {
-			n, err := s.sendStored(q, m, i, a, b)
+			n, err := s.sendStored(q, m, i, a, b, last)
 			a += n
 			if err == nil {
 				q.sliceHits++
@@ -420,22 +421,30 @@ const (
 // sendStored sends bytes [a, b) of stored slice i of m; n is how many it
 // sent. A failed write wraps errClientGone; a failed read is the store's
 // error (and n tells where to go on from).
-func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b int64) (n int64, err error) {
+func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b, last int64) (n int64, err error) {
+	if r := q.ahead; r != nil {
+		q.ahead = nil
+		if r.m == m && r.i == i && r.a == a && r.b == b {
+			<-r.done
+			if r.err == nil {
+				s.startReadAhead(q, m, i, last)
+				return s.sendRead(q, r)
+			}
+		}
+		s.dropRead(r)
+	}
 	// An atomic count, not a semaphore: no lock on the hit path.
 	need := m.SliceSize
 	if s.readMem.Add(need) <= readBudget {
-		bp := getBuf(&s.bufs, need)
-		data, err := s.Store.ReadSliceRange(m, i, a, b-a, *bp)
-		if err == nil {
-			err = q.write(s, data)
-			*bp = data[:0]
-		}
-		s.bufs.Put(bp)
-		s.readMem.Add(-need)
-		if err != nil {
+		r := &storedRead{m: m, i: i, a: a, b: b, need: need, bp: getBuf(&s.bufs, need)}
+		r.data, r.err = s.Store.ReadSliceRange(m, i, a, b-a, *r.bp)
+		if r.err != nil {
+			err := r.err
+			s.dropRead(r)
 			return 0, err
 		}
-		return b - a, nil
+		s.startReadAhead(q, m, i, last)
+		return s.sendRead(q, r)
 	}
 	s.readMem.Add(-need)
 	bp := getBuf(&s.pieces, pieceSize)
@@ -454,6 +463,64 @@ func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b int64) (n int6
 		n += end - off
 	}
 	return n, nil
+}
+
+// storedRead is a read of bytes [a, b) of stored slice i into a
+// slice-sized buffer that holds need bytes of the read budget.
+type storedRead struct {
+	m       *segstore.Meta
+	i, a, b int64
+	need    int64
+	bp      *[]byte
+	data    []byte
+	err     error
+	done    chan struct{} // closed when a read ahead has finished
+}
+
+// sendRead writes r's bytes to the client and lets go of r.
+func (s *Server) sendRead(q *request, r *storedRead) (int64, error) {
+	err := q.write(s, r.data)
+	s.dropRead(r)
+	if err != nil {
+		return 0, err
+	}
+	return r.b - r.a, nil
+}
+
+// dropRead gives r's buffer and budget back.
+func (s *Server) dropRead(r *storedRead) {
+	if r.done != nil {
+		<-r.done
+	}
+	if r.data != nil {
+		*r.bp = r.data[:0]
+	}
+	s.bufs.Put(r.bp)
+	s.readMem.Add(-r.need)
+}
+
+// startReadAhead reads the part of slice i+1 that q wants, if it is
+// stored and the read budget allows, on a goroutine of its own, so that
+// the store read overlaps the write of slice i: a client streaming stored
+// slices then waits for the socket only. sendStored picks the read up.
+func (s *Server) startReadAhead(q *request, m *segstore.Meta, i, last int64) {
+	j := i + 1
+	if j > last || !s.Store.Has(m, j) {
+		return
+	}
+	sr := slicer.SliceRange(j, m.SliceSize, m.Size)
+	a, b := int64(0), min(q.rangeEnd, sr.End)-sr.Start
+	need := m.SliceSize
+	if s.readMem.Add(need) > readBudget {
+		s.readMem.Add(-need)
+		return
+	}
+	r := &storedRead{m: m, i: j, a: a, b: b, need: need, bp: getBuf(&s.bufs, need), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.data, r.err = s.Store.ReadSliceRange(m, j, a, b-a, *r.bp)
+	}()
+	q.ahead = r
 }
 
 // copyFill sends bytes [a, b) of a slice in flight as they arrive; n is how

@@ -142,6 +142,8 @@ type request struct {
 
 	background bool         // a revalidation no client waits for
 	holding    []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
+	rangeEnd   int64        // end of the range copyRange is sending
+	ahead      *storedRead  // the next stored slice, being read; see startReadAhead
 }
 
 // MaxURLBytes is the longest request target answered; a longer one gets
@@ -190,6 +192,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := &request{w: w, r: r, start: s.now()}
 	defer s.logRequest(q)
 	defer q.letGo()
+	defer func() {
+		if q.ahead != nil {
+			s.dropRead(q.ahead)
+		}
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
