@@ -93,6 +93,15 @@ func (r *runner) path(workload string, size int64, id string) string {
 	return fmt.Sprintf("%s/%s/%s-%s.bin", r.prefix, workload, sizeName(size), id)
 }
 
+// paths are the paths of n objects of size of a workload, numbered from 0.
+func (r *runner) paths(workload string, n int, size int64) []string {
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = r.path(workload, size, fmt.Sprint(i))
+	}
+	return paths
+}
+
 // sizeName writes size the way origintest.SyntheticSize reads it.
 func sizeName(size int64) string {
 	for _, u := range []struct {
@@ -233,11 +242,10 @@ func randRange(rng *rand.Rand, n, size int64) slicer.Range {
 // from its store, which should ask the origin for nothing.
 func (r *runner) hot(ctx context.Context) (Result, error) {
 	n, size := r.cfg.Objects, r.cfg.ObjectSize
-	paths := make([]string, n)
+	paths := r.paths("hot", n, size)
 	reqs := make([]request, n)
-	for i := range paths {
-		paths[i] = r.path("hot", size, fmt.Sprint(i))
-		reqs[i] = request{path: paths[i], size: size}
+	for i, p := range paths {
+		reqs[i] = request{path: p, size: size}
 	}
 	warm, err := r.warm(ctx, "hot: warm", reqs)
 	if err != nil {
@@ -334,10 +342,7 @@ func (r *runner) seek(ctx context.Context) (Result, error) {
 // per byte delivered.
 func (r *runner) mixed(ctx context.Context) (Result, error) {
 	n, size := r.cfg.Objects, r.cfg.ObjectSize
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = r.path("mixed", size, fmt.Sprint(i))
-	}
+	paths := r.paths("mixed", n, size)
 	var (
 		mu        sync.Mutex // protects rng, zipf and requested
 		rng       = r.rng("mixed", 0)
@@ -496,10 +501,7 @@ func (r *runner) sequential(ctx context.Context) (Result, error) {
 // body of two versions: mixed bodies must be 0.
 func (r *runner) flap(ctx context.Context) (Result, error) {
 	size := r.cfg.ObjectSize
-	paths := make([]string, min(flapObjects, r.cfg.Objects))
-	for i := range paths {
-		paths[i] = r.path("flap", size, fmt.Sprint(i))
-	}
+	paths := r.paths("flap", min(flapObjects, r.cfg.Objects), size)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -552,10 +554,7 @@ func (r *runner) flap(ctx context.Context) (Result, error) {
 // connection; origin bytes should be each object once.
 func (r *runner) stream(ctx context.Context) (Result, error) {
 	n, size := r.cfg.Objects, r.cfg.ObjectSize
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = r.path("stream", size, fmt.Sprint(i))
-	}
+	paths := r.paths("stream", n, size)
 	next := make([]int, r.cfg.Connections) // each connection's next object
 	for w := range next {
 		next[w] = r.rng("stream", w).IntN(n)

@@ -19,12 +19,7 @@ func TestDropAbandonedFill(t *testing.T) {
 	const size = 64 * MiB
 	h.origin.SetPathMode(path, origintest.Mode{Bandwidth: 16 * MiB})
 
-	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	a, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := h.open(t, path)
 	head := make([]byte, 1536*KiB)
 	if _, err := io.ReadFull(a.Body, head); err != nil {
 		t.Fatal(err)
@@ -68,12 +63,7 @@ func TestDropKeepsFillWithReaders(t *testing.T) {
 	const size = 8 * MiB
 	h.origin.SetPathMode(path, origintest.Mode{Bandwidth: 16 * MiB})
 
-	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	a, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := h.open(t, path)
 	first := make([]byte, 100*KiB)
 	if _, err := io.ReadFull(a.Body, first); err != nil {
 		t.Fatal(err)

@@ -156,12 +156,7 @@ func TestChaosClientDisconnectMidFill(t *testing.T) {
 	const path = "/obj/4MiB-slow.bin"
 	h.origin.SetPathMode(path, origintest.Mode{Bandwidth: 8 * MiB})
 
-	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	a, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := h.open(t, path)
 	first := make([]byte, 100*KiB)
 	if _, err := io.ReadFull(a.Body, first); err != nil {
 		t.Fatal(err)

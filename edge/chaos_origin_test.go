@@ -165,6 +165,12 @@ func wantRangeRefusedOnly(t *testing.T, h *harness, _ fetched) {
 	}
 }
 
+// withMode is a chaos case's setup that puts the origin in mode m for the
+// case's path.
+func withMode(m origintest.Mode) func(t *testing.T, h *harness, p string) {
+	return func(t *testing.T, h *harness, p string) { h.origin.SetPathMode(p, m) }
+}
+
 func TestChaosOrigin(t *testing.T) {
 	const size = 4 * MiB
 	type tc struct {
@@ -192,19 +198,15 @@ func TestChaosOrigin(t *testing.T) {
 			noSlices: true, noHeal: true,
 		},
 		{
-			name: "reset mid-body",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{TruncateAfter: 1536 * KiB})
-			},
+			name:     "reset mid-body",
+			setup:    withMode(origintest.Mode{TruncateAfter: 1536 * KiB}),
 			statuses: []int{200},
 			metric:   `sliceedge_origin_errors_total{kind="truncated"}`,
 		},
 		{
-			name: "stall mid-body",
-			path: "/obj/1MiB-stall.bin",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{Stall: 30 * time.Second, StallAfter: 512 * KiB})
-			},
+			name:     "stall mid-body",
+			path:     "/obj/1MiB-stall.bin",
+			setup:    withMode(origintest.Mode{Stall: 30 * time.Second, StallAfter: 512 * KiB}),
 			statuses: []int{200, 504},
 			metric:   `sliceedge_origin_errors_total{kind="timeout"}`,
 			noSlices: true,
@@ -253,20 +255,16 @@ func TestChaosOrigin(t *testing.T) {
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
 		},
 		{
-			name: "Content-Range lies about the start",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{LieContentRange: "start"})
-			},
+			name:     "Content-Range lies about the start",
+			setup:    withMode(origintest.Mode{LieContentRange: "start"}),
 			rng:      "bytes=1048576-2097151",
 			statuses: []int{502},
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
 			noSlices: true,
 		},
 		{
-			name: "Content-Range lies about the end",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{LieContentRange: "end"})
-			},
+			name:     "Content-Range lies about the end",
+			setup:    withMode(origintest.Mode{LieContentRange: "end"}),
 			rng:      "bytes=1048576-2097151",
 			statuses: []int{502},
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
@@ -275,10 +273,8 @@ func TestChaosOrigin(t *testing.T) {
 		{
 			// A full GET's discovery asks for more than the object: the
 			// answer's end and complete length disagree with the request.
-			name: "Content-Range lies about the complete length",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{LieContentRange: "total"})
-			},
+			name:     "Content-Range lies about the complete length",
+			setup:    withMode(origintest.Mode{LieContentRange: "total"}),
 			statuses: []int{502},
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
 			noSlices: true,
@@ -304,19 +300,15 @@ func TestChaosOrigin(t *testing.T) {
 			},
 		},
 		{
-			name: "Content-Range with * length",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{LieContentRange: "star"})
-			},
+			name:     "Content-Range with * length",
+			setup:    withMode(origintest.Mode{LieContentRange: "star"}),
 			statuses: []int{502},
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
 			noSlices: true,
 		},
 		{
-			name: "Content-Range malformed",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{LieContentRange: "malformed"})
-			},
+			name:     "Content-Range malformed",
+			setup:    withMode(origintest.Mode{LieContentRange: "malformed"}),
 			rng:      "bytes=100-199",
 			statuses: []int{502},
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
@@ -345,10 +337,8 @@ func TestChaosOrigin(t *testing.T) {
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
 		},
 		{
-			name: "200 to a request with Range",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{NoRange: true})
-			},
+			name:     "200 to a request with Range",
+			setup:    withMode(origintest.Mode{NoRange: true}),
 			rng:      "bytes=1048576-2097151",
 			statuses: []int{206},
 			// Not an error: the edge cuts the whole body into slices.
@@ -415,10 +405,8 @@ func TestChaosOrigin(t *testing.T) {
 			metric:   `sliceedge_origin_errors_total{kind="validator_mismatch"}`,
 		},
 		{
-			name: "weak ETag only",
-			setup: func(t *testing.T, h *harness, p string) {
-				h.origin.SetPathMode(p, origintest.Mode{WeakETag: true})
-			},
+			name:     "weak ETag only",
+			setup:    withMode(origintest.Mode{WeakETag: true}),
 			statuses: []int{200},
 			metric:   `sliceedge_origin_requests_total{kind="pass"}`,
 			noSlices: true,

@@ -5,8 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -124,37 +122,9 @@ func TestSlowClientHeapBounded(t *testing.T) {
 	path := "/big/" + strconv.FormatInt(size, 10) + ".bin"
 	// The live heap as of the last GC: what the process holds, not
 	// garbage waiting for collection.
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	runtime.GC()
-	metrics.Read(live)
-	base := live[0].Value.Uint64()
+	heap := watchHeap(false)
 
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-		}
-	}()
-
-	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := h.open(t, path)
 	defer resp.Body.Close()
 	// A slow reader: 256 KiB at a time, pausing every 16 MiB, and
 	// checking the bytes as they come.
@@ -178,12 +148,10 @@ func TestSlowClientHeapBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	sampler.Wait()
+	grew, base := heap()
 	if off != size {
 		t.Fatalf("read %d bytes, want %d", off, size)
 	}
-	grew := int64(peak.Load()) - int64(base)
 	t.Logf("streamed %d MiB with 4 MiB slices: live heap peaked %d MiB above the %d MiB before", size>>20, grew>>20, base>>20)
 	// Bound: a few slices (the fill in flight, the one being read, the
 	// store's batch and buffers) plus the server-wide queue of slices

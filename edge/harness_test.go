@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"runtime/metrics"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,9 +131,14 @@ func (h *harness) stop() {
 	}
 }
 
-// get sends a request with headers given as "Name: value" strings and
-// returns the response with its whole body.
-func (h *harness) do(t testing.TB, method, path string, headers ...string) (*http.Response, []byte) {
+// open sends a GET with headers given as "Name: value" strings and
+// returns the response, its body unread: the caller reads and closes it.
+func (h *harness) open(t testing.TB, path string, headers ...string) *http.Response {
+	t.Helper()
+	return h.send(t, http.MethodGet, path, headers...)
+}
+
+func (h *harness) send(t testing.TB, method, path string, headers ...string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(method, h.srv.URL+path, nil)
 	if err != nil {
@@ -145,6 +153,14 @@ func (h *harness) do(t testing.TB, method, path string, headers ...string) (*htt
 	if err != nil {
 		t.Fatalf("%s %s %v: %v", method, path, headers, err)
 	}
+	return resp
+}
+
+// do sends a request with headers given as "Name: value" strings and
+// returns the response with its whole body.
+func (h *harness) do(t testing.TB, method, path string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	resp := h.send(t, method, path, headers...)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -188,5 +204,44 @@ func verifyStream(r io.Reader, path string, version int, start int64) (int64, er
 		if err != nil {
 			return n, err
 		}
+	}
+}
+
+// watchHeap samples the live heap every 5 ms until the returned function is
+// called, which returns how far the peak rose above the live heap at the
+// start, and that start. With collect, every sample runs a collection
+// first, so it sees what is live now rather than at the last collection.
+func watchHeap(collect bool) (stop func() (grew int64, base uint64)) {
+	live := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	runtime.GC()
+	base := live()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if collect {
+				runtime.GC()
+			}
+			if v := live(); v > peak.Load() {
+				peak.Store(v)
+			}
+		}
+	}()
+	return func() (int64, uint64) {
+		close(done)
+		sampler.Wait()
+		return int64(peak.Load()) - int64(base), base
 	}
 }

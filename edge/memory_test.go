@@ -6,11 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,31 +69,7 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 		t.Fatalf("warm-up: %d, %d bytes", resp.StatusCode, len(body))
 	}
 	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	runtime.GC()
-	metrics.Read(live)
-	base := live[0].Value.Uint64()
-
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	sampler.Add(1)
-	go func() {
-		defer sampler.Done()
-		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			runtime.GC() // live as of now, not as of the last collection
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak.Load() {
-				peak.Store(v)
-			}
-		}
-	}()
+	heap := watchHeap(true) // live as of each sample, not of the last collection
 
 	// Each client sends its request and reads only the header, so the
 	// server fills the socket buffers and then blocks in a write.
@@ -123,9 +96,7 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond) // every handler now waits in a write
-	close(stop)
-	sampler.Wait()
-	grew := int64(peak.Load()) - int64(base)
+	grew, base := heap()
 	t.Logf("%d stalled readers of a stored object with 4 MiB slices: live heap peaked %d MiB above the %d MiB before", conns, grew>>20, base>>20)
 	// Bound: the read budget, plus a piece and net/http's buffers (8 KiB)
 	// per connection and our client's own 64 KiB readers, with slack.
@@ -170,13 +141,7 @@ func TestReadAheadGivesBackBuffers(t *testing.T) {
 	}
 	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
 	for k := range int64(8) {
-		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-		req.Host = "edge.test"
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", k*100*KiB))
-		resp, err := h.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := h.open(t, path, fmt.Sprintf("Range: bytes=%d-", k*100*KiB))
 		buf := make([]byte, (k+1)*MiB/2)
 		if _, err := io.ReadFull(resp.Body, buf); err != nil {
 			t.Fatal(err)

@@ -361,21 +361,7 @@ func (f countingFile) WriteAt(p []byte, off int64) (int, error) {
 // 512 MiB (twice the default block cache), flushed to disk and hot in the page
 // cache.
 func BenchmarkReadSliceRandom(b *testing.B) {
-	s, _ := newStore(b)
-	m := newMeta("example.com/bench/random", 512*mib, mib)
-	if err := s.PutMeta(m); err != nil {
-		b.Fatal(err)
-	}
-	data := make([]byte, mib)
-	for i := range m.SliceCount() {
-		binary.LittleEndian.PutUint64(data, uint64(i))
-		if err := s.WriteSlice(m, i, data); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := s.DB().Flush(); err != nil {
-		b.Fatal(err)
-	}
+	s, m := randomStore(b)
 	r := rand.New(rand.NewPCG(1, 1))
 	dst := make([]byte, mib)
 	b.SetBytes(mib)
@@ -387,11 +373,9 @@ func BenchmarkReadSliceRandom(b *testing.B) {
 	}
 }
 
-// BenchmarkReadSliceRangeRandom is BenchmarkReadSliceRandom reading 256 KiB
-// ranges with ReadSliceRange: most reads miss the block cache, and a miss
-// makes Pebble read and checksum the whole 1 MiB blob block, whatever the
-// range. MB/s counts the bytes returned.
-func BenchmarkReadSliceRangeRandom(b *testing.B) {
+// randomStore is a store holding a 512 MiB object of 1 MiB slices in blob
+// files (flushed), twice the default block cache.
+func randomStore(b *testing.B) (*segstore.Store, *segstore.Meta) {
 	s, _ := newStore(b)
 	m := newMeta("example.com/bench/random", 512*mib, mib)
 	if err := s.PutMeta(m); err != nil {
@@ -407,6 +391,15 @@ func BenchmarkReadSliceRangeRandom(b *testing.B) {
 	if err := s.DB().Flush(); err != nil {
 		b.Fatal(err)
 	}
+	return s, m
+}
+
+// BenchmarkReadSliceRangeRandom is BenchmarkReadSliceRandom reading 256 KiB
+// ranges with ReadSliceRange: most reads miss the block cache, and a miss
+// makes Pebble read and checksum the whole 1 MiB blob block, whatever the
+// range. MB/s counts the bytes returned.
+func BenchmarkReadSliceRangeRandom(b *testing.B) {
+	s, m := randomStore(b)
 	r := rand.New(rand.NewPCG(1, 1))
 	dst := make([]byte, mib)
 	const n = 256 << 10

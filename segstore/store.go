@@ -475,6 +475,18 @@ const admitWait = 2 * time.Second
 // returns why not if it does not, counting the refusal in
 // Stats.WriteErrors. A failing disk (not a mere stall) is refused at once.
 func (s *Store) admit(n int64) error {
+	return s.await(func() error { return s.overBudget(n) })
+}
+
+// writable returns nil once the store may write: at once, or after a write
+// stall ends (waiting up to admitWait). A failing disk, or a stall that
+// lasts, is refused and counted in Stats.WriteErrors. Unlike admit it
+// ignores the budget: metas and purges must get through a full store.
+func (s *Store) writable() error { return s.await(nil) }
+
+// await waits up to admitWait until Pebble takes writes and fits (if not
+// nil) returns nil; see admit. Close ends the wait with ErrClosed.
+func (s *Store) await(fits func() error) error {
 	deadline := time.Now().Add(admitWait)
 	for {
 		if s.closed.Load() {
@@ -483,7 +495,10 @@ func (s *Store) admit(n int64) error {
 		changed := s.ctl.changes()
 		err := s.ctl.writeErr()
 		if err == nil {
-			if err = s.overBudget(n); err == nil {
+			if fits == nil {
+				return nil
+			}
+			if err = fits(); err == nil {
 				return nil
 			}
 		} else if !s.ctl.onlyStalled() {
@@ -491,31 +506,6 @@ func (s *Store) admit(n int64) error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			s.writeErrors.Add(1)
-			return err
-		}
-		select {
-		case <-changed:
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// writable returns nil once the store may write: at once, or after a write
-// stall ends (waiting up to admitWait). A failing disk, or a stall that
-// lasts, is refused and counted in Stats.WriteErrors.
-func (s *Store) writable() error {
-	deadline := time.Now().Add(admitWait)
-	for {
-		if s.closed.Load() {
-			return ErrClosed
-		}
-		changed := s.ctl.changes()
-		err := s.ctl.writeErr()
-		if err == nil {
-			return nil
-		}
-		if !s.ctl.onlyStalled() || time.Now().After(deadline) {
 			s.writeErrors.Add(1)
 			return err
 		}
