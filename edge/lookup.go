@@ -188,7 +188,6 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		// If-None-Match but sent the same validator): one answer refreshes
 		// every slice at once.
 		resp.Body.Close()
-		s.m().revalidation("not_modified")
 		m := *old
 		m.StoredAt = s.now()
 		merged := mergeHeader(old.Header, resp.Header)
@@ -201,6 +200,9 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 				s.storeError(err, "put meta after revalidation")
 			}
 		}
+		// Counted once the refreshed meta is stored, so that whoever sees
+		// the count also sees the object fresh.
+		s.m().revalidation("not_modified")
 		return found{meta: &m, status: "revalidated"}, nil
 	}
 	if old != nil {
