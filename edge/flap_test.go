@@ -156,7 +156,5 @@ func TestSlowClientHeapBounded(t *testing.T) {
 	// Bound: a few slices (the fill in flight, the one being read, the
 	// store's batch and buffers) plus the server-wide queue of slices
 	// waiting for the store (16 MiB, and a batch copy of each) — far below the object.
-	if limit := int64(96 * MiB); grew > limit {
-		t.Errorf("heap grew by %d MiB streaming a %d MiB object, want under %d MiB", grew>>20, size>>20, limit>>20)
-	}
+	heapUnder(t, grew, 96*MiB, fmt.Sprintf("streaming a %d MiB object", size>>20))
 }

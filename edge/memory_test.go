@@ -101,10 +101,7 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 	// Bound: the read budget, plus a piece and net/http's buffers (8 KiB)
 	// per connection and our client's own 64 KiB readers, with slack.
 	limit := int64(edge.ReadBudget) + int64(conns)*(edge.PieceSize+8<<10+64<<10) + 16*MiB
-	if grew > limit {
-		t.Errorf("%d stalled readers grew the live heap by %d MiB, want under %d MiB (a slice each would be %d MiB)",
-			conns, grew>>20, limit>>20, int64(conns)*4)
-	}
+	heapUnder(t, grew, limit, fmt.Sprintf("%d stalled readers (a slice each would take %d MiB)", conns, int64(conns)*4))
 
 	// They all read on: every byte right.
 	var wg sync.WaitGroup
