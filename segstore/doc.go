@@ -152,6 +152,12 @@
 // has room. A failed MANIFEST write is fatal to Pebble: the store then stays
 // read-only until the process restarts, without panicking. See health.go.
 //
+// A write stall (Pebble holding commits while flushes catch up) is not a
+// failure: a slice write waits up to stallWait (15 s) for it to end, since
+// a refused slice costs a second origin fetch, while a meta write or a
+// purge, which a client or an operator waits for, gives up after admitWait
+// (2 s).
+//
 // # Admin
 //
 // PurgeAll deletes everything with two range deletions. ScanMeta lists metas

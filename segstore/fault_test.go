@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -245,4 +246,120 @@ func TestFatalWriteFailure(t *testing.T) {
 	if err := s.PutMeta(newMeta("example.com/fatal/c", 1, 1)); err != nil {
 		t.Errorf("PutMeta after restart: %v", err)
 	}
+}
+
+// A write stall (flushes held up, memtables queued to Pebble's limit) makes
+// slice writes wait for it to end rather than refuse slices that would
+// then be fetched again; a meta write, which a client waits for, gives up
+// after admitWait (2 s).
+func TestSliceWriteWaitsOutStall(t *testing.T) {
+	var held atomic.Bool
+	release := make(chan struct{})
+	mem := vfs.NewMem()
+	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		isTable := strings.HasSuffix(op.Path, ".sst") || strings.HasSuffix(op.Path, ".blob")
+		if held.Load() && isTable && op.Kind == errorfs.OpCreate {
+			<-release // a flush that cannot start writing its files
+		}
+		return nil
+	}))
+	// 4 MiB memtables (a budget of 128 MiB): a few slices fill them.
+	s, err := segstore.OpenWith(segstore.Options{Dir: t.TempDir(), MaxBytes: 128 * mib, Logger: t.Logf},
+		func(o *pebble.Options) { o.FS = fs })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var releaseOnce sync.Once
+	unhold := func() {
+		releaseOnce.Do(func() {
+			held.Store(false)
+			close(release)
+		})
+	}
+	defer unhold() // before Close, which waits for the writes held up
+	a, b := newMeta("example.com/stall/a", 64*mib, mib), newMeta("example.com/stall/b", mib, mib)
+	for _, m := range []*segstore.Meta{a, b} {
+		if err := s.PutMeta(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Slices of a go in until the memtables queued behind the held flush
+	// reach Pebble's limit; then one write waits inside Pebble.
+	held.Store(true)
+	written := make(chan int64, a.SliceCount())
+	failed := make(chan error, 2)
+	go func() {
+		for i := range a.SliceCount() {
+			if err := s.WriteSlice(a, i, payload(a, i)); err != nil {
+				failed <- fmt.Errorf("slice %d of a: %w", i, err)
+				return
+			}
+			written <- i
+		}
+	}()
+	var n int
+	for waiting := false; !waiting; {
+		select {
+		case <-written:
+			n++
+		case err := <-failed:
+			t.Fatalf("a slice write was refused before the stall: %v", err)
+		case <-time.After(500 * time.Millisecond):
+			waiting = true
+		}
+	}
+	if int64(n) == a.SliceCount() {
+		t.Fatalf("all %d slices written while flushes were held: no stall", n)
+	}
+	before := n
+
+	// A slice write that starts during the stall waits in the store for it
+	// to end, longer than a meta write would.
+	wroteB := make(chan struct{})
+	go func() {
+		if err := s.WriteSlice(b, 0, payload(b, 0)); err != nil {
+			failed <- fmt.Errorf("slice of b, begun during the stall: %w", err)
+			return
+		}
+		close(wroteB)
+	}()
+	start := time.Now()
+	err = s.PutMeta(newMeta("example.com/stall/c", mib, mib))
+	if err == nil || !errors.Is(err, segstore.ErrWriteFailed) || !strings.Contains(err.Error(), "stalling") {
+		t.Fatalf("meta write during a stall: %v, want a refusal naming the stall", err)
+	}
+	t.Logf("meta write refused after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	time.Sleep(time.Until(start.Add(3 * time.Second)))
+	select {
+	case err := <-failed:
+		t.Fatalf("refused during a 3 s stall: %v", err)
+	case <-wroteB:
+		t.Fatal("slice of b written while flushes were held")
+	default:
+	}
+
+	unhold()
+	for done := false; int64(n) < a.SliceCount() || !done; {
+		select {
+		case <-written:
+			n++
+		case <-wroteB:
+			done, wroteB = true, nil
+		case err := <-failed:
+			t.Fatalf("after the stall: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d slices of a (and b: %v) written 30 s after the stall ended", n, a.SliceCount(), done)
+		}
+	}
+	for _, m := range []*segstore.Meta{a, b} {
+		for i := range m.SliceCount() {
+			got, err := s.ReadSlice(m, i, nil)
+			if err != nil || !bytes.Equal(got, payload(m, i)) {
+				t.Fatalf("%s slice %d after the stall: %v", m.Key, i, err)
+			}
+		}
+	}
+	t.Logf("%d of %d slices of a written before the stall; every slice stored once it ended", before, n)
 }

@@ -464,36 +464,48 @@ func (s *Store) commit(b *pebble.Batch) error {
 	return err
 }
 
-// admitWait is how long a slice write waits for the store to take it: for a
-// write stall to end, or for eviction and compaction to make room, before
-// it is refused. Slice writes come from background fills, so waiting costs
-// no client any latency, while a refused slice is fetched from the origin
-// again by the next request that needs it.
+// admitWait is how long a slice write waits for eviction and compaction to
+// make room in a full store, and how long a meta write or purge waits for a
+// Pebble write stall to end, before it is refused. A refused slice is
+// fetched from the origin again by the next request that needs it.
 const admitWait = 2 * time.Second
 
-// admit waits up to admitWait for the store to accept n more bytes, and
-// returns why not if it does not, counting the refusal in
-// Stats.WriteErrors. A failing disk (not a mere stall) is refused at once.
+// stallWait is how long a slice write waits for a write stall to end.
+// Slice writes come from fills, whose completed slices queue for the store
+// (a bounded queue, see edge.maxPendingWrites): waiting holds up the fill's
+// origin read once that queue is full, while refusing fetches the slice a
+// second time. Under load (scripts/memory.sh: 1,000 connections on 2
+// cores) stalls of 2 to 10 s happen while flushes wait for CPU; with 2 s
+// here about a tenth of the objects' bytes came from the origin twice.
+const stallWait = 15 * time.Second
+
+// admit waits for the store to accept n more bytes (up to admitWait for
+// room, stallWait for a stall to end), and returns why not if it does not,
+// counting the refusal in Stats.WriteErrors. A failing disk (not a mere
+// stall) is refused at once.
 func (s *Store) admit(n int64) error {
-	return s.await(func() error { return s.overBudget(n) })
+	return s.await(func() error { return s.overBudget(n) }, stallWait)
 }
 
 // writable returns nil once the store may write: at once, or after a write
-// stall ends (waiting up to admitWait). A failing disk, or a stall that
-// lasts, is refused and counted in Stats.WriteErrors. Unlike admit it
-// ignores the budget: metas and purges must get through a full store.
-func (s *Store) writable() error { return s.await(nil) }
+// stall ends (waiting up to admitWait: metas are written on a client's
+// request). A failing disk, or a stall that lasts, is refused and counted
+// in Stats.WriteErrors. Unlike admit it ignores the budget: metas and
+// purges must get through a full store.
+func (s *Store) writable() error { return s.await(nil, admitWait) }
 
-// await waits up to admitWait until Pebble takes writes and fits (if not
-// nil) returns nil; see admit. Close ends the wait with ErrClosed.
-func (s *Store) await(fits func() error) error {
-	deadline := time.Now().Add(admitWait)
+// await waits until Pebble takes writes and fits (if not nil) returns nil:
+// up to stall for a write stall to end, up to admitWait for fits. Close
+// ends the wait with ErrClosed.
+func (s *Store) await(fits func() error, stall time.Duration) error {
+	start := time.Now()
 	for {
 		if s.closed.Load() {
 			return ErrClosed
 		}
 		changed := s.ctl.changes()
 		err := s.ctl.writeErr()
+		wait := stall
 		if err == nil {
 			if fits == nil {
 				return nil
@@ -501,11 +513,12 @@ func (s *Store) await(fits func() error) error {
 			if err = fits(); err == nil {
 				return nil
 			}
+			wait = admitWait
 		} else if !s.ctl.onlyStalled() {
 			s.writeErrors.Add(1)
 			return err
 		}
-		if time.Now().After(deadline) {
+		if time.Since(start) > wait {
 			s.writeErrors.Add(1)
 			return err
 		}
