@@ -69,8 +69,10 @@ type Admin struct {
 type Store struct {
 	Dir      string // Pebble directory, relative to the working directory unless absolute
 	MaxBytes int64  // byte budget for stored slices, at least MinStoreBytes
-	// MemoryCache is the RAM that keeps the hottest slices (Pebble's block
-	// cache), at least MinMemoryCache; DefaultMemoryCache when not set.
+	// MemoryCache is the RAM that keeps the hottest slices and buffers
+	// fills before they are written (Pebble's block cache, in which its
+	// memtables are accounted), at least MinMemoryCache;
+	// DefaultMemoryCache when not set.
 	MemoryCache int64
 }
 

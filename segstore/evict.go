@@ -61,12 +61,12 @@ type evictor struct {
 	refusingSince time.Time     // since when every round has seen writes refused; zero if not
 }
 
-func newEvictor(budget int64, high, low float64) *evictor {
+func newEvictor(budget, memtable int64, high, low float64) *evictor {
 	return &evictor{
 		budget:   budget,
 		high:     int64(float64(budget) * high),
 		low:      int64(float64(budget) * low),
-		memtable: int64(memTableSize(budget)),
+		memtable: memtable,
 		kick:     make(chan struct{}, 1),
 		reclaim:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),

@@ -62,6 +62,5 @@ func (s *Store) ClockRuns() int { return s.idx.queued() }
 // CacheShardBytes is the size of one shard of the block cache of a store
 // with these CacheBytes and MaxBytes: no larger block is ever cached.
 func CacheShardBytes(cacheBytes, maxBytes int64) int64 {
-	total := cacheBytes + cacheReserve(maxBytes)
-	return total / cacheShards(total)
+	return cacheBytes / cacheShards(cacheBytes)
 }

@@ -45,10 +45,9 @@ const blobRewriteMinAge = 0
 const memTableStopWrites = 4
 
 // cacheReserve is what Pebble's memtables may reserve of the block cache at
-// once, for a store with the given budget: memTableStopWrites of them, and
-// one kept for reuse.
-func cacheReserve(maxBytes int64) int64 {
-	return int64(memTableSize(maxBytes)) * (memTableStopWrites + 1)
+// once: memTableStopWrites of them, and one kept for reuse.
+func cacheReserve(maxBytes, cacheBytes int64) int64 {
+	return int64(memTableSize(maxBytes, cacheBytes)) * (memTableStopWrites + 1)
 }
 
 // cacheShards is how many shards Pebble splits a block cache of size bytes
@@ -65,26 +64,33 @@ func cacheShards(size int64) int64 {
 // block cache of a store with Options.CacheBytes cacheBytes (0:
 // DefaultCacheBytes) and Options.MaxBytes maxBytes keeps in any case.
 // Pebble caches no block larger than a shard's share of the cache net of
-// memtable reservations (see cacheReserve), which at worst leaves each of
-// cacheShards shards cacheBytes/cacheShards. A slice's block holds its
-// payload, a header of 4 bytes per 64 KiB chunk, and a little framing of
-// Pebble's (counted generously here).
+// memtable reservations, which at worst (see cacheReserve) leaves each of
+// cacheShards shards (cacheBytes - cacheReserve)/cacheShards. A slice's
+// block holds its payload, a header of 4 bytes per 64 KiB chunk, and a
+// little framing of Pebble's (counted generously here).
 func LargestCachedSlice(cacheBytes, maxBytes int64) int64 {
 	if cacheBytes <= 0 {
 		cacheBytes = DefaultCacheBytes
 	}
-	shard := cacheBytes / cacheShards(cacheBytes+cacheReserve(maxBytes))
+	shard := (cacheBytes - cacheReserve(maxBytes, cacheBytes)) / cacheShards(cacheBytes)
 	const framing = 4 << 10
 	return shard - int64(sliceHdrLen2(shard)) - framing
 }
 
-// memTableSize is Options.MemTableSize for a store with the given budget.
-func memTableSize(budget int64) uint64 {
-	const full = 64 << 20
-	if budget <= 0 || budget >= 32*full {
-		return full
+// memTableSize is Options.MemTableSize for a store with the given budget
+// and block cache size: 64 MiB, or less when the budget is under 2 GiB
+// (1/32 of it, at least 4 MiB: the disk needs a memtable of headroom) or
+// the cache under 512 MiB (1/8 of it, at least 2 MiB: memtables count
+// against the cache, and up to five of them may live at once).
+func memTableSize(budget, cache int64) uint64 {
+	size := int64(64 << 20)
+	if budget > 0 {
+		size = min(size, max(budget/32, 4<<20))
 	}
-	return uint64(max(budget/32, 4<<20))
+	if cache <= 0 {
+		cache = DefaultCacheBytes
+	}
+	return uint64(min(size, max(cache/8, 2<<20)))
 }
 
 // pebbleOptions returns the Pebble options for a store; c receives Pebble's
@@ -115,12 +121,14 @@ func pebbleOptions(o Options, c *control) *pebble.Options {
 		// holds 64 slices of 1 MiB; a batch of half the memtable or more
 		// (slices of 32 MiB and up) becomes its own flushable batch, which
 		// Pebble handles without copying it into the memtable. Up to four
-		// memtables may queue while a flush runs before writes stall
-		// (256 MiB of RAM at worst). A memtable lands on disk in one flush,
-		// before compaction can give back what eviction deleted, so the
-		// disk budget needs a memtable of headroom: with a budget under
-		// 2 GiB the memtable is 1/32 of it (4 MiB at least).
-		MemTableSize:                memTableSize(o.MaxBytes),
+		// memtables may queue while a flush runs before writes stall, and
+		// they count against the block cache, so with a cache under
+		// 512 MiB the memtable is 1/8 of it (32 MiB for the default).
+		// A memtable lands on disk in one flush, before compaction can give
+		// back what eviction deleted, so the disk budget needs a memtable of
+		// headroom: with a budget under 2 GiB the memtable is 1/32 of it
+		// (4 MiB at least). See memTableSize.
+		MemTableSize:                memTableSize(o.MaxBytes, cacheBytes),
 		MemTableStopWritesThreshold: memTableStopWrites,
 
 		// The block cache holds sstable blocks (keys, blob handles, metas,
@@ -137,10 +145,11 @@ func pebbleOptions(o Options, c *control) *pebble.Options {
 		// no block larger than a cache shard (see LargestCachedSlice):
 		// Pebble's 8 MiB default would hold a handful of slices at best.
 		// Every memtable reserves its size in the block cache while it
-		// lives (an account, not memory: its arena is allocated apart), so
-		// without headroom for them, fills would shrink the cache by up to
-		// five memtables, more than all of the default.
-		CacheSize: cacheBytes + cacheReserve(o.MaxBytes),
+		// lives (an account: its arena is allocated apart), so CacheBytes
+		// bounds Pebble's memory for cached blocks and memtables together.
+		// Memtables are sized to take at most 5/8 of it (memTableSize), so
+		// a burst of fills leaves the hot slices at least 3/8 of the cache.
+		CacheSize: cacheBytes,
 
 		// Every flush writes one sstable and one blob file; with value
 		// separation a store of 1 TiB is thousands of blob files that reads

@@ -46,7 +46,8 @@ type Options struct {
 	// are under LowWater×MaxBytes. 0 means DefaultHighWater (0.95) and
 	// DefaultLowWater (0.90).
 	HighWater, LowWater float64
-	// CacheBytes is the size of Pebble's block cache; 0 means
+	// CacheBytes is the size of Pebble's block cache, which also accounts
+	// for its memtables (sized to take at most 5/8 of it); 0 means
 	// DefaultCacheBytes. See pebble.go.
 	CacheBytes int64
 	// Logger receives notable events (orphans removed at Open, corrupt
@@ -204,7 +205,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	}
 	s.sampleDisk()
 	if opts.MaxBytes > 0 {
-		s.ev = newEvictor(opts.MaxBytes, high, low)
+		s.ev = newEvictor(opts.MaxBytes, int64(memTableSize(opts.MaxBytes, opts.CacheBytes)), high, low)
 		s.startEvictor(s.ctx)
 	}
 	return s, nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -204,7 +205,7 @@ func warnUncachedSlices(log zerolog.Logger, cfg *config.Config) {
 		}
 		log.Warn().Str("rule", r.Match).Str("slice_size", config.FormatSize(r.SliceSize)).
 			Str("memory_cache", config.FormatSize(cfg.Store.MemoryCache)).
-			Msgf("rules[%d]: its slices are larger than the memory cache keeps (%.1fMiB, about memory_cache / (4 x CPU cores)), so every hit on them reads the store: raise store.memory_cache to %s, or use a smaller slice_size",
-				r.Index, float64(limit)/(1<<20), config.FormatSize(need))
+			Msgf("rules[%d]: its slices are larger than the memory cache is sure to keep (%.1fMiB with this memory_cache on %d CPUs), so hits on them read the store: raise store.memory_cache to %s, or use a smaller slice_size",
+				r.Index, float64(limit)/(1<<20), runtime.GOMAXPROCS(0), config.FormatSize(need))
 	}
 }
