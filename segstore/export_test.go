@@ -64,3 +64,6 @@ func (s *Store) ClockRuns() int { return s.idx.queued() }
 func CacheShardBytes(cacheBytes, maxBytes int64) int64 {
 	return cacheBytes / cacheShards(cacheBytes)
 }
+
+// Stalled reports whether Pebble is stalling writes now (and nothing worse).
+func (s *Store) Stalled() bool { return s.ctl.onlyStalled() }
