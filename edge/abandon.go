@@ -29,16 +29,23 @@ func (w *fillWatch) release() {
 	}
 }
 
-// dropped counts a fetch that ended early because its context was
-// cancelled (abandoned_fills: drop), if that left a slice incomplete: a
-// fetch whose last reader left just as it completed dropped nothing.
-func (s *Server) dropped(fills []*origin.Fill) {
+// fillFailed counts an origin fetch for fills that failed with err, and
+// reports whether it was dropped: cancelled because its clients left
+// (abandoned_fills: drop), which is not an origin error. A dropped fetch
+// counts in fillsDropped if it left a slice incomplete (one whose last
+// reader left just as it completed dropped nothing).
+func (s *Server) fillFailed(ctx context.Context, err error, fills []*origin.Fill) (dropped bool) {
+	if ctx.Err() == nil {
+		s.m().originError(err)
+		return false
+	}
 	for _, f := range fills {
 		if f != nil && f.Bytes() == nil {
 			s.m().fillsDropped.Inc()
-			return
+			break
 		}
 	}
+	return true
 }
 
 // fetchContext returns the context of an origin fetch that fills slices

@@ -140,12 +140,6 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	// The fetch outlives the client (the fill it starts completes for the
 	// store), unless the rule drops abandoned fills.
 	ctx, watch := s.fetchContext(q)
-	fed := false // the answer went to fills, which end the watch
-	defer func() {
-		if !fed {
-			s.finish(watch, nil)
-		}
-	}()
 	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
 	var se *origin.StatusError
 	switch {
@@ -250,7 +244,6 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		s.storeError(err, "put meta")
 	}
 	s.passes.forget(q.key)
-	fed = true
 	go func() {
 		s.feed(ctx, m, resp, first, fills)
 		s.finish(watch, fills)
@@ -325,14 +318,11 @@ func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Respon
 	}
 	body := &countingReader{r: resp.Body, c: s.m().originBytes}
 	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) { s.storeFill(m, f) })
-	if err != nil && ctx.Err() != nil {
-		// Dropped: no client reads it any more (abandoned_fills: drop).
-		s.dropped(fills)
+	switch {
+	case err == nil:
+	case s.fillFailed(ctx, err, fills):
 		s.Log.Debug().Err(err).Str("key", m.Key).Msg("edge: origin fill dropped, its clients are gone")
-		return
-	}
-	if err != nil {
-		s.m().originError(err)
+	default:
 		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed; waiting requests retry")
 	}
 }
@@ -377,11 +367,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 				se.Resp.Body.Close()
 			}
 			s.fills.Abandon(fills, err)
-			if ctx.Err() == nil {
-				s.m().originError(err)
-			} else {
-				s.dropped(fills)
-			}
+			s.fillFailed(ctx, err, fills)
 			return
 		}
 		if !resp.Ranged && first > 0 {

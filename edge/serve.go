@@ -433,10 +433,7 @@ func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b, last int64) (
 		}
 		s.dropRead(r)
 	}
-	// An atomic count, not a semaphore: no lock on the hit path.
-	need := m.SliceSize
-	if s.readMem.Add(need) <= readBudget {
-		r := &storedRead{m: m, i: i, a: a, b: b, need: need, bp: getBuf(&s.bufs, need)}
+	if r := s.newRead(m, i, a, b); r != nil {
 		r.data, r.err = s.Store.ReadSliceRange(m, i, a, b-a, *r.bp)
 		if r.err != nil {
 			err := r.err
@@ -446,7 +443,6 @@ func (s *Server) sendStored(q *request, m *segstore.Meta, i, a, b, last int64) (
 		s.startReadAhead(q, m, i, last)
 		return s.sendRead(q, r)
 	}
-	s.readMem.Add(-need)
 	bp := getBuf(&s.pieces, pieceSize)
 	defer s.pieces.Put(bp)
 	for a+n < b {
@@ -475,6 +471,18 @@ type storedRead struct {
 	data    []byte
 	err     error
 	done    chan struct{} // closed when a read ahead has finished
+}
+
+// newRead returns a read of bytes [a, b) of stored slice i of m into a
+// slice-sized buffer, or nil if the read budget has no room for one. The
+// budget is an atomic count, not a semaphore: no lock on the hit path.
+func (s *Server) newRead(m *segstore.Meta, i, a, b int64) *storedRead {
+	need := m.SliceSize
+	if s.readMem.Add(need) > readBudget {
+		s.readMem.Add(-need)
+		return nil
+	}
+	return &storedRead{m: m, i: i, a: a, b: b, need: need, bp: getBuf(&s.bufs, need)}
 }
 
 // sendRead writes r's bytes to the client and lets go of r.
@@ -510,12 +518,11 @@ func (s *Server) startReadAhead(q *request, m *segstore.Meta, i, last int64) {
 	}
 	sr := slicer.SliceRange(j, m.SliceSize, m.Size)
 	a, b := int64(0), min(q.rangeEnd, sr.End)-sr.Start
-	need := m.SliceSize
-	if s.readMem.Add(need) > readBudget {
-		s.readMem.Add(-need)
+	r := s.newRead(m, j, a, b)
+	if r == nil {
 		return
 	}
-	r := &storedRead{m: m, i: j, a: a, b: b, need: need, bp: getBuf(&s.bufs, need), done: make(chan struct{})}
+	r.done = make(chan struct{})
 	go func() {
 		defer close(r.done)
 		r.data, r.err = s.Store.ReadSliceRange(m, j, a, b-a, *r.bp)
