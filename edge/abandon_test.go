@@ -3,7 +3,6 @@ package edge_test
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -19,13 +18,7 @@ func TestDropAbandonedFill(t *testing.T) {
 	const size = 64 * MiB
 	h.origin.SetPathMode(path, origintest.Mode{Bandwidth: 16 * MiB})
 
-	a := h.open(t, path)
-	head := make([]byte, 1536*KiB)
-	if _, err := io.ReadFull(a.Body, head); err != nil {
-		t.Fatal(err)
-	}
-	wantBytes(t, "before leaving", head, path, 1, 0)
-	a.Body.Close()
+	h.openHead(t, path, 1536*KiB).Body.Close()
 
 	waitFor(t, "the fetch to stop", func() bool { return h.inFlight() == 0 })
 	if got := h.edge.Counters().FillsDropped; got != 1 {
@@ -63,17 +56,11 @@ func TestDropKeepsFillWithReaders(t *testing.T) {
 	const size = 8 * MiB
 	h.origin.SetPathMode(path, origintest.Mode{Bandwidth: 16 * MiB})
 
-	a := h.open(t, path)
-	first := make([]byte, 100*KiB)
-	if _, err := io.ReadFull(a.Body, first); err != nil {
-		t.Fatal(err)
-	}
+	a := h.openHead(t, path, 100*KiB)
 	reading := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-		req.Host = "edge.test"
-		b, err := h.srv.Client().Do(req)
+		b, err := h.try("GET", path)
 		if err != nil {
 			close(reading)
 			done <- err

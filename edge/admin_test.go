@@ -112,9 +112,7 @@ func TestAdminPurgeDuringFill(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-		req.Host = "edge.test"
-		resp, err := h.srv.Client().Do(req)
+		resp, err := h.try("GET", path)
 		if err != nil {
 			return
 		}

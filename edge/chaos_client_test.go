@@ -156,18 +156,11 @@ func TestChaosClientDisconnectMidFill(t *testing.T) {
 	const path = "/obj/4MiB-slow.bin"
 	h.origin.SetPathMode(path, origintest.Mode{Bandwidth: 8 * MiB})
 
-	a := h.open(t, path)
-	first := make([]byte, 100*KiB)
-	if _, err := io.ReadFull(a.Body, first); err != nil {
-		t.Fatal(err)
-	}
-	wantBytes(t, "first client", first, path, 1, 0)
+	a := h.openHead(t, path, 100*KiB)
 
 	done := make(chan error, 1)
 	go func() {
-		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-		req.Host = "edge.test"
-		b, err := h.srv.Client().Do(req)
+		b, err := h.try("GET", path)
 		if err != nil {
 			done <- err
 			return

@@ -586,12 +586,7 @@ func TestChaosHugeObject(t *testing.T) {
 	}
 
 	// A full GET read for 256 MiB, then dropped: the heap stays small.
-	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := h.open(t, path)
 	if resp.ContentLength != size {
 		t.Errorf("Content-Length %d", resp.ContentLength)
 	}

@@ -79,13 +79,7 @@ func TestColdSeekDeep(t *testing.T) {
 	// 20 MiB/s: one 1 MiB slice takes 50 ms; the 900 MiB before the range
 	// would take 45 s.
 	h.origin.SetMode(origintest.Mode{Latency: 50 * time.Millisecond, Bandwidth: 20 * MiB})
-	req, _ := http.NewRequest(http.MethodGet, h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	req.Header.Set("Range", "bytes=943718400-943783935")
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := h.open(t, path, "Range: bytes=943718400-943783935")
 	defer resp.Body.Close()
 	first := make([]byte, 1)
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
@@ -485,10 +479,7 @@ func TestLyingTotalLength(t *testing.T) {
 	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
 	// The edge now believes 2MiB+1 bytes; asking for the byte that does
 	// not exist must not invent it.
-	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	req.Header.Set("Range", "bytes=1048576-")
-	resp, err := h.srv.Client().Do(req)
+	resp, err := h.try("GET", path, "Range: bytes=1048576-")
 	if err != nil {
 		return // refused before the headers: fine
 	}
@@ -511,9 +502,7 @@ func TestTruncatedOrigin(t *testing.T) {
 	h := newHarness(t)
 	const path = "/obj/4MiB.bin"
 	h.origin.SetMode(origintest.Mode{TruncateAfter: 1536 * KiB})
-	req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-	req.Host = "edge.test"
-	resp, err := h.srv.Client().Do(req)
+	resp, err := h.try("GET", path)
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()

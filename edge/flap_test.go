@@ -53,12 +53,11 @@ func TestFlappingNeverMixes(t *testing.T) {
 						if rnd.IntN(5) == 0 {
 							rng, start, end = "", 0, size
 						}
-						req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
-						req.Host = "edge.test"
+						var hdr []string
 						if rng != "" {
-							req.Header.Set("Range", rng)
+							hdr = append(hdr, "Range: "+rng)
 						}
-						resp, err := h.srv.Client().Do(req)
+						resp, err := h.try("GET", path, hdr...)
 						if err != nil {
 							cut.Add(1)
 							continue

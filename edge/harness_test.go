@@ -140,19 +140,40 @@ func (h *harness) open(t testing.TB, path string, headers ...string) *http.Respo
 
 func (h *harness) send(t testing.TB, method, path string, headers ...string) *http.Response {
 	t.Helper()
+	resp, err := h.try(method, path, headers...)
+	if err != nil {
+		t.Fatalf("%s %s %v: %v", method, path, headers, err)
+	}
+	return resp
+}
+
+// try is send for callers that take the error themselves: goroutines,
+// which must not call t.Fatal, and tests for which a refused request is a
+// defined outcome.
+func (h *harness) try(method, path string, headers ...string) (*http.Response, error) {
 	req, err := http.NewRequest(method, h.srv.URL+path, nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	req.Host = "edge.test" // the cache key must not depend on the test server's port
 	for _, kv := range headers {
 		k, v, _ := strings.Cut(kv, ":")
 		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s %v: %v", method, path, headers, err)
+	return h.srv.Client().Do(req)
+}
+
+// openHead opens a GET of path and reads and checks its first n bytes
+// (version 1), leaving the rest of the body unread.
+func (h *harness) openHead(t testing.TB, path string, n int64) *http.Response {
+	t.Helper()
+	resp := h.open(t, path)
+	head := make([]byte, n)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		resp.Body.Close()
+		t.Fatalf("GET %s: first %d bytes: %v", path, n, err)
 	}
+	wantBytes(t, "first bytes of "+path, head, path, 1, 0)
 	return resp
 }
 
