@@ -122,7 +122,6 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 		n   int
 		err error
 	)
-	s.purges.Add(1)
 	switch {
 	case q.Get("url") != "":
 		var key string
@@ -130,6 +129,7 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 			adminError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		s.purged.add(key, false)
 		n, err = s.purgeKeys(st, key, true, soft)
 		s.passes.forget(key)
 	case q.Get("prefix") != "":
@@ -138,9 +138,11 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 			adminError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		s.purged.add(prefix, true)
 		n, err = s.purgeKeys(st, prefix, false, soft)
 		s.passes.clear()
 	case q.Get("all") == "1" || q.Get("all") == "true":
+		s.purged.add("", true)
 		n, err = s.purgeKeys(st, "", false, soft)
 		s.passes.clear()
 	default:

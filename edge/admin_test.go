@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sliceedge/sliceedge/edge"
@@ -216,5 +218,69 @@ func TestAdminInspectAndStats(t *testing.T) {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// A purge, or an unsafe request, while discoveries are on their way keeps
+// only the purged key's answer out of the store: the others store as
+// usual.
+func TestPurgeDuringDiscoveryOnlyItsKey(t *testing.T) {
+	h := newHarness(t)
+	const kept, purged = "/obj/1MiB-kept.bin", "/obj/1MiB-purged.bin"
+	gate := make(chan struct{})
+	var held atomic.Int32
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusNoContent)
+			return true
+		}
+		held.Add(1)
+		<-gate // both discoveries wait here until the purges are done
+		return false
+	})
+	var wg sync.WaitGroup
+	for _, p := range []string{kept, purged} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := h.try("GET", p, "Range: bytes=0-99")
+			if err != nil {
+				t.Errorf("GET %s: %v", p, err)
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != http.StatusPartialContent {
+				t.Errorf("GET %s: status %d, %v", p, resp.StatusCode, err)
+				return
+			}
+			if at, ok := origintest.Verify(body, p, 1, 0); !ok || len(body) != 100 {
+				t.Errorf("GET %s: %d bytes, wrong byte at %d", p, len(body), at)
+			}
+		}()
+	}
+	waitFor(t, "both discoveries to reach the origin", func() bool { return held.Load() == 2 })
+	if resp, _ := h.do(t, http.MethodPost, "/obj/unrelated"); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST: status %d", resp.StatusCode)
+	}
+	if code := h.admin(t, "POST", "/purge", url.Values{"url": {"http://edge.test" + purged}}, nil); code != 200 {
+		t.Fatalf("purge: status %d", code)
+	}
+	close(gate)
+	wg.Wait()
+	h.setHook(noHook)
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+
+	if resp, body := h.get(t, kept, "Range: bytes=0-99"); resp.Header.Get("X-Cache") != "HIT" {
+		t.Errorf("%s after a POST and a purge of other URLs: X-Cache %q, want HIT", kept, resp.Header.Get("X-Cache"))
+	} else {
+		wantBytes(t, kept, body, kept, 1, 0)
+	}
+	before := h.origin.Requests()
+	if resp, body := h.get(t, purged, "Range: bytes=0-99"); resp.Header.Get("X-Cache") != "MISS" || h.origin.Requests() == before {
+		t.Errorf("%s purged while its discovery was on its way: X-Cache %q, %d origin requests; the answer was stored",
+			purged, resp.Header.Get("X-Cache"), h.origin.Requests()-before)
+	} else {
+		wantBytes(t, purged, body, purged, 1, 0)
 	}
 }

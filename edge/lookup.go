@@ -136,7 +136,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		kind = "revalidate"
 	}
 	s.m().originRequest(kind)
-	epoch := s.purges.Load()
+	epoch := s.purged.epoch()
 	// The fetch outlives the client (the fill it starts completes for the
 	// store), unless the rule drops abandoned fills.
 	ctx, watch := s.fetchContext(q)
@@ -189,11 +189,11 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		if pol, ok, _ := freshness(merged, s.now(), q.rule); ok {
 			m.Lifetime = pol.lifetime
 		}
-		if s.purges.Load() == epoch {
+		s.purged.storeUnlessPurged(q.key, epoch, func() {
 			if err := s.Store.PutMeta(&m); err != nil {
 				s.storeError(err, "put meta after revalidation")
 			}
-		}
+		})
 		// Counted once the refreshed meta is stored, so that whoever sees
 		// the count also sees the object fresh.
 		s.m().revalidation("not_modified")
@@ -236,13 +236,15 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 			q.originBytes += f.Len
 		}
 	}
-	if s.purges.Load() != epoch {
-		// A purge ran while this answer was on its way: serve it, but do
-		// not let it bring back what the operator purged.
-	} else if err := s.Store.PutMeta(m); err != nil {
-		// Serve from the fills anyway; their writes will fail as stale.
-		s.storeError(err, "put meta")
-	}
+	// If a purge of this key ran while the answer was on its way, it is
+	// served but not stored: it must not bring back what was purged. The
+	// fills' writes then fail as stale.
+	s.purged.storeUnlessPurged(q.key, epoch, func() {
+		if err := s.Store.PutMeta(m); err != nil {
+			// Serve from the fills anyway; their writes fail as stale.
+			s.storeError(err, "put meta")
+		}
+	})
 	s.passes.forget(q.key)
 	go func() {
 		s.feed(ctx, m, resp, first, fills)

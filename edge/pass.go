@@ -77,7 +77,7 @@ func (s *Server) invalidate(q *request, resp *http.Response) {
 			continue
 		}
 		key := keyFor(q.r.Host, u, rule)
-		s.purges.Add(1)
+		s.purged.add(key, false)
 		if err := s.Store.Purge(key); err != nil {
 			s.storeError(err, "invalidate after "+q.r.Method)
 		}

@@ -78,7 +78,7 @@ type Server struct {
 	once         sync.Once                     // builds metricsSet and writes; see lazy()
 	metricsSet   *metrics                      // see m()
 	lastStoreLog atomic.Int64                  // unix seconds of the last store error logged
-	purges       atomic.Int64                  // purges so far: a discovery that saw one start does not store its meta
+	purged       purgeLog                      // recent purges: an answer overtaken by one does not store its meta
 }
 
 // config returns the configuration in force.
