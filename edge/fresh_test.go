@@ -272,3 +272,58 @@ func TestVary(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The age an answer already had at the origin's side (a parent cache's
+// Age header) counts: in the Age the edge sends and in freshness
+// (RFC 9111 §4.2.3).
+func TestUpstreamAgeCounts(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/1MiB.bin"
+	h.origin.SetMode(ccMode("max-age=3600"))
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Age", "3500")
+		return false
+	})
+	h.warm(t, path)
+	h.advance(60 * time.Second)
+	resp, body := h.get(t, path, "Range: bytes=0-9")
+	if resp.Header.Get("X-Cache") != "HIT" {
+		t.Fatalf("60 s after an answer aged 3500 s of 3600: X-Cache %q, want HIT", resp.Header.Get("X-Cache"))
+	}
+	wantBytes(t, "hit", body, path, 1, 0)
+	if age, _ := strconv.Atoi(resp.Header.Get("Age")); age < 3560 || age > 3565 {
+		t.Errorf("Age %q, want the origin's 3500 plus the 60 s stored", resp.Header.Get("Age"))
+	}
+	h.advance(60 * time.Second) // 3620 s old: stale
+	before := h.origin.Requests()
+	resp, body = h.get(t, path, "Range: bytes=0-9")
+	if h.origin.Requests() != before+1 || h.edge.Counters().NotModified != 1 {
+		t.Errorf("an answer past its max-age, counting the origin's Age, was not revalidated: %d origin requests, counters %+v",
+			h.origin.Requests()-before, h.edge.Counters())
+	}
+	// The 304 is 3500 s old too: the refreshed object's age starts there.
+	if age, _ := strconv.Atoi(resp.Header.Get("Age")); age < 3500 || age > 3505 {
+		t.Errorf("Age after the revalidation %q, want the 304's 3500", resp.Header.Get("Age"))
+	}
+	wantBytes(t, "revalidated", body, path, 1, 0)
+}
+
+// no-cache: stored, but never served without revalidating, not even
+// inside a stale-while-revalidate window (RFC 9111 §5.2.2.4).
+func TestNoCacheAlwaysRevalidates(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/1MiB.bin"
+	h.origin.SetMode(ccMode("no-cache, stale-while-revalidate=600"))
+	h.warm(t, path)
+	if st := h.store.Stats(); st.Objects != 1 {
+		t.Fatalf("a no-cache answer was not stored: %d objects", st.Objects)
+	}
+	h.origin.Bump(path)
+	before := h.origin.Requests()
+	resp, body := h.get(t, path, "Range: bytes=0-9")
+	if resp.Header.Get("ETag") != origintest.ETag(path, 2) || h.origin.Requests() == before {
+		t.Fatalf("no-cache with stale-while-revalidate served without revalidation: ETag %q, Cache-Status %q",
+			resp.Header.Get("ETag"), resp.Header.Get("Cache-Status"))
+	}
+	wantBytes(t, "new version", body, path, 2, 0)
+}

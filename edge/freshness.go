@@ -80,7 +80,7 @@ type policy struct {
 	// windows: the longer of the origin's directive and the rule's.
 	swr, sie time.Duration
 	// mustRevalidate forbids serving stale at all (must-revalidate,
-	// proxy-revalidate, or s-maxage, RFC 9111 §5.2.2.10).
+	// proxy-revalidate, no-cache, or s-maxage, RFC 9111 §5.2.2.10).
 	mustRevalidate bool
 }
 
@@ -107,7 +107,9 @@ func freshness(h http.Header, now time.Time, rule *config.Rule) (p policy, ok bo
 		p.lifetime = rule.OverrideTTL
 		return p, true, ""
 	case cc.noCache:
-		// Stored, but every use is revalidated (RFC 9111 §5.2.2.4).
+		// Stored, but every use is revalidated (RFC 9111 §5.2.2.4): never
+		// served stale, whatever stale-while-revalidate says.
+		p.mustRevalidate = true
 		return p, true, ""
 	case cc.hasSMaxAge:
 		p.lifetime = cc.sMaxAge
@@ -132,4 +134,27 @@ func freshness(h http.Header, now time.Time, rule *config.Rule) (p policy, ok bo
 		return p, true, ""
 	}
 	return p, false, "no freshness information"
+}
+
+// maxAge is the largest Age a cache sends (RFC 9111 §5.1): larger values
+// are taken as this.
+const maxAge = (1 << 31) * time.Second
+
+// storedAt is the moment a stored answer's age counts from: when it
+// arrived, less the age it already had on arrival (RFC 9111 §4.2.3: the
+// Age header, plus the time the request took). The edge's Age header and
+// freshness both count from it, so an answer that spent 50 minutes in a
+// parent cache has 10 minutes of a one-hour max-age left. The apparent age
+// from Date is not used: it measures the difference between the origin's
+// clock and the edge's as much as the answer's age.
+func storedAt(h http.Header, sent, arrived time.Time) time.Time {
+	v := strings.TrimSpace(h.Get("Age"))
+	if v == "" {
+		return arrived
+	}
+	age, ok := deltaSeconds(v)
+	if !ok {
+		return arrived // an invalid Age is ignored (RFC 9111 §5.1)
+	}
+	return arrived.Add(-min(age, maxAge) - max(arrived.Sub(sent), 0))
 }

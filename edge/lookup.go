@@ -140,6 +140,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	// The fetch outlives the client (the fill it starts completes for the
 	// store), unless the rule drops abandoned fills.
 	ctx, watch := s.fetchContext(q)
+	sent := s.now()
 	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
 	var se *origin.StatusError
 	switch {
@@ -183,7 +184,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		// every slice at once.
 		resp.Body.Close()
 		m := *old
-		m.StoredAt = s.now()
+		m.StoredAt = storedAt(resp.Header, sent, s.now())
 		merged := mergeHeader(old.Header, resp.Header)
 		m.Header = map[string][]string(merged)
 		if pol, ok, _ := freshness(merged, s.now(), q.rule); ok {
@@ -220,7 +221,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		ETag:         val.ETag,
 		LastModified: val.LastModified,
 		Header:       replayHeader(resp.Header),
-		StoredAt:     s.now(),
+		StoredAt:     storedAt(resp.Header, sent, s.now()),
 		Lifetime:     pol.lifetime,
 		NoRange:      !resp.Ranged,
 	}
