@@ -7,6 +7,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,21 +79,19 @@ func TestColdSeekDeep(t *testing.T) {
 	const path = "/video/1GiB.mp4"
 	// 20 MiB/s: one 1 MiB slice takes 50 ms; the 900 MiB before the range
 	// would take 45 s.
-	h.origin.SetMode(origintest.Mode{Latency: 50 * time.Millisecond, Bandwidth: 20 * MiB})
+	// The origin also stalls for 3 s after 128 KiB of the slice: the
+	// client's 64 KiB must all arrive before the slice is complete, or the
+	// edge waited for the slice instead of streaming it.
+	h.origin.SetMode(origintest.Mode{Latency: 50 * time.Millisecond, Bandwidth: 20 * MiB, Stall: 3 * time.Second, StallAfter: 128 * KiB})
 	resp := h.open(t, path, "Range: bytes=943718400-943783935")
 	defer resp.Body.Close()
-	first := make([]byte, 1)
-	if _, err := io.ReadFull(resp.Body, first); err != nil {
-		t.Fatalf("first byte: %v", err)
-	}
-	if got := h.origin.BodyBytes(); got > 1*MiB {
-		t.Errorf("at the first byte the origin had sent %d body bytes, want at most one slice (%d)", got, MiB)
-	}
-	rest, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := append(first, rest...)
+	if got := h.origin.BodyBytes(); got >= 1*MiB {
+		t.Errorf("the whole answer waited for the origin's whole slice (%d body bytes sent); it should stream as bytes arrive", got)
+	}
 	if resp.StatusCode != http.StatusPartialContent || len(body) != 64*1024 {
 		t.Fatalf("status %d, %d bytes; want 206 with 65536", resp.StatusCode, len(body))
 	}
@@ -103,6 +102,95 @@ func TestColdSeekDeep(t *testing.T) {
 	}
 	if got := h.origin.Requests(); got != 1 {
 		t.Errorf("origin got %d requests, want 1 (the discovery fetch is the slice fetch)", got)
+	}
+}
+
+// A cold suffix range (a Parquet footer, an MP4 index at the end) costs
+// one origin request: the edge asks for the object's last bytes without
+// knowing its size, with one slice more so that every slice it keeps is
+// whole. Repeating it costs nothing.
+func TestColdSuffixOneRequest(t *testing.T) {
+	for _, tc := range []struct {
+		path   string
+		suffix int64
+	}{
+		{"/obj/10000123.bin", 100},     // inside the short last slice
+		{"/obj/10000123-b.bin", 3e6},   // across slices
+		{"/obj/1GiB.bin", 8},           // a footer's length field
+		{"/obj/5000.bin", 10000},       // more than the object
+		{"/obj/4MiB.bin", 2*MiB + 100}, // ends on a slice boundary
+	} {
+		t.Run(strings.TrimPrefix(tc.path, "/obj/"), func(t *testing.T) {
+			h := newHarness(t)
+			size, _ := origintest.SyntheticSize(path.Base(tc.path))
+			rng := "Range: bytes=-" + strconv.FormatInt(tc.suffix, 10)
+			resp, body := h.get(t, tc.path, rng)
+			start := max(size-tc.suffix, 0)
+			if resp.StatusCode != http.StatusPartialContent || int64(len(body)) != size-start ||
+				resp.Header.Get("Content-Range") != "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(size-1, 10)+"/"+strconv.FormatInt(size, 10) {
+				t.Fatalf("status %d, %d bytes, Content-Range %q", resp.StatusCode, len(body), resp.Header.Get("Content-Range"))
+			}
+			wantBytes(t, "suffix", body, tc.path, 1, start)
+			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			if n, b := h.origin.Requests(), h.origin.BodyBytes(); n != 1 || b > min(tc.suffix+MiB, size) {
+				t.Errorf("origin: %d requests, %d body bytes; want 1 request of at most %d bytes", n, b, min(tc.suffix+MiB, size))
+			}
+			resp, body = h.get(t, tc.path, rng)
+			if resp.Header.Get("X-Cache") != "HIT" || h.origin.Requests() != 1 {
+				t.Errorf("repeated suffix range: X-Cache %q, %d origin requests", resp.Header.Get("X-Cache"), h.origin.Requests())
+			}
+			wantBytes(t, "suffix again", body, tc.path, 1, start)
+		})
+	}
+}
+
+// A range past the end of an object the edge does not hold yet gets the
+// origin's 416 with the real length, and leaves the object cacheable.
+func TestColdRangePastEnd(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/4MiB.bin"
+	resp, _ := h.get(t, path, "Range: bytes=5000000-")
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != "bytes */4194304" {
+		t.Fatalf("status %d, Content-Range %q; want 416 with bytes */4194304", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	if n := h.origin.Requests(); n != 1 {
+		t.Errorf("%d origin requests for a range past the end, want 1", n)
+	}
+	for i, want := range []string{"MISS", "HIT"} {
+		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		resp, body := h.get(t, path, "Range: bytes=0-99")
+		if got := resp.Header.Get("X-Cache"); got != want {
+			t.Fatalf("request %d after the 416: X-Cache %q, want %q (the object must stay cacheable)", i+1, got, want)
+		}
+		wantBytes(t, "after 416", body, path, 1, 0)
+	}
+}
+
+// Cache-Status (RFC 9211) says what each answer needed from the origin.
+func TestCacheStatus(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/4MiB.bin"
+	h.origin.SetMode(ccMode("max-age=60"))
+	for _, tc := range []struct {
+		what, method string
+		headers      []string
+		want         string // Cache-Status up to its ttl or detail
+	}{
+		{"cold range", "GET", []string{"Range: bytes=0-99"}, "sliceedge; fwd=uri-miss; stored"},
+		{"stored range", "GET", []string{"Range: bytes=100-199"}, "sliceedge; hit"},
+		{"range with a slice missing", "GET", []string{"Range: bytes=0-1048576"}, "sliceedge; fwd=partial; stored"},
+		{"a method the edge does not cache", "POST", nil, "sliceedge; fwd=method; fwd-status=405"},
+		{"credentials", "GET", []string{"Authorization: Bearer x"}, "sliceedge; fwd=bypass; fwd-status=200"},
+		{"stale, then a 304", "GET", []string{"Range: bytes=0-99"}, "sliceedge; fwd=stale; fwd-status=304; stored"},
+	} {
+		if tc.what == "stale, then a 304" {
+			h.advance(61 * time.Second)
+		}
+		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		resp, _ := h.do(t, tc.method, path, tc.headers...)
+		if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s: Cache-Status %q, want %q...", tc.what, got, tc.want)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -20,6 +21,11 @@ type found struct {
 	status    string // how the meta was obtained: "hit", "stale", "miss", "revalidated", "refreshed"
 	detail    string // for Cache-Status: why stale was served
 	failed5xx bool   // the origin answered 5xx (pass is set too)
+	// beyond: the origin answered 416 to the first slices asked for; size
+	// is the length its Content-Range gave, or -1.
+	beyond   bool
+	size     int64
+	unstored bool // the origin's answer was served but not stored (a purge overtook it, or the store failed)
 }
 
 // lead is what only the request that ran the origin fetch gets back: an
@@ -123,12 +129,23 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	if old != nil {
 		sliceSize = old.SliceSize
 	}
-	rng := want.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
 	req := &origin.Request{
 		URL:    originURL(q.r, q.rule.Origin),
 		Host:   q.rule.Origin.Host,
 		Header: q.r.Header,
-		Range:  &rng,
+	}
+	switch {
+	case want.Suffix > 0 && old == nil:
+		// The last bytes of an object of unknown size, in one request:
+		// a slice more than they need, so that the answer holds whole
+		// every slice they touch (its first, partial slice is skipped).
+		req.Suffix = min(want.Suffix+sliceSize, max(q.rule.MaxRun, 1)*sliceSize)
+	case want.Suffix > 0:
+		rng := wantBytes{Start: max(old.Size-want.Suffix, 0), End: -1}.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
+		req.Range = &rng
+	default:
+		rng := want.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
+		req.Range = &rng
 	}
 	kind := "discover"
 	if old != nil {
@@ -158,16 +175,16 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		ld.relay = se.Resp
 		return found{pass: fmt.Sprintf("origin answered %d", code), failed5xx: code >= 500}, nil
 	case errors.Is(err, origin.ErrUnsatisfiable):
-		var re *origin.RangeError
-		if errors.As(err, &re) && re.Size > rng.Start {
-			// The origin's own length says the range starts inside the
-			// object: it refused bytes it has. Nothing is cached from it.
+		re := &origin.RangeError{Size: -1}
+		errors.As(err, &re)
+		if re.Size > 0 && (req.Range == nil || re.Size > req.Range.Start) {
+			// The origin's own length says the bytes asked for exist: it
+			// refused bytes it has. Nothing is cached from it.
 			s.m().originError(err)
 			return found{pass: "origin refused a range inside the object"}, nil
 		}
-		// The object is shorter than the first slice asked for (or empty):
-		// the origin's own answer to the client's request is the right one.
-		return found{pass: "range beyond the object"}, nil
+		// The object is shorter than the first slice asked for (or empty).
+		return found{pass: "range beyond the object", beyond: true, size: re.Size}, nil
 	case err != nil:
 		s.m().originError(err)
 		if old != nil {
@@ -190,7 +207,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		if pol, ok, _ := freshness(merged, s.now(), q.rule); ok {
 			m.Lifetime = pol.lifetime
 		}
-		s.purged.storeUnlessPurged(q.key, epoch, func() {
+		stored := s.purged.storeUnlessPurged(q.key, epoch, func() {
 			if err := s.Store.PutMeta(&m); err != nil {
 				s.storeError(err, "put meta after revalidation")
 			}
@@ -198,7 +215,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		// Counted once the refreshed meta is stored, so that whoever sees
 		// the count also sees the object fresh.
 		s.m().revalidation("not_modified")
-		return found{meta: &m, status: "revalidated"}, nil
+		return found{meta: &m, status: "revalidated", unstored: !stored}, nil
 	}
 	if old != nil {
 		s.m().revalidation("changed")
@@ -240,7 +257,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	// If a purge of this key ran while the answer was on its way, it is
 	// served but not stored: it must not bring back what was purged. The
 	// fills' writes then fail as stale.
-	s.purged.storeUnlessPurged(q.key, epoch, func() {
+	stored := s.purged.storeUnlessPurged(q.key, epoch, func() {
 		if err := s.Store.PutMeta(m); err != nil {
 			// Serve from the fills anyway; their writes fail as stale.
 			s.storeError(err, "put meta")
@@ -255,7 +272,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	if old != nil {
 		status = "refreshed"
 	}
-	return found{meta: m, status: status}, nil
+	return found{meta: m, status: status, unstored: !stored}, nil
 }
 
 // uncacheable says why a validated origin answer must not be slice-cached,
@@ -270,6 +287,8 @@ func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *req
 		return "no strong validator"
 	case resp.Size < 0:
 		return "unknown length"
+	case resp.Size == 0:
+		return "empty object" // nothing to slice; passed through like a range past the end
 	case h.Get("Set-Cookie") != "":
 		return "Set-Cookie"
 	case h.Get("Content-Encoding") != "" && !strings.EqualFold(h.Get("Content-Encoding"), "identity"):
@@ -295,11 +314,16 @@ func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, 
 	run := slicer.Run{First: 0, Last: n - 1}
 	if resp.Ranged {
 		first, last := slicer.SliceSpan(resp.Range, m.SliceSize)
-		run = slicer.Run{First: first, Last: last}
-		// A ranged answer must end on a slice boundary or at the end.
-		if resp.Range.Start%m.SliceSize != 0 || (resp.Range.End%m.SliceSize != 0 && resp.Range.End != m.Size) {
-			run.Last = last - 1
+		if resp.Range.Start%m.SliceSize != 0 {
+			first++ // an answer to a suffix range: its bytes before the next slice are skipped
 		}
+		if resp.Range.End%m.SliceSize != 0 && resp.Range.End != m.Size {
+			last-- // a ranged answer must end on a slice boundary or at the end
+		}
+		if first > last {
+			return 0, nil
+		}
+		run = slicer.Run{First: first, Last: last}
 	}
 	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(i int64) bool { return s.Store.Has(m, i) })
 	fills := make([]*origin.Fill, len(claims))
@@ -315,11 +339,18 @@ func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, 
 // from any client.
 func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Response, first int64, fills []*origin.Fill) {
 	defer resp.Body.Close()
-	if resp.Range.Start != first*m.SliceSize {
+	body := &countingReader{r: resp.Body, c: s.m().originBytes}
+	skip := first*m.SliceSize - resp.Range.Start
+	if skip < 0 || skip >= m.SliceSize {
 		s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at slice %d: %w", resp.Range.Start, first, origin.ErrBadContentRange))
 		return
 	}
-	body := &countingReader{r: resp.Body, c: s.m().originBytes}
+	if _, err := io.CopyN(io.Discard, body, skip); err != nil {
+		// The bytes before the first whole slice of a suffix answer.
+		s.fills.Abandon(fills, fmt.Errorf("edge: origin body before slice %d: %w", first, err))
+		s.fillFailed(ctx, err, fills)
+		return
+	}
 	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) { s.storeFill(m, f) })
 	switch {
 	case err == nil:
@@ -429,8 +460,9 @@ func mergeHeader(stored map[string][]string, fresh http.Header) http.Header {
 }
 
 // wantBytes is the first span of bytes a request needs, known before the
-// object's size is: End < 0 means "to the end".
-type wantBytes struct{ Start, End int64 }
+// object's size is: End < 0 means "to the end". Suffix > 0 means the last
+// Suffix bytes instead, wherever they start.
+type wantBytes struct{ Start, End, Suffix int64 }
 
 // run is the slices holding w, at most maxRun of them.
 func (w wantBytes) run(sliceSize, maxRun int64) slicer.Run {

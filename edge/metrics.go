@@ -159,7 +159,7 @@ func (m *metrics) staleServed(reason string) { m.stale[reason].Inc() }
 // the origin: a 200 to a request with Range means it ignores Range (RFC
 // 9110 §14.2 allows that), so the edge takes the whole body instead.
 func (m *metrics) originAnswer(req *origin.Request, resp *origin.Response) {
-	if req.Range != nil && resp.Status == http.StatusOK {
+	if req.HasRange() && resp.Status == http.StatusOK {
 		m.originNoRange.Inc()
 	}
 }

@@ -18,7 +18,7 @@ func (s *Server) pass(q *request, why string) {
 	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
 	target, err := url.Parse(originURL(q.r, o))
 	if err != nil {
-		s.plainError(q, http.StatusBadRequest, "sliceedge: the request URL cannot be mapped onto the origin\n")
+		s.plainError(q, http.StatusBadRequest, "fwd=bypass; detail=bad-url", "sliceedge: the request URL cannot be mapped onto the origin\n")
 		return
 	}
 	s.m().originRequest("pass")
@@ -35,7 +35,7 @@ func (s *Server) pass(q *request, why string) {
 				s.invalidate(q, resp)
 			}
 			resp.Header.Set("X-Cache", "PASS")
-			resp.Header.Set("Cache-Status", `sliceedge; fwd=uri-miss; detail="`+sanitize(why)+`"`)
+			resp.Header.Set("Cache-Status", "sliceedge; fwd="+passForward(why)+"; fwd-status="+strconv.Itoa(resp.StatusCode)+`; detail="`+sanitize(why)+`"`)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -43,10 +43,23 @@ func (s *Server) pass(q *request, why string) {
 				return
 			}
 			s.Log.Warn().Err(err).Str("url", target.String()).Msg("edge: pass-through to origin failed")
-			s.plainError(q, http.StatusBadGateway, "sliceedge: the origin could not be reached; retry later\n")
+			s.plainError(q, http.StatusBadGateway, "fwd="+passForward(why)+"; detail=origin-error", "sliceedge: the origin could not be reached; retry later\n")
 		},
 	}
 	rp.ServeHTTP(rec, q.r)
+}
+
+// passForward is the Cache-Status fwd value for a request passed through
+// for reason why (RFC 9211 §2.2): the method, a request the edge does not
+// cache by configuration (credentials), or an answer found uncacheable.
+func passForward(why string) string {
+	switch why {
+	case "method":
+		return "method"
+	case "authorization", "cookie":
+		return "bypass"
+	}
+	return "uri-miss"
 }
 
 // unsafeMethod: a method that may change the resource (RFC 9110 §9.2.1).

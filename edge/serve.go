@@ -43,6 +43,16 @@ func (s *Server) serveCached(q *request) {
 				s.relay(q, ld.relay, f.pass)
 				return
 			}
+			if f.beyond && specs != nil {
+				// The client asked for bytes past the end. That says
+				// nothing about the object, which stays cacheable.
+				if _, err := slicer.Resolve(specs, f.size, slicer.Limits{MaxRanges: q.rule.MaxRanges}); f.size >= 0 && errors.Is(err, slicer.ErrUnsatisfiable) {
+					s.unsatisfiable(q, f.size)
+					return
+				}
+				s.pass(q, f.pass)
+				return
+			}
 			if ld != nil && ld.ran {
 				s.passes.add(q.key, s.now())
 			}
@@ -72,7 +82,7 @@ func (s *Server) serveCached(q *request) {
 			s.m().flapAborts.Inc()
 			s.purge(q.key, f.meta.Version)
 			q.cacheStatus, q.detail = "ERROR", "origin changed during fill"
-			s.plainError(q, http.StatusBadGateway, msgOriginChanged)
+			s.plainError(q, http.StatusBadGateway, "fwd=miss; detail=origin-changed", msgOriginChanged)
 			return
 		default:
 			s.originFailed(q, err)
@@ -82,18 +92,22 @@ func (s *Server) serveCached(q *request) {
 }
 
 // firstWanted is the span a request needs first, before the size is known:
-// its lowest absolute range, one slice for a suffix range or a HEAD (the
+// its lowest absolute range, the object's last bytes for suffix ranges,
+// one slice when suffix and absolute ranges are mixed or for a HEAD (the
 // size comes with it), or the object's head for a full GET.
 func firstWanted(specs []slicer.Spec, method string) wantBytes {
 	if method == http.MethodHead {
-		return wantBytes{0, 1}
+		return wantBytes{Start: 0, End: 1}
 	}
 	if len(specs) == 0 {
-		return wantBytes{0, -1}
+		return wantBytes{Start: 0, End: -1}
+	}
+	if n, ok := slicer.LongestSuffix(specs); ok {
+		return wantBytes{Suffix: n} // a footer, an index at the end
 	}
 	start, ok := slicer.FirstKnownStart(specs)
 	if !ok {
-		return wantBytes{0, 1}
+		return wantBytes{Start: 0, End: 1}
 	}
 	end := int64(-1)
 	for _, sp := range specs {
@@ -105,7 +119,7 @@ func firstWanted(specs []slicer.Spec, method string) wantBytes {
 			break
 		}
 	}
-	return wantBytes{start, end}
+	return wantBytes{Start: start, End: end}
 }
 
 // serveMeta answers from a version: preconditions, then 416, 304, 200 or
@@ -218,19 +232,32 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 	return nil
 }
 
-// setCacheHeaders writes X-Cache and Cache-Status (RFC 9211).
+// setCacheHeaders writes X-Cache and Cache-Status (RFC 9211): hit when
+// the answer needed nothing from the origin; else why it went forward:
+// uri-miss (the object was unknown), partial (some of its slices were
+// missing), stale (it was revalidated first); stored when what came back
+// is kept.
 func (s *Server) setCacheHeaders(q *request, f found) {
 	h := q.w.Header()
 	h.Set("X-Cache", q.cacheStatus)
-	cs := "sliceedge"
-	switch q.cacheStatus {
-	case "HIT":
-		cs += "; hit"
-	case "MISS", "PARTIAL":
-		cs += "; fwd=miss; stored"
-		if q.cacheStatus == "PARTIAL" {
-			cs += "; detail=partial"
+	cs, stored := "sliceedge", !f.unstored
+	switch {
+	case f.status == "revalidated" || f.status == "refreshed":
+		cs += "; fwd=stale"
+		if f.status == "revalidated" {
+			cs += "; fwd-status=304"
 		}
+	case f.detail == "stale-if-error":
+		cs, stored = cs+"; fwd=stale", false // asked, failed, served what the store has
+	case q.cacheStatus == "HIT":
+		cs, stored = cs+"; hit", false
+	case f.status == "miss":
+		cs += "; fwd=uri-miss"
+	default:
+		cs += "; fwd=partial"
+	}
+	if stored {
+		cs += "; stored"
 	}
 	if f.meta != nil {
 		ttl := f.meta.StoredAt.Add(f.meta.Lifetime).Sub(s.now())
@@ -240,6 +267,17 @@ func (s *Server) setCacheHeaders(q *request, f found) {
 		cs += "; detail=" + f.detail
 	}
 	h.Set("Cache-Status", cs)
+}
+
+// unsatisfiable answers 416 for an object the store does not hold, from
+// the length the origin's own 416 gave.
+func (s *Server) unsatisfiable(q *request, size int64) {
+	h := q.w.Header()
+	h.Set("Content-Range", slicer.UnsatisfiedContentRange(size))
+	q.cacheStatus, q.detail = "MISS", "range beyond the object"
+	h.Set("X-Cache", q.cacheStatus)
+	h.Set("Cache-Status", "sliceedge; fwd=uri-miss; fwd-status=416")
+	_ = s.writeEmpty(q, http.StatusRequestedRangeNotSatisfiable)
 }
 
 // writeEmpty answers with a status and no body.
@@ -584,16 +622,18 @@ func (s *Server) originFailed(q *request, err error) {
 	case errors.Is(err, origin.ErrBadContentRange):
 		msg = "sliceedge: the origin answered a range request with the wrong bytes; not served\n"
 	}
-	s.plainError(q, status, msg)
+	s.plainError(q, status, "fwd=miss; detail=origin-error", msg)
 }
 
-func (s *Server) plainError(q *request, status int, msg string) {
+// plainError answers with a short text for people; cs is the Cache-Status
+// parameters after the cache name.
+func (s *Server) plainError(q *request, status int, cs, msg string) {
 	h := q.w.Header()
 	for k := range h {
 		delete(h, k)
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Status", "sliceedge; fwd=miss; detail=origin-error")
+	h.Set("Cache-Status", "sliceedge; "+cs)
 	h.Set("Content-Length", strconv.Itoa(len(msg)))
 	q.status = status
 	q.w.WriteHeader(status)

@@ -211,12 +211,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(r.RequestURI) > MaxURLBytes:
 		q.cacheStatus, q.detail = "ERROR", "URI too long"
-		s.plainError(q, http.StatusRequestURITooLong, "sliceedge: the request URL is too long\n")
+		s.plainError(q, http.StatusRequestURITooLong, "fwd=bypass; detail=uri-too-long", "sliceedge: the request URL is too long\n")
 		return
 	case q.rule == nil:
 		// No origin is configured for this path: there is nowhere to go.
 		q.cacheStatus, q.detail = "ERROR", "no rule"
-		s.plainError(q, http.StatusNotFound, "sliceedge: no rule in the configuration matches this path\n")
+		s.plainError(q, http.StatusNotFound, "fwd=bypass; detail=no-rule", "sliceedge: no rule in the configuration matches this path\n")
 		return
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		s.pass(q, "method")

@@ -106,10 +106,24 @@ type Request struct {
 	// Range asks for these bytes. End may lie past the object when its size
 	// is not yet known; the origin clamps it. Nil asks for the whole object.
 	Range *slicer.Range
+	// Suffix, when Range is nil and Suffix > 0, asks for the object's last
+	// Suffix bytes ("bytes=-N"): the size need not be known.
+	Suffix int64
 	// IfMatch conditions the request on this version.
 	IfMatch Validator
 	// IfNoneMatch revalidates this version: a 304 means it is still current.
 	IfNoneMatch Validator
+}
+
+// HasRange reports whether req asks for part of the object.
+func (req *Request) HasRange() bool { return req.Range != nil || req.Suffix > 0 }
+
+// rangeHeader is the Range header req sends, for messages.
+func (req *Request) rangeHeader() string {
+	if req.Range != nil {
+		return req.Range.Header()
+	}
+	return "bytes=-" + strconv.FormatInt(req.Suffix, 10)
 }
 
 // Response is an origin answer that passed validation.
@@ -209,8 +223,11 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	}
 	// Slices address bytes of the identity encoding.
 	hr.Header.Set("Accept-Encoding", "identity")
-	if req.Range != nil {
+	switch {
+	case req.Range != nil:
 		hr.Header.Set("Range", req.Range.Header())
+	case req.Suffix > 0:
+		hr.Header.Set("Range", "bytes=-"+strconv.FormatInt(req.Suffix, 10))
 	}
 	setCondition(hr.Header, "If-Match", "If-Unmodified-Since", req.IfMatch)
 	setCondition(hr.Header, "If-None-Match", "If-Modified-Since", req.IfNoneMatch)
@@ -260,17 +277,22 @@ func (c *Client) check(req *Request, resp *http.Response) (*Response, error) {
 	got := Validator{ETag: ValidatorOf(resp.Header, false).ETag, LastModified: resp.Header.Get("Last-Modified")}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		if req.Range == nil {
+		if !req.HasRange() {
 			return nil, fmt.Errorf("origin: 206 to a request without Range: %w", ErrBadContentRange)
 		}
 		cr := resp.Header.Get("Content-Range")
 		r, size, unsatisfied, err := slicer.ParseContentRange(cr)
 		if err != nil || unsatisfied || size < 0 {
-			return nil, fmt.Errorf("origin: Content-Range %q for %s: %w", cr, req.Range.Header(), ErrBadContentRange)
+			return nil, fmt.Errorf("origin: Content-Range %q for %s: %w", cr, req.rangeHeader(), ErrBadContentRange)
 		}
-		want := slicer.Range{Start: req.Range.Start, End: min(req.Range.End, size)}
+		var want slicer.Range
+		if req.Range != nil {
+			want = slicer.Range{Start: req.Range.Start, End: min(req.Range.End, size)}
+		} else {
+			want = slicer.Range{Start: max(size-req.Suffix, 0), End: size}
+		}
 		if r != want {
-			return nil, fmt.Errorf("origin: Content-Range %q for %s (object of %d bytes): %w", cr, req.Range.Header(), size, ErrBadContentRange)
+			return nil, fmt.Errorf("origin: Content-Range %q for %s (object of %d bytes): %w", cr, req.rangeHeader(), size, ErrBadContentRange)
 		}
 		if resp.ContentLength >= 0 && resp.ContentLength != r.Len() {
 			return nil, fmt.Errorf("origin: Content-Length %d with Content-Range %q: %w", resp.ContentLength, cr, ErrBadContentRange)
@@ -282,7 +304,7 @@ func (c *Client) check(req *Request, resp *http.Response) (*Response, error) {
 		if out.Size < 0 {
 			out.Range.End = -1 // unknown: read to EOF
 		}
-		out.Ranged = req.Range == nil
+		out.Ranged = !req.HasRange()
 	case http.StatusNotModified:
 		if req.IfNoneMatch.IsZero() {
 			return nil, &StatusError{Resp: resp}

@@ -196,6 +196,23 @@ func FirstKnownStart(specs []Spec) (start int64, ok bool) {
 	return start, true
 }
 
+// LongestSuffix returns the longest suffix-length among specs when every
+// spec that needs bytes is a suffix-range ("-N"), so that the bytes the
+// request needs first are the object's last n, whatever its size. ok is
+// false when some int-range needs bytes too, or no spec needs any.
+func LongestSuffix(specs []Spec) (n int64, ok bool) {
+	for _, s := range specs {
+		switch {
+		case !s.valid():
+		case !s.isSuffix():
+			return 0, false
+		default:
+			n = max(n, s.Suffix)
+		}
+	}
+	return n, n > 0
+}
+
 // Limits bounds the work a Range header may ask of the server.
 type Limits struct {
 	// MaxRanges is the most ranges, counted after coalescing, that are

@@ -269,6 +269,29 @@ func TestFirstKnownStart(t *testing.T) {
 	}
 }
 
+func TestLongestSuffix(t *testing.T) {
+	for _, tt := range []struct {
+		header string
+		n      int64
+		ok     bool
+	}{
+		{"bytes=-500", 500, true},
+		{"bytes=-500,-8", 500, true},
+		{"bytes=-8, -0", 8, true},
+		{"bytes=-0", 0, false},
+		{"bytes=-500,10-20", 0, false},
+		{"bytes=0-", 0, false},
+	} {
+		specs, err := Parse(tt.header)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", tt.header, err)
+		}
+		if n, ok := LongestSuffix(specs); n != tt.n || ok != tt.ok {
+			t.Errorf("LongestSuffix(%q) = %d, %v; want %d, %v", tt.header, n, ok, tt.n, tt.ok)
+		}
+	}
+}
+
 func TestRangeHeader(t *testing.T) {
 	tests := []struct {
 		r    Range
