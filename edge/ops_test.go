@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -202,5 +204,85 @@ func TestAccessLog(t *testing.T) {
 	}
 	if second["cache"] != "HIT" || second["slice_hits"] != 1.0 || second["origin_bytes"] != 0.0 {
 		t.Errorf("second request logged as %v", second)
+	}
+}
+
+// countingStore is a real store that counts the writes the edge asks of it.
+type countingStore struct {
+	*segstore.Store
+	writes atomic.Int64
+}
+
+func (c *countingStore) WriteSlice(m *segstore.Meta, i int64, data []byte) error {
+	c.writes.Add(1)
+	return c.Store.WriteSlice(m, i, data)
+}
+
+func (c *countingStore) PutMeta(m *segstore.Meta) error {
+	c.writes.Add(1)
+	return c.Store.PutMeta(m)
+}
+
+func (c *countingStore) Purge(key string) error {
+	c.writes.Add(1)
+	return c.Store.Purge(key)
+}
+
+// Hits write nothing to the store: eviction's bookkeeping is in memory.
+func TestHitPathWritesNothing(t *testing.T) {
+	o := origintest.NewTest(t)
+	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(testConfig, o.URL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cs := &countingStore{Store: st}
+	srv := &edge.Server{Config: cfg, Store: cs, Log: zerolog.Nop()}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	const path = "/obj/4MiB.bin"
+	get := func(headers ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		for _, hv := range headers {
+			k, v, _ := strings.Cut(hv, ": ")
+			req.Header.Set(k, v)
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		start := int64(0)
+		if r := req.Header.Get("Range"); r != "" {
+			fmt.Sscanf(r, "bytes=%d-", &start)
+		}
+		if resp.StatusCode/100 == 2 {
+			if _, err := verifyStream(resp.Body, path, 1, start); err != nil {
+				t.Fatalf("%v: %v", headers, err)
+			}
+		}
+		return resp
+	}
+	get()
+	waitFor(t, "fills to settle", func() bool { return srv.InFlight() == 0 })
+	warm := cs.writes.Load()
+	if warm != 5 {
+		t.Errorf("warming a 4-slice object wrote %d records, want 5 (a meta and 4 slices)", warm)
+	}
+	for i := range 20 {
+		for _, hs := range [][]string{nil, {"Range: bytes=" + strconv.Itoa(i*200000) + "-" + strconv.Itoa(i*200000+999)},
+			{"If-None-Match: " + origintest.ETag(path, 1)}} {
+			if resp := get(hs...); resp.Header.Get("X-Cache") != "HIT" {
+				t.Fatalf("%v: X-Cache %q", hs, resp.Header.Get("X-Cache"))
+			}
+		}
+	}
+	if n := cs.writes.Load() - warm; n != 0 {
+		t.Errorf("60 hits wrote %d records to the store, want 0", n)
 	}
 }
