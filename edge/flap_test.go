@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,6 +66,11 @@ func TestFlappingNeverMixes(t *testing.T) {
 						body, rerr := io.ReadAll(resp.Body)
 						resp.Body.Close()
 						if resp.StatusCode == http.StatusBadGateway {
+							// The only 502 a flapping origin may cause, and it
+							// tells the client what happened.
+							if !strings.Contains(string(body), "the origin changed the object while it was being filled") {
+								t.Errorf("range=%q: 502 with body %q", rng, body)
+							}
 							refused.Add(1)
 							continue
 						}
