@@ -65,6 +65,16 @@ rules:
     origin: default
     abandoned_fills: drop
     max_run: 64
+  - match: /ttl/
+    origin: default
+    default_ttl: 10m
+    heuristic_fraction: 0
+  - match: /override/
+    origin: default
+    override_ttl: 1h
+  - match: /swr/
+    origin: default
+    stale_while_revalidate: 10m
   - match: /
     origin: default
     slice_size: 1MiB
