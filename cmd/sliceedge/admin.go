@@ -106,6 +106,8 @@ func purgeCommand() *cli.Command {
 		Description: "Examples:\n   sliceedge purge http://edge.example.com/video/a.mp4\n" +
 			"   sliceedge purge --prefix http://edge.example.com/video/\n   sliceedge purge --all --soft\n" +
 			"--soft marks objects stale (the next request revalidates them) instead of deleting them.",
+		// What to purge is said on the command line only: a variable left
+		// set in a shell must never turn one URL's purge into another.
 		Flags: append(adminFlags(),
 			&cli.StringFlag{Name: "prefix", Usage: "purge every object whose URL starts with `URL-PREFIX` (with its host)"},
 			&cli.BoolFlag{Name: "all", Usage: "purge every object"},
@@ -195,7 +197,7 @@ func statsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "stats",
 		Usage: "show a running edge's store and traffic figures",
-		Flags: append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the raw JSON"}),
+		Flags: append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the raw JSON", EnvVars: envVar("STATS_JSON")}),
 		Action: func(c *cli.Context) error {
 			a, err := newAdminClient(c)
 			if err != nil {
