@@ -327,3 +327,45 @@ func TestNoCacheAlwaysRevalidates(t *testing.T) {
 	}
 	wantBytes(t, "new version", body, path, 2, 0)
 }
+
+// After a 304, Expires counts from the 304's Date, not from the edge's
+// clock (RFC 9111 §4.2.1, §4.3.4): an origin whose clock is behind the
+// edge's still gets its full Expires window.
+func TestExpiresAfterRevalidationCountsFromDate(t *testing.T) {
+	h := newHarness(t)
+	const path = "/noheur/1MiB.bin"
+	h.origin.SetMode(ccMode(""))
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Expires", time.Now().Add(10*time.Minute).UTC().Format(http.TimeFormat))
+		return false
+	})
+	h.warm(t, path)
+	h.advance(11 * time.Minute) // the edge's clock is now 11 minutes ahead of the origin's
+	before := h.origin.Requests()
+	resp, body := h.get(t, path, "Range: bytes=0-9")
+	wantBytes(t, "revalidated", body, path, 1, 0)
+	if h.origin.Requests() != before+1 || h.edge.Counters().NotModified != 1 {
+		t.Fatalf("expired object not revalidated: %d origin requests, Cache-Status %q", h.origin.Requests()-before, resp.Header.Get("Cache-Status"))
+	}
+	resp, body = h.get(t, path, "Range: bytes=0-9")
+	wantBytes(t, "after the 304", body, path, 1, 0)
+	if resp.Header.Get("X-Cache") != "HIT" || h.origin.Requests() != before+1 {
+		t.Errorf("right after a 304 with Expires 10 minutes past its Date: X-Cache %q, Cache-Status %q, %d more origin requests; want a fresh hit",
+			resp.Header.Get("X-Cache"), resp.Header.Get("Cache-Status"), h.origin.Requests()-before-1)
+	}
+}
+
+// A directive given twice counts the first time (RFC 9111 §4.2.1).
+func TestRepeatedDirectiveFirstCounts(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/1MiB.bin"
+	h.origin.SetMode(ccMode("max-age=60, max-age=3600"))
+	h.warm(t, path)
+	h.advance(61 * time.Second)
+	before := h.origin.Requests()
+	_, body := h.get(t, path, "Range: bytes=0-9")
+	wantBytes(t, "after 61 s", body, path, 1, 0)
+	if h.origin.Requests() != before+1 {
+		t.Errorf("max-age=60, max-age=3600: 61 s later %d origin requests, want a revalidation", h.origin.Requests()-before)
+	}
+}

@@ -20,6 +20,7 @@ type cacheControl struct {
 
 func parseCacheControl(h http.Header) cacheControl {
 	var cc cacheControl
+	var seenSWR, seenSIE bool
 	for _, line := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(line, ",") {
 			name, arg, _ := strings.Cut(strings.TrimSpace(d), "=")
@@ -33,21 +34,23 @@ func parseCacheControl(h http.Header) cacheControl {
 				cc.noCache = true
 			case "must-revalidate", "proxy-revalidate":
 				cc.mustRevalidate = true
+			// A directive given twice counts the first time (RFC 9111
+			// §4.2.1).
 			case "max-age":
-				if d, ok := deltaSeconds(arg); ok {
+				if d, ok := deltaSeconds(arg); ok && !cc.hasMaxAge {
 					cc.maxAge, cc.hasMaxAge = d, true
 				}
 			case "s-maxage":
-				if d, ok := deltaSeconds(arg); ok {
+				if d, ok := deltaSeconds(arg); ok && !cc.hasSMaxAge {
 					cc.sMaxAge, cc.hasSMaxAge = d, true
 				}
 			case "stale-while-revalidate":
-				if d, ok := deltaSeconds(arg); ok {
-					cc.staleWhileRevalidate = d
+				if d, ok := deltaSeconds(arg); ok && !seenSWR {
+					cc.staleWhileRevalidate, seenSWR = d, true
 				}
 			case "stale-if-error":
-				if d, ok := deltaSeconds(arg); ok {
-					cc.staleIfError = d
+				if d, ok := deltaSeconds(arg); ok && !seenSIE {
+					cc.staleIfError, seenSIE = d, true
 				}
 			}
 		}

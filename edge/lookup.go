@@ -204,7 +204,12 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		m.StoredAt = storedAt(resp.Header, sent, s.now())
 		merged := mergeHeader(old.Header, resp.Header)
 		m.Header = map[string][]string(merged)
-		if pol, ok, _ := freshness(merged, s.now(), q.rule); ok {
+		// Expires counts from the 304's Date, which is not replayed.
+		fh := merged.Clone()
+		if d := resp.Header.Get("Date"); d != "" {
+			fh.Set("Date", d)
+		}
+		if pol, ok, _ := freshness(fh, s.now(), q.rule); ok {
 			m.Lifetime = pol.lifetime
 		}
 		stored := s.purged.storeUnlessPurged(q.key, epoch, func() {
