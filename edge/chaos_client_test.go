@@ -13,7 +13,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
@@ -259,15 +258,7 @@ type realServer struct {
 
 func newRealServer(t *testing.T, sendTimeout time.Duration) *realServer {
 	t.Helper()
-	o := origintest.NewTest(t)
-	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(testConfig, o.URL())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, cfg, st := storeBehind(t)
 	logs := &syncBuf{}
 	es := &edge.Server{Config: cfg, Store: st, Log: zerolog.New(logs), SendTimeout: sendTimeout}
 	hs := edge.NewHTTPServer(es)
@@ -278,8 +269,7 @@ func newRealServer(t *testing.T, sendTimeout time.Duration) *realServer {
 	go hs.Serve(ln)
 	t.Cleanup(func() {
 		hs.Close()
-		waitFor(t, "fills to settle", func() bool { return es.InFlight() == 0 })
-		st.Close()
+		waitFor(t, "fills to settle", func() bool { return es.InFlight() == 0 }) // before storeBehind closes the store
 	})
 	return &realServer{origin: o, store: st, edge: es, addr: ln.Addr().String(), logs: logs}
 }

@@ -60,10 +60,11 @@ func (s *syncBuf) lines() []map[string]any {
 	return out
 }
 
-// A store that cannot write never fails a client request: every answer
-// comes from the origin, correct, and the condition is logged once a
-// minute and counted.
-func TestStoreWriteFailureServesFromOrigin(t *testing.T) {
+// storeBehind starts a test origin and opens a real store in a temp dir,
+// with the harness's configuration, for tests that build their own
+// edge.Server. The store closes when the test ends.
+func storeBehind(t *testing.T) (*origintest.Server, *config.Config, *segstore.Store) {
+	t.Helper()
 	o := origintest.NewTest(t)
 	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(testConfig, o.URL())))
 	if err != nil {
@@ -73,7 +74,15 @@ func TestStoreWriteFailureServesFromOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
+	return o, cfg, st
+}
+
+// A store that cannot write never fails a client request: every answer
+// comes from the origin, correct, and the condition is logged once a
+// minute and counted.
+func TestStoreWriteFailureServesFromOrigin(t *testing.T) {
+	_, cfg, st := storeBehind(t)
 	var logs syncBuf
 	srv := &edge.Server{Config: cfg, Store: failingStore{st}, Log: zerolog.New(&logs)}
 	ts := httptest.NewServer(srv)
@@ -230,16 +239,7 @@ func (c *countingStore) Purge(key string) error {
 
 // Hits write nothing to the store: eviction's bookkeeping is in memory.
 func TestHitPathWritesNothing(t *testing.T) {
-	o := origintest.NewTest(t)
-	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(testConfig, o.URL())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, cfg, st := storeBehind(t)
 	cs := &countingStore{Store: st}
 	srv := &edge.Server{Config: cfg, Store: cs, Log: zerolog.Nop()}
 	ts := httptest.NewServer(srv)
