@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +24,10 @@ import (
 // deletes the slice and logs it, the edge refetches it from the origin, and
 // the next read is a hit. edge/corrupt_test.go does the same with a flip in
 // the blob file on disk.
-func TestEdgeRefetchesCorruptSlice(t *testing.T) {
+// edgeConfig is an edge in front of a new test origin, with 1 MiB slices
+// for every path.
+func edgeConfig(t *testing.T) (*origintest.Server, *config.Config) {
+	t.Helper()
 	o := origintest.NewTest(t)
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(
 		"listen: 127.0.0.1:0\nstore: {dir: unused, max_bytes: 1GiB}\norigins: {default: {url: %q}}\n"+
@@ -33,14 +35,14 @@ func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var storeLog strings.Builder
+	return o, cfg
+}
+
+func TestEdgeRefetchesCorruptSlice(t *testing.T) {
+	o, cfg := edgeConfig(t)
+	var storeLog lockedBuf
 	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes,
-		Logger: func(format string, args ...any) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintf(&storeLog, format+"\n", args...)
-		}})
+		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +106,7 @@ func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 	if o.Requests() == 0 {
 		t.Errorf("the origin was not asked for the damaged slice again")
 	}
-	mu.Lock()
 	logged := storeLog.String()
-	mu.Unlock()
 	if !strings.Contains(logged, "deleting corrupt slice 2") {
 		t.Errorf("the corrupt slice was not logged; store log:\n%s", logged)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/rs/zerolog"
 
-	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
@@ -72,13 +71,7 @@ func (b *lockedBuf) count(t *testing.T, s string) int {
 // rest from the origin), the edge counts the store's refusals and logs them
 // once a minute of its clock; once the disk has room the store caches again.
 func TestEdgeServesThroughDiskFull(t *testing.T) {
-	o := origintest.NewTest(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(
-		"listen: 127.0.0.1:0\nstore: {dir: unused, max_bytes: 1GiB}\norigins: {default: {url: %q}}\n"+
-			"rules:\n  - {match: /, origin: default, slice_size: 1MiB}\n", o.URL())))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := edgeConfig(t)
 
 	var full atomic.Bool
 	fs := errorfs.Wrap(vfs.Default, diskFull(&full, func(p string) bool {
