@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -119,6 +120,7 @@ func TestColdSuffixOneRequest(t *testing.T) {
 		{"/obj/1GiB.bin", 8},           // a footer's length field
 		{"/obj/5000.bin", 10000},       // more than the object
 		{"/obj/4MiB.bin", 2*MiB + 100}, // ends on a slice boundary
+		{"/obj/4MiB-all.bin", math.MaxInt64},
 	} {
 		t.Run(strings.TrimPrefix(tc.path, "/obj/"), func(t *testing.T) {
 			h := newHarness(t)
@@ -132,8 +134,8 @@ func TestColdSuffixOneRequest(t *testing.T) {
 			}
 			wantBytes(t, "suffix", body, tc.path, 1, start)
 			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
-			if n, b := h.origin.Requests(), h.origin.BodyBytes(); n != 1 || b > min(tc.suffix+MiB, size) {
-				t.Errorf("origin: %d requests, %d body bytes; want 1 request of at most %d bytes", n, b, min(tc.suffix+MiB, size))
+			if n, b, most := h.origin.Requests(), h.origin.BodyBytes(), min(min(tc.suffix, size)+MiB, size); n != 1 || b > most {
+				t.Errorf("origin: %d requests, %d body bytes; want 1 request of at most %d bytes", n, b, most)
 			}
 			resp, body = h.get(t, tc.path, rng)
 			if resp.Header.Get("X-Cache") != "HIT" || h.origin.Requests() != 1 {

@@ -139,7 +139,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		// The last bytes of an object of unknown size, in one request:
 		// a slice more than they need, so that the answer holds whole
 		// every slice they touch (its first, partial slice is skipped).
-		req.Suffix = min(want.Suffix+sliceSize, max(q.rule.MaxRun, 1)*sliceSize)
+		req.Suffix = min(want.Suffix, (runLimit(q.rule.MaxRun)-1)*sliceSize) + sliceSize
 	case want.Suffix > 0:
 		rng := wantBytes{Start: max(old.Size-want.Suffix, 0), End: -1}.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
 		req.Range = &rng
@@ -212,10 +212,12 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		if pol, ok, _ := freshness(fh, s.now(), q.rule); ok {
 			m.Lifetime = pol.lifetime
 		}
-		stored := s.purged.storeUnlessPurged(q.key, epoch, func() {
-			if err := s.Store.PutMeta(&m); err != nil {
+		stored := s.purged.storeUnlessPurged(q.key, epoch, func() error {
+			err := s.Store.PutMeta(&m)
+			if err != nil {
 				s.storeError(err, "put meta after revalidation")
 			}
+			return err
 		})
 		// Counted once the refreshed meta is stored, so that whoever sees
 		// the count also sees the object fresh.
@@ -262,11 +264,13 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 	// If a purge of this key ran while the answer was on its way, it is
 	// served but not stored: it must not bring back what was purged. The
 	// fills' writes then fail as stale.
-	stored := s.purged.storeUnlessPurged(q.key, epoch, func() {
-		if err := s.Store.PutMeta(m); err != nil {
+	stored := s.purged.storeUnlessPurged(q.key, epoch, func() error {
+		err := s.Store.PutMeta(m)
+		if err != nil {
 			// Serve from the fills anyway; their writes fail as stale.
 			s.storeError(err, "put meta")
 		}
+		return err
 	})
 	s.passes.forget(q.key)
 	go func() {
@@ -471,15 +475,22 @@ type wantBytes struct{ Start, End, Suffix int64 }
 
 // run is the slices holding w, at most maxRun of them.
 func (w wantBytes) run(sliceSize, maxRun int64) slicer.Run {
-	if maxRun <= 0 {
-		maxRun = 16
-	}
+	maxRun = runLimit(maxRun)
 	first := w.Start / sliceSize
 	last := first + maxRun - 1
 	if w.End > w.Start {
 		last = min(last, (w.End-1)/sliceSize)
 	}
 	return slicer.Run{First: first, Last: last}
+}
+
+// runLimit is the most slices one origin request fetches: the rule's
+// max_run, 16 when unset.
+func runLimit(maxRun int64) int64 {
+	if maxRun <= 0 {
+		return 16
+	}
+	return maxRun
 }
 
 // maxPendingWrites bounds the bytes of completed slices waiting for the

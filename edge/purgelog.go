@@ -55,15 +55,14 @@ func (l *purgeLog) add(key string, prefix bool) {
 }
 
 // storeUnlessPurged runs put unless key was purged after epoch, and says
-// whether it ran.
-func (l *purgeLog) storeUnlessPurged(key string, epoch uint64, put func()) bool {
+// whether it ran and succeeded.
+func (l *purgeLog) storeUnlessPurged(key string, epoch uint64, put func() error) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.purgedSince(key, epoch) {
 		return false
 	}
-	put()
-	return true
+	return put() == nil
 }
 
 func (l *purgeLog) purgedSince(key string, epoch uint64) bool {

@@ -5,7 +5,7 @@ import "testing"
 func TestPurgeLog(t *testing.T) {
 	var l purgeLog
 	stores := func(key string, epoch uint64) bool {
-		return l.storeUnlessPurged(key, epoch, func() {})
+		return l.storeUnlessPurged(key, epoch, func() error { return nil })
 	}
 	e0 := l.epoch()
 	l.add("h/a/1", false)
