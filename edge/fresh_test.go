@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,4 +369,67 @@ func TestRepeatedDirectiveFirstCounts(t *testing.T) {
 	if h.origin.Requests() != before+1 {
 		t.Errorf("max-age=60, max-age=3600: 61 s later %d origin requests, want a revalidation", h.origin.Requests()-before)
 	}
+}
+
+// Requests for a stale object wait for the one revalidation in flight,
+// and are counted as collapsed lookups.
+func TestStaleRequestsShareRevalidation(t *testing.T) {
+	h := newHarness(t)
+	const path, n = "/obj/2MiB.bin", 10
+	h.origin.SetMode(ccMode("max-age=60"))
+	h.warm(t, path)
+	h.advance(61 * time.Second)
+	gate := make(chan struct{})
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		<-gate
+		return false
+	})
+	before := h.origin.Requests()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := int64(i) * 100_000
+			resp, err := h.try("GET", path, "Range: bytes="+itoa(start)+"-"+itoa(start+999))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			if n, err := verifyStream(resp.Body, path, 1, start); err != nil || n != 1000 {
+				t.Errorf("request %d: %d bytes, %v", i, n, err)
+			}
+		}()
+	}
+	waitFor(t, "the other requests to wait for the revalidation", func() bool { return waitingInSingleflight() == n-1 })
+	close(gate)
+	wg.Wait()
+	if got := h.origin.Requests() - before; got != 1 {
+		t.Errorf("%d origin requests for %d requests of a stale object, want 1", got, n)
+	}
+	if got := h.edge.Counters().LookupsCollapsed; got != n-1 {
+		t.Errorf("%d lookups counted as collapsed, want %d", got, n-1)
+	}
+}
+
+// waitingInSingleflight counts the goroutines waiting for another's call
+// in a singleflight.Group: requests collapsed on a lookup in flight.
+func waitingInSingleflight() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	waiting := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sync.(*WaitGroup).Wait") && strings.Contains(g, "singleflight.(*Group).Do") {
+			waiting++
+		}
+	}
+	return waiting
 }

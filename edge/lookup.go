@@ -71,6 +71,7 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (found,
 		return s.fetchMeta(q, want, forceVersion, ld)
 	})
 	if !ld.ran {
+		s.m().lookupsCollapsed.Inc()
 		ld = nil
 	}
 	f, _ := v.(found)

@@ -52,6 +52,10 @@ type metrics struct {
 	revalidations map[string]*vm.Counter
 	// stale: stale objects served, by reason: while_revalidate, if_error.
 	stale map[string]*vm.Counter
+	// lookupsCollapsed: requests that waited for another request's
+	// discovery or revalidation of the same object instead of asking the
+	// origin themselves.
+	lookupsCollapsed *vm.Counter
 	// flapRestarts: requests restarted on a new version because the origin
 	// changed before their first byte. flapAborts: answers cut short (or
 	// 502) because it changed after.
@@ -97,6 +101,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error"})
 	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
 	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })
+	m.lookupsCollapsed = set.NewCounter("sliceedge_lookups_collapsed_total")
 	set.NewGauge("sliceedge_fills_in_flight", func() float64 { return float64(fills.InFlight()) })
 	gauge := func(name string, f func(st segstore.Stats) int64) {
 		set.NewGauge(name, func() float64 {
@@ -214,9 +219,12 @@ type Counters struct {
 	NotModified    int64 // of which found the stored version current
 	StaleServed    int64 // stale answers, both reasons
 	Collapsed      int64 // slice claims that joined a fetch in flight
-	FlapRestarts   int64
-	FlapAborts     int64
-	StoreErrors    int64
+	// LookupsCollapsed: requests that shared another's discovery or
+	// revalidation.
+	LookupsCollapsed int64
+	FlapRestarts     int64
+	FlapAborts       int64
+	StoreErrors      int64
 }
 
 // Counters returns the server's counters now.
@@ -232,23 +240,24 @@ func (s *Server) Counters() Counters {
 	var reqs int64
 	m.requests.Range(func(_, c any) bool { reqs += int64(c.(*vm.Counter).Get()); return true })
 	return Counters{
-		Requests:       reqs,
-		ResponseBytes:  int64(m.responseBytes.Get()),
-		SliceHits:      int64(m.sliceHits.Get()),
-		SliceMisses:    int64(m.sliceMisses.Get()),
-		OriginRequests: sum(m.originRequests),
-		PassRequests:   int64(m.originRequests["pass"].Get()),
-		OriginBytes:    int64(m.originBytes.Get()),
-		OriginErrors:   sum(m.originErrors),
-		RangeRefused:   int64(m.originErrors["range_refused"].Get()),
-		OriginNoRange:  int64(m.originNoRange.Get()),
-		FillsDropped:   int64(m.fillsDropped.Get()),
-		Revalidations:  sum(m.revalidations),
-		NotModified:    int64(m.revalidations["not_modified"].Get()),
-		StaleServed:    sum(m.stale),
-		Collapsed:      s.fills.Collapsed.Load(),
-		FlapRestarts:   int64(m.flapRestarts.Get()),
-		FlapAborts:     int64(m.flapAborts.Get()),
-		StoreErrors:    int64(m.storeErrors.Get()),
+		Requests:         reqs,
+		ResponseBytes:    int64(m.responseBytes.Get()),
+		SliceHits:        int64(m.sliceHits.Get()),
+		SliceMisses:      int64(m.sliceMisses.Get()),
+		OriginRequests:   sum(m.originRequests),
+		PassRequests:     int64(m.originRequests["pass"].Get()),
+		OriginBytes:      int64(m.originBytes.Get()),
+		OriginErrors:     sum(m.originErrors),
+		RangeRefused:     int64(m.originErrors["range_refused"].Get()),
+		OriginNoRange:    int64(m.originNoRange.Get()),
+		FillsDropped:     int64(m.fillsDropped.Get()),
+		Revalidations:    sum(m.revalidations),
+		NotModified:      int64(m.revalidations["not_modified"].Get()),
+		StaleServed:      sum(m.stale),
+		Collapsed:        s.fills.Collapsed.Load(),
+		LookupsCollapsed: int64(m.lookupsCollapsed.Get()),
+		FlapRestarts:     int64(m.flapRestarts.Get()),
+		FlapAborts:       int64(m.flapAborts.Get()),
+		StoreErrors:      int64(m.storeErrors.Get()),
 	}
 }
