@@ -118,7 +118,7 @@ type Request struct {
 // HasRange reports whether req asks for part of the object.
 func (req *Request) HasRange() bool { return req.Range != nil || req.Suffix > 0 }
 
-// rangeHeader is the Range header req sends, for messages.
+// rangeHeader is the Range header req sends, when HasRange.
 func (req *Request) rangeHeader() string {
 	if req.Range != nil {
 		return req.Range.Header()
@@ -223,11 +223,8 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	}
 	// Slices address bytes of the identity encoding.
 	hr.Header.Set("Accept-Encoding", "identity")
-	switch {
-	case req.Range != nil:
-		hr.Header.Set("Range", req.Range.Header())
-	case req.Suffix > 0:
-		hr.Header.Set("Range", "bytes=-"+strconv.FormatInt(req.Suffix, 10))
+	if req.HasRange() {
+		hr.Header.Set("Range", req.rangeHeader())
 	}
 	setCondition(hr.Header, "If-Match", "If-Unmodified-Since", req.IfMatch)
 	setCondition(hr.Header, "If-None-Match", "If-Modified-Since", req.IfNoneMatch)
