@@ -135,16 +135,15 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		Host:   q.rule.Origin.Host,
 		Header: q.r.Header,
 	}
-	switch {
-	case want.Suffix > 0 && old == nil:
+	if want.Suffix > 0 && old != nil {
+		want = wantBytes{Start: max(old.Size-want.Suffix, 0), End: -1} // the size is known
+	}
+	if want.Suffix > 0 {
 		// The last bytes of an object of unknown size, in one request:
 		// a slice more than they need, so that the answer holds whole
 		// every slice they touch (its first, partial slice is skipped).
 		req.Suffix = min(want.Suffix, (runLimit(q.rule.MaxRun)-1)*sliceSize) + sliceSize
-	case want.Suffix > 0:
-		rng := wantBytes{Start: max(old.Size-want.Suffix, 0), End: -1}.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
-		req.Range = &rng
-	default:
+	} else {
 		rng := want.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
 		req.Range = &rng
 	}
@@ -213,13 +212,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		if pol, ok, _ := freshness(fh, s.now(), q.rule); ok {
 			m.Lifetime = pol.lifetime
 		}
-		stored := s.purged.storeUnlessPurged(q.key, epoch, func() error {
-			err := s.Store.PutMeta(&m)
-			if err != nil {
-				s.storeError(err, "put meta after revalidation")
-			}
-			return err
-		})
+		stored := s.storeMeta(&m, epoch, "put meta after revalidation")
 		// Counted once the refreshed meta is stored, so that whoever sees
 		// the count also sees the object fresh.
 		s.m().revalidation("not_modified")
@@ -262,17 +255,9 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 			q.originBytes += f.Len
 		}
 	}
-	// If a purge of this key ran while the answer was on its way, it is
-	// served but not stored: it must not bring back what was purged. The
-	// fills' writes then fail as stale.
-	stored := s.purged.storeUnlessPurged(q.key, epoch, func() error {
-		err := s.Store.PutMeta(m)
-		if err != nil {
-			// Serve from the fills anyway; their writes fail as stale.
-			s.storeError(err, "put meta")
-		}
-		return err
-	})
+	// Unstored (purged meanwhile, or the store failed), the answer is
+	// served from the fills anyway; their writes then fail as stale.
+	stored := s.storeMeta(m, epoch, "put meta")
 	s.passes.forget(q.key)
 	go func() {
 		s.feed(ctx, m, resp, first, fills)
@@ -283,6 +268,19 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		status = "refreshed"
 	}
 	return found{meta: m, status: status, unstored: !stored}, nil
+}
+
+// storeMeta stores m, fetched from epoch on, unless a purge of its key
+// ran meanwhile (the answer must not bring back what was purged), and says
+// whether it did.
+func (s *Server) storeMeta(m *segstore.Meta, epoch uint64, what string) bool {
+	return s.purged.storeUnlessPurged(m.Key, epoch, func() error {
+		err := s.Store.PutMeta(m)
+		if err != nil {
+			s.storeError(err, what)
+		}
+		return err
+	})
 }
 
 // uncacheable says why a validated origin answer must not be slice-cached,
