@@ -22,7 +22,8 @@ type found struct {
 	detail    string // for Cache-Status: why stale was served
 	failed5xx bool   // the origin answered 5xx (pass is set too)
 	// beyond: the origin answered 416 to the first slices asked for; size
-	// is the length its Content-Range gave, or -1.
+	// is the length its Content-Range gave, or -1. fetchMeta has already
+	// remembered an object found uncacheable (passes).
 	beyond   bool
 	size     int64
 	unstored bool // the origin's answer was served but not stored (a purge overtook it, or the store failed)
@@ -181,9 +182,14 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 			// The origin's own length says the bytes asked for exist: it
 			// refused bytes it has. Nothing is cached from it.
 			s.m().originError(err)
+			s.passes.add(q.key, s.now())
 			return found{pass: "origin refused a range inside the object"}, nil
 		}
-		// The object is shorter than the first slice asked for (or empty).
+		// The object is shorter than the first slice asked for, which
+		// says nothing about caching it, unless it is empty.
+		if re.Size == 0 {
+			s.passes.add(q.key, s.now())
+		}
 		return found{pass: "range beyond the object", beyond: true, size: re.Size}, nil
 	case err != nil:
 		s.m().originError(err)

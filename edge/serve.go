@@ -43,18 +43,12 @@ func (s *Server) serveCached(q *request) {
 				s.relay(q, ld.relay, f.pass)
 				return
 			}
-			if f.beyond && specs != nil {
-				// The client asked for bytes past the end. That says
-				// nothing about the object, which stays cacheable.
-				if _, err := slicer.Resolve(specs, f.size, slicer.Limits{MaxRanges: q.rule.MaxRanges}); f.size >= 0 && errors.Is(err, slicer.ErrUnsatisfiable) {
+			if f.beyond && f.size >= 0 && specs != nil {
+				// Bytes past the end: the origin's 416 told the length.
+				if _, err := slicer.Resolve(specs, f.size, slicer.Limits{MaxRanges: q.rule.MaxRanges}); errors.Is(err, slicer.ErrUnsatisfiable) {
 					s.unsatisfiable(q, f.size)
 					return
 				}
-				s.pass(q, f.pass)
-				return
-			}
-			if ld != nil && ld.ran {
-				s.passes.add(q.key, s.now())
 			}
 			s.pass(q, f.pass)
 			return
