@@ -11,6 +11,7 @@ package config
 import (
 	_ "embed"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -36,6 +37,21 @@ const (
 	DefaultHeuristicMax      = 24 * time.Hour
 	DefaultConnectTimeout    = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
+	// DefaultMaxHeaderBytes bounds an origin answer's header section: an
+	// origin's headers are stored with the object and replayed on every
+	// answer, so they must not grow with what an origin chooses to send.
+	DefaultMaxHeaderBytes = 64 << 10
+	MinMaxHeaderBytes     = 4 << 10
+	MaxMaxHeaderBytes     = 16 << 20
+	// DefaultMaxObjectSize is the largest object a rule slices and stores;
+	// larger ones are passed through uncached.
+	DefaultMaxObjectSize = 1 << 40 // 1TiB
+	// DefaultFetchAllowance is what one request for several ranges may
+	// make the edge fetch from the origin: at most the larger of this and
+	// FetchFactor times the bytes it asks for. One max_run of the default
+	// slice size.
+	DefaultFetchAllowance = 16 << 20 // 16MiB
+	FetchFactor           = 4
 )
 
 // MinStoreBytes is the smallest store.max_bytes accepted: room for at least
@@ -51,12 +67,26 @@ const (
 
 // Config is a validated configuration; Parse, Load and Default make one.
 type Config struct {
+	// Name identifies this node in the Cache-Status header (RFC 9211);
+	// "" means the machine's host name.
+	Name    string
 	Listen  string             // host:port of the edge listener
 	Admin   Admin              // admin API; off when Admin.Listen is ""
 	Store   Store              // the slice store
 	Origins map[string]*Origin // by name; every rule's Origin is one of these
 	Rules   []*Rule            // in file order; the first match wins
 	Source  string             // file name the config came from, or "embedded defaults"
+	// TrustedProxies are the client addresses whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed and extended; from anyone else they
+	// are replaced.
+	TrustedProxies []netip.Prefix
+	// MaxConnections bounds the client connections open at once on the
+	// edge listener; 0 means no limit.
+	MaxConnections int
+	// Warnings are problems that do not stop the configuration from
+	// loading but that an operator should see (config check prints them,
+	// serve logs them).
+	Warnings []*Error
 }
 
 // Admin is the token-protected admin API (purge, stats).
@@ -86,12 +116,19 @@ type Origin struct {
 	ConnectTimeout time.Duration // TCP and TLS connect, > 0
 	ReadTimeout    time.Duration // longest wait for the next body byte, > 0
 	Host           string        // Host header sent to the origin; "" means URL.Host
+	// MaxHeaderBytes bounds the header section of the origin's answers;
+	// a larger one is an origin error (502).
+	MaxHeaderBytes int64
 }
 
 // Rule is the cache policy for the request paths it matches.
 type Rule struct {
-	Index  int    // position in Config.Rules, for logs and metrics
-	Match  string // path prefix, or a path.Match glob over the whole path (see Matches)
+	Index int    // position in Config.Rules, for logs and metrics
+	Match string // path prefix, or a path.Match glob over the whole path (see Matches)
+	// Hosts are the host names the rule serves, lower case without a
+	// trailing dot: exact names, or "*.example.com" for every name under
+	// example.com. Empty means every Host.
+	Hosts  []string
 	Origin *Origin
 	// SliceSize is a power of two from MinSliceSize to MaxSliceSize. An
 	// object keeps the slice size it was first stored with.
@@ -127,11 +164,34 @@ type Rule struct {
 	// HeuristicMax; 0 turns heuristic freshness off.
 	HeuristicFraction float64
 	HeuristicMax      time.Duration
+
+	// MaxObjectSize is the largest object the rule slices and stores;
+	// an answer claiming more is passed through uncached.
+	MaxObjectSize int64
+	// FetchAllowance bounds what one request for several ranges may make
+	// the edge fetch from the origin: max(FetchAllowance, FetchFactor × the
+	// bytes it asks for). A single range always fetches the slices it
+	// touches (at most its length and two slices).
+	FetchAllowance int64
 }
 
 // IsGlob reports whether match is a glob rather than a prefix: whether it
 // holds one of path.Match's metacharacters *, ? or [.
 func IsGlob(match string) bool { return strings.ContainsAny(match, "*?[") }
+
+// AcceptsHost reports whether the rule serves host, a name as HostName
+// returns it.
+func (r *Rule) AcceptsHost(host string) bool {
+	if len(r.Hosts) == 0 {
+		return true
+	}
+	for _, h := range r.Hosts {
+		if hostMatches(h, host) {
+			return true
+		}
+	}
+	return false
+}
 
 // Matches reports whether the rule applies to the request path (URL.Path,
 // without the query). A match without glob metacharacters is a prefix of
@@ -146,15 +206,28 @@ func (r *Rule) Matches(p string) bool {
 	return ok && err == nil
 }
 
-// Rule returns the first rule matching the request path (URL.Path), or nil
-// when none does and the request is to be passed through uncached.
-func (c *Config) Rule(p string) *Rule {
+// Rule returns the first rule that accepts host (a name as HostName
+// returns it) and matches the request path (URL.Path), or nil when none
+// does: the edge has no origin for the request.
+func (c *Config) Rule(host, p string) *Rule {
 	for _, r := range c.Rules {
-		if r.Matches(p) {
+		if r.AcceptsHost(host) && r.Matches(p) {
 			return r
 		}
 	}
 	return nil
+}
+
+// AcceptsHost reports whether any rule serves host. A request for a host
+// no rule serves was sent to the wrong server (421), rather than for a
+// path that is not configured (404).
+func (c *Config) AcceptsHost(host string) bool {
+	for _, r := range c.Rules {
+		if r.AcceptsHost(host) {
+			return true
+		}
+	}
+	return false
 }
 
 // Load reads and parses the configuration file at path.

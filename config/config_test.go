@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -188,11 +189,11 @@ func TestBadFiles(t *testing.T) {
 		want []string
 	}{
 		{"bad-unknown-field.yaml", []string{
-			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: listen, admin, store, origins, rules)`,
+			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: name, listen, admin, store, origins, rules, trusted_proxies, max_connections)`,
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache)`,
-			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host)`,
-			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max)`,
+			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host, max_header_bytes)`,
+			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance)`,
 		}},
 		{"bad-empty.yaml", []string{
 			`bad-empty.yaml: listen: required (want host:port, e.g. 127.0.0.1:8080)`,
@@ -207,9 +208,24 @@ func TestBadFiles(t *testing.T) {
 		}},
 		{"bad-admin.yaml", []string{
 			`bad-admin.yaml:3: admin.listen: required when admin is present (want host:port, e.g. 127.0.0.1:8081; leave out admin to turn the admin API off)`,
+			`bad-admin.yaml:4: admin.token: 6 characters is too short to be a secret (want at least 16, e.g. the output of: openssl rand -hex 16)`,
+		}},
+		{"bad-admin-token.yaml", []string{
+			`bad-admin-token.yaml:4: admin.listen: localhost:8080 takes the same socket as the edge's listen :8080 (want a separate port)`,
+			`bad-admin-token.yaml:5: admin.token: "change-me" is a placeholder anyone can guess (want a secret of your own, e.g. the output of: openssl rand -hex 16)`,
+		}},
+		{"bad-hosts.yaml", []string{
+			`bad-hosts.yaml:2: name: "1 node" is not a cache name (want letters, digits and . - _ : /, starting with a letter, e.g. edge-1.example.com)`,
+			`bad-hosts.yaml:4: trusted_proxies[1]: "10.0.0.0/33" is not an IP address or CIDR prefix (want a list of IP addresses or CIDR prefixes, e.g. [10.0.0.0/8, 192.0.2.7])`,
+			`bad-hosts.yaml:5: max_connections: 0 is too small (want a whole number of at least 1; default: no limit)`,
+			`bad-hosts.yaml:12: origins.default.max_header_bytes: 1KiB is out of range (want 4KiB to 16MiB; default 64KiB)`,
+			`bad-hosts.yaml:15: rules[0].hosts[1]: "www.*.example.com" is a wildcard is only allowed as a whole first label (*.example.com) (want a list of host names, e.g. [www.example.com, "*.cdn.example.com"])`,
+			`bad-hosts.yaml:15: rules[0].hosts[2]: "cdn.example.com:8080" is not a host name (no port, scheme or path) (want a list of host names, e.g. [www.example.com, "*.cdn.example.com"])`,
+			`bad-hosts.yaml:17: rules[0].max_object_size: 0 is too small (want a size of at least 1 byte; default 1TiB)`,
+			`bad-hosts.yaml:20: rules[1].hosts: empty (want a list of host names, e.g. [www.example.com, "*.cdn.example.com"]; leave hosts out to serve every host)`,
 		}},
 		{"bad-admin-same.yaml", []string{
-			`bad-admin-same.yaml:4: admin.listen: 127.0.0.1:8080 is also the edge's listen address (want a separate address)`,
+			`bad-admin-same.yaml:4: admin.listen: 127.0.0.1:8080 takes the same socket as the edge's listen 127.0.0.1:8080 (want a separate port)`,
 			`bad-admin-same.yaml:5: admin.token: contains spaces or control characters (want a secret of printable characters)`,
 		}},
 		{"bad-origins.yaml", []string{
@@ -260,6 +276,10 @@ func TestBadFiles(t *testing.T) {
 			`bad-shadow.yaml:14: rules[2]: never matches: every path it matches is matched first by rules[0] (match /video/)`,
 			`bad-shadow.yaml:18: rules[4]: never matches: every path it matches is matched first by rules[3] (match /dl/*.iso)`,
 			`bad-shadow.yaml:22: rules[6]: never matches: rules[5] matches every path`,
+		}},
+		{"bad-shadow-glob.yaml", []string{
+			`bad-shadow-glob.yaml:14: rules[1]: never matches: every path it matches is matched first by rules[0] (match /pkg/*)`,
+			`bad-shadow-glob.yaml:23: rules[4]: never matches: every path it matches is matched first by rules[3] (match /)`,
 		}},
 		{"bad-syntax.yaml", []string{
 			`bad-syntax.yaml:5: YAML: mapping values are not allowed in this context`,
@@ -337,8 +357,9 @@ func TestDefault(t *testing.T) {
 		o.ConnectTimeout != DefaultConnectTimeout || o.ReadTimeout != DefaultReadTimeout || o.Host != "" {
 		t.Fatalf("Default().Origins = %+v", c.Origins)
 	}
-	want := Rule{Index: 0, Match: "/", Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax}
-	if len(c.Rules) != 1 || *c.Rules[0] != want {
+	want := Rule{Index: 0, Match: "/", Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
+		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance}
+	if len(c.Rules) != 1 || !reflect.DeepEqual(*c.Rules[0], want) {
 		t.Errorf("Default().Rules = %+v, want [%+v]", c.Rules, want)
 	}
 	if Default() == c || Default().Rules[0] == c.Rules[0] {
@@ -353,26 +374,30 @@ func TestSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Source != file || c.Listen != "127.0.0.1:8080" || c.Admin != (Admin{Listen: "127.0.0.1:8081", Token: "change-me"}) {
-		t.Errorf("source %q listen %q admin %+v", c.Source, c.Listen, c.Admin)
+	if c.Source != file || c.Listen != "127.0.0.1:8080" || c.Admin != (Admin{}) || c.Name != "" || c.TrustedProxies != nil || c.MaxConnections != 0 {
+		t.Errorf("source %q listen %q admin %+v name %q proxies %v max_connections %d", c.Source, c.Listen, c.Admin, c.Name, c.TrustedProxies, c.MaxConnections)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("the sample draws warnings: %v", c.Warnings)
 	}
 	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30, MemoryCache: 512 << 20}) {
 		t.Errorf("store %+v", c.Store)
 	}
 	o := c.Origins["default"]
-	if o == nil || o.URL.String() != "http://127.0.0.1:9000" || o.ConnectTimeout != 5*time.Second || o.ReadTimeout != 30*time.Second {
+	if o == nil || o.URL.String() != "http://127.0.0.1:9000" || o.ConnectTimeout != 5*time.Second || o.ReadTimeout != 30*time.Second || o.MaxHeaderBytes != 64<<10 {
 		t.Fatalf("origins %+v", c.Origins)
 	}
+	hosts := []string{"127.0.0.1", "localhost"}
 	want := []Rule{
-		{Index: 0, Match: "/video/", Origin: o, SliceSize: 4 << 20, DefaultTTL: time.Hour, Query: QueryIgnore, MaxRanges: 64, MaxRun: 16, StaleWhileRevalidate: 30 * time.Second, StaleIfError: time.Hour, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax},
-		{Index: 1, Match: "/dl/*.iso", Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax},
-		{Index: 2, Match: "/", Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax},
+		{Index: 0, Match: "/video/", Hosts: hosts, Origin: o, SliceSize: 4 << 20, DefaultTTL: time.Hour, Query: QueryIgnore, MaxRanges: 64, MaxRun: 16, StaleWhileRevalidate: 30 * time.Second, StaleIfError: time.Hour, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20},
+		{Index: 1, Match: "/dl/*.iso", Hosts: hosts, Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20},
+		{Index: 2, Match: "/", Hosts: hosts, Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20},
 	}
 	if len(c.Rules) != len(want) {
 		t.Fatalf("%d rules, want %d", len(c.Rules), len(want))
 	}
 	for i, r := range c.Rules {
-		if *r != want[i] {
+		if !reflect.DeepEqual(*r, want[i]) {
 			t.Errorf("rules[%d] = %+v\nwant %+v", i, *r, want[i])
 		}
 	}
@@ -450,7 +475,7 @@ rules:
 		{"", -1},
 	}
 	for _, tt := range tests {
-		got := c.Rule(tt.path)
+		got := c.Rule("", tt.path)
 		switch {
 		case tt.want < 0 && got != nil:
 			t.Errorf("Rule(%q) = rules[%d] (%s), want nil", tt.path, got.Index, got.Match)
@@ -458,7 +483,7 @@ rules:
 			t.Errorf("Rule(%q) = %+v, want rules[%d] (%s)", tt.path, got, tt.want, c.Rules[tt.want].Match)
 		}
 	}
-	if got := Default().Rule("/anything/at/all"); got == nil || got.Match != "/" {
+	if got := Default().Rule("", "/anything/at/all"); got == nil || got.Match != "/" {
 		t.Errorf("Default().Rule = %+v, want the / rule", got)
 	}
 }
@@ -529,6 +554,9 @@ rules:
     heuristic_max: 1h
     abandoned_fills: drop
     slice_size: ~
+    max_object_size: 2TiB
+    fetch_allowance: 32MiB
+    hosts: [WWW.Example.COM., "*.cdn.example.com"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -541,8 +569,9 @@ rules:
 		t.Errorf("origin = %+v", o)
 	}
 	want := Rule{Match: "/", Origin: o, SliceSize: DefaultSliceSize, DefaultTTL: 10 * time.Minute, Query: QuerySort, MaxRanges: 1, LastModifiedValidator: true, MaxRun: 256, DropAbandonedFills: true,
-		OverrideTTL: 5 * time.Minute, StaleWhileRevalidate: 30 * time.Second, StaleIfError: 2 * time.Hour, HeuristicFraction: 0, HeuristicMax: time.Hour}
-	if *c.Rules[0] != want {
+		OverrideTTL: 5 * time.Minute, StaleWhileRevalidate: 30 * time.Second, StaleIfError: 2 * time.Hour, HeuristicFraction: 0, HeuristicMax: time.Hour,
+		MaxObjectSize: 2 << 40, FetchAllowance: 32 << 20, Hosts: []string{"www.example.com", "*.cdn.example.com"}}
+	if !reflect.DeepEqual(*c.Rules[0], want) {
 		t.Errorf("rule = %+v\nwant %+v", *c.Rules[0], want)
 	}
 }
@@ -553,5 +582,117 @@ func TestSyntaxErrorValue(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.File != "e.yaml" || e.Line != 1 {
 		t.Errorf("err = %#v, want an *Error for e.yaml:1", err)
+	}
+}
+
+func TestHostName(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"www.site.test", "www.site.test"},
+		{"WWW.Site.Test", "www.site.test"},
+		{"www.site.test.", "www.site.test"},
+		{"www.site.test:80", "www.site.test"},
+		{"WWW.SITE.TEST.:8080", "www.site.test"},
+		{"127.0.0.1:8080", "127.0.0.1"},
+		{"[::1]:80", "[::1]"},
+		{"[::1]", "[::1]"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := HostName(tt.in); got != tt.want {
+			t.Errorf("HostName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestRuleHosts checks that rules match by host and path, and which hosts
+// any rule accepts.
+func TestRuleHosts(t *testing.T) {
+	c, err := Parse("e.yaml", []byte(`listen: :8080
+store: {dir: d, max_bytes: 1GiB}
+origins: {default: {url: "http://o"}}
+rules:
+  - {match: /v/, hosts: [www.site.test], origin: default}
+  - {match: /, hosts: ["*.cdn.site.test"], origin: default}
+  - {match: /, hosts: [WWW.Site.Test.], origin: default}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host, path string
+		want       int // rule index, -1 for none
+		accepted   bool
+	}{
+		{"www.site.test", "/v/a", 0, true},
+		{"www.site.test", "/x", 2, true},
+		{"a.cdn.site.test", "/v/a", 1, true},
+		{"a.b.cdn.site.test", "/x", 1, true},
+		{"cdn.site.test", "/x", -1, false}, // *.x is not x itself
+		{"evil.test", "/v/a", -1, false},
+		{"xcdn.site.test", "/x", -1, false},
+		{"", "/v/a", -1, false},
+	}
+	for _, tt := range tests {
+		got := c.Rule(tt.host, tt.path)
+		switch {
+		case tt.want < 0 && got != nil:
+			t.Errorf("Rule(%q, %q) = rules[%d], want nil", tt.host, tt.path, got.Index)
+		case tt.want >= 0 && got != c.Rules[tt.want]:
+			t.Errorf("Rule(%q, %q) = %+v, want rules[%d]", tt.host, tt.path, got, tt.want)
+		}
+		if a := c.AcceptsHost(tt.host); a != tt.accepted {
+			t.Errorf("AcceptsHost(%q) = %v, want %v", tt.host, a, tt.accepted)
+		}
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings for rules that all have hosts: %v", c.Warnings)
+	}
+}
+
+// TestWarnings checks that a rule without hosts loads, with a warning that
+// names it.
+func TestWarnings(t *testing.T) {
+	c, err := Parse("e.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, w.Error())
+	}
+	want := []string{`e.yaml:10: rules[0]: no hosts: every Host header value a client sends gets its own copy of the objects, and a purge must name the same host; list the names this rule serves (hosts: [www.example.com, "*.cdn.example.com"])`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestGlobCovers checks the glob-under-glob shadowing test, which must
+// never say a glob is covered when some path escapes it.
+func TestGlobCovers(t *testing.T) {
+	tests := []struct {
+		earlier, later string
+		want           bool
+	}{
+		{"/dl/*", "/dl/*.iso", true},
+		{"/dl/*.iso", "/dl/*.iso", true},
+		{"/dl/*", "/dl/a/*.iso", false}, // * does not cross '/'
+		{"/*/*.iso", "/dl/*.iso", true},
+		{"/dl/?.iso", "/dl/*.iso", false}, // ? is one character, * any number
+		{"/dl/*.iso", "/dl/?.iso", true},
+		{"/dl/[a-z].iso", "/dl/a.iso", true},
+		{"/dl/[a-z].iso", "/dl/[a-c].iso", false}, // sound, not complete
+		{"/dl/[a-z].iso", "/dl/[a-z].iso", true},
+		{"/dl/?.iso", "/dl/[a-z].iso", true},
+		{"/dl/*.iso", "/dl/*", false},
+		{"/dl*", "/dl/*.iso", false},
+		{"/v[0-9]/*", "/v1/*", true},
+		{"/v[0-9]/*", "/vx/*", false},
+		{"/a/\\*", "/a/\\*", true},
+		{"/a/*", "/a/\\*", true},
+	}
+	for _, tt := range tests {
+		if got := globCovers(tt.earlier, tt.later); got != tt.want {
+			t.Errorf("globCovers(%q, %q) = %v, want %v", tt.earlier, tt.later, got, tt.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -41,17 +42,23 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	c.Source = name
+	c.Warnings = d.warns
 	return c, nil
 }
 
 // decoder collects errors while walking one document.
 type decoder struct {
-	file string
-	errs []*Error
+	file  string
+	errs  []*Error
+	warns []*Error
 }
 
 func (d *decoder) errorf(line int, field, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) warnf(line int, field, format string, args ...any) {
+	d.warns = append(d.warns, &Error{File: d.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 // document returns the root node of the only document in data, or nil for
@@ -258,6 +265,9 @@ func (d *decoder) duration(e entry, field, example string) (time.Duration, bool)
 // count reads a whole number of at least 1.
 func (d *decoder) count(e entry, field string, def int64) (int64, bool) {
 	want := fmt.Sprintf("want a whole number of at least 1; default %d", def)
+	if def == 0 {
+		want = "want a whole number of at least 1; default: no limit"
+	}
 	s, ok := d.scalar(e, field, "a number")
 	if !ok {
 		return 0, false
@@ -286,7 +296,24 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{Origins: map[string]*Origin{}}
 	var top entries
 	if root != nil && !isNull(root) {
-		top, _ = d.mapping(root, root.Line, "", "listen", "admin", "store", "origins", "rules")
+		top, _ = d.mapping(root, root.Line, "", "name", "listen", "admin", "store", "origins", "rules", "trusted_proxies", "max_connections")
+	}
+	if e, ok := top.get("name"); ok {
+		if s, ok := d.scalar(e, "name", "a name"); ok {
+			if !validCacheName(s) {
+				d.errorf(e.val.Line, "name", "%q is not a cache name (want letters, digits and . - _ : /, starting with a letter, e.g. edge-1.example.com)", s)
+			} else {
+				c.Name = s
+			}
+		}
+	}
+	if e, ok := top.get("trusted_proxies"); ok {
+		c.TrustedProxies = d.prefixes(e, "trusted_proxies")
+	}
+	if e, ok := top.get("max_connections"); ok {
+		if n, ok := d.count(e, "max_connections", 0); ok {
+			c.MaxConnections = int(min(n, 1<<31-1))
+		}
 	}
 	if e, ok := top.get("listen"); ok {
 		c.Listen = d.address(e, "listen")
@@ -336,8 +363,8 @@ func (d *decoder) admin(e entry, listen string) Admin {
 	}
 	if le, ok := fs.get("listen"); ok {
 		a.Listen = d.address(le, "admin.listen")
-		if a.Listen != "" && a.Listen == listen {
-			d.errorf(le.val.Line, "admin.listen", "%s is also the edge's listen address (want a separate address)", a.Listen)
+		if a.Listen != "" && listenConflict(a.Listen, listen) {
+			d.errorf(le.val.Line, "admin.listen", "%s takes the same socket as the edge's listen %s (want a separate port)", a.Listen, listen)
 		}
 	} else {
 		d.errorf(e.line(), "admin.listen", "required when admin is present (want host:port, e.g. 127.0.0.1:8081; leave out admin to turn the admin API off)")
@@ -349,6 +376,10 @@ func (d *decoder) admin(e entry, listen string) Admin {
 				d.errorf(te.val.Line, "admin.token", "empty (want a secret string)")
 			case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 				d.errorf(te.val.Line, "admin.token", "contains spaces or control characters (want a secret of printable characters)")
+			case placeholderToken(s):
+				d.errorf(te.val.Line, "admin.token", "%q is a placeholder anyone can guess (want a secret of your own, e.g. the output of: openssl rand -hex 16)", s)
+			case len(s) < MinTokenLength:
+				d.errorf(te.val.Line, "admin.token", "%d characters is too short to be a secret (want at least %d, e.g. the output of: openssl rand -hex 16)", len(s), MinTokenLength)
 			default:
 				a.Token = s
 			}
@@ -405,7 +436,7 @@ func validName(s string) bool {
 }
 
 func (d *decoder) origin(e entry) *Origin {
-	o := &Origin{Name: e.key.Value, ConnectTimeout: DefaultConnectTimeout, ReadTimeout: DefaultReadTimeout}
+	o := &Origin{Name: e.key.Value, ConnectTimeout: DefaultConnectTimeout, ReadTimeout: DefaultReadTimeout, MaxHeaderBytes: DefaultMaxHeaderBytes}
 	field := "origins." + o.Name
 	if !validName(o.Name) {
 		d.errorf(e.line(), "origins", "%q is not a valid origin name (want letters, digits, '-', '_' or '.')", o.Name)
@@ -413,7 +444,7 @@ func (d *decoder) origin(e entry) *Origin {
 	var fs entries
 	if !isNull(e.val) { // "default:" alone is an origin without a url
 		var ok bool
-		if fs, ok = d.mapping(e.val, e.line(), field, "url", "connect_timeout", "read_timeout", "host"); !ok {
+		if fs, ok = d.mapping(e.val, e.line(), field, "url", "connect_timeout", "read_timeout", "host", "max_header_bytes"); !ok {
 			return o
 		}
 	}
@@ -430,6 +461,15 @@ func (d *decoder) origin(e entry) *Origin {
 	if te, ok := fs.get("read_timeout"); ok {
 		if t, ok := d.duration(te, field+".read_timeout", "30s"); ok {
 			o.ReadTimeout = t
+		}
+	}
+	if me, ok := fs.get("max_header_bytes"); ok {
+		if n, ok := d.size(me, field+".max_header_bytes"); ok {
+			if n < MinMaxHeaderBytes || n > MaxMaxHeaderBytes {
+				d.errorf(me.val.Line, field+".max_header_bytes", "%s is out of range (want 4KiB to 16MiB; default 64KiB)", me.val.Value)
+			} else {
+				o.MaxHeaderBytes = n
+			}
 		}
 	}
 	if he, ok := fs.get("host"); ok {
@@ -500,16 +540,42 @@ func (d *decoder) rules(e entry, origins map[string]*Origin, names []string) []*
 
 func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []string) *Rule {
 	r := &Rule{Index: i, SliceSize: DefaultSliceSize, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun,
-		HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax}
+		HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
+		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance}
 	field := fmt.Sprintf("rules[%d]", i)
 	defined := "no origins are defined"
 	if len(names) > 0 {
 		defined = "defined: " + strings.Join(names, ", ")
 	}
-	fs, ok := d.mapping(n, n.Line, field, "match", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
-		"abandoned_fills", "override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max")
+	fs, ok := d.mapping(n, n.Line, field, "match", "hosts", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
+		"abandoned_fills", "override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max",
+		"max_object_size", "fetch_allowance")
 	if !ok {
 		return r
+	}
+	if he, ok := fs.get("hosts"); ok {
+		r.Hosts = d.hosts(he, field+".hosts")
+	} else {
+		d.warnf(n.Line, field, "no hosts: every Host header value a client sends gets its own copy of the objects, and a purge must name the same host; list the names this rule serves (hosts: [www.example.com, \"*.cdn.example.com\"])")
+	}
+	for _, k := range []struct {
+		key  string
+		dst  *int64
+		min  int64
+		want string
+	}{
+		{"max_object_size", &r.MaxObjectSize, 0, "want a size of at least 1 byte; default 1TiB"},
+		{"fetch_allowance", &r.FetchAllowance, 0, "want a size of at least 1 byte; default 16MiB"},
+	} {
+		if e, ok := fs.get(k.key); ok {
+			if v, ok := d.size(e, field+"."+k.key); ok {
+				if v <= k.min {
+					d.errorf(e.val.Line, field+"."+k.key, "%s is too small (%s)", e.val.Value, k.want)
+				} else {
+					*k.dst = v
+				}
+			}
+		}
 	}
 	if me, ok := fs.get("match"); ok {
 		r.Match = d.match(me, field+".match")
@@ -658,8 +724,9 @@ func literalPrefix(glob string) string {
 }
 
 // shadowed reports rules that can never match because an earlier rule
-// matches every path they do: a prefix under an earlier prefix, a glob whose
-// literal start is under an earlier prefix, or a repeated glob.
+// serves all their hosts and matches every path they do: a prefix under an
+// earlier prefix, a glob whose literal start is under an earlier prefix, or
+// a glob that an earlier glob covers (globCovers).
 func (d *decoder) shadowed(nodes []*yaml.Node, rules []*Rule) {
 	for j, later := range rules {
 		if later.Match == "" {
@@ -669,10 +736,15 @@ func (d *decoder) shadowed(nodes []*yaml.Node, rules []*Rule) {
 			if earlier.Match == "" {
 				continue
 			}
+			if !hostsCover(earlier.Hosts, later.Hosts) {
+				continue
+			}
 			var covers bool
 			switch {
+			case IsGlob(earlier.Match) && IsGlob(later.Match):
+				covers = globCovers(earlier.Match, later.Match)
 			case IsGlob(earlier.Match):
-				covers = earlier.Match == later.Match
+				covers = false // a prefix matches paths of any depth; a glob does not
 			case IsGlob(later.Match):
 				covers = strings.HasPrefix(literalPrefix(later.Match), earlier.Match)
 			default:
@@ -682,7 +754,7 @@ func (d *decoder) shadowed(nodes []*yaml.Node, rules []*Rule) {
 				continue
 			}
 			field := fmt.Sprintf("rules[%d]", j)
-			if earlier.Match == "/" {
+			if earlier.Match == "/" && len(earlier.Hosts) == 0 {
 				d.errorf(deref(nodes[j]).Line, field, "never matches: rules[%d] matches every path", i)
 			} else {
 				d.errorf(deref(nodes[j]).Line, field, "never matches: every path it matches is matched first by rules[%d] (match %s)", i, earlier.Match)
@@ -690,4 +762,86 @@ func (d *decoder) shadowed(nodes []*yaml.Node, rules []*Rule) {
 			break
 		}
 	}
+}
+
+// hosts reads a rule's list of host names.
+func (d *decoder) hosts(e entry, field string) []string {
+	const want = `want a list of host names, e.g. [www.example.com, "*.cdn.example.com"]`
+	if e.val.Kind != yaml.SequenceNode {
+		d.errorf(e.val.Line, field, "%s is not a list (%s)", describe(e.val), want)
+		return nil
+	}
+	if len(e.val.Content) == 0 {
+		d.errorf(e.line(), field, "empty (%s; leave hosts out to serve every host)", want)
+		return nil
+	}
+	var out []string
+	for i, n := range e.val.Content {
+		n = deref(n)
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n.Line, f, "want a host name, got %s", describe(n))
+			continue
+		}
+		h := strings.TrimSuffix(strings.ToLower(n.Value), ".")
+		if why := validHostPattern(h); why != "" {
+			d.errorf(n.Line, f, "%q is %s (%s)", n.Value, why, want)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// prefixes reads a list of IP addresses and CIDR prefixes.
+func (d *decoder) prefixes(e entry, field string) []netip.Prefix {
+	const want = "want a list of IP addresses or CIDR prefixes, e.g. [10.0.0.0/8, 192.0.2.7]"
+	if e.val.Kind != yaml.SequenceNode {
+		d.errorf(e.val.Line, field, "%s is not a list (%s)", describe(e.val), want)
+		return nil
+	}
+	var out []netip.Prefix
+	for i, n := range e.val.Content {
+		n = deref(n)
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n.Line, f, "want an address or prefix, got %s", describe(n))
+			continue
+		}
+		p, err := netip.ParsePrefix(n.Value)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n.Value)
+			if aerr != nil {
+				d.errorf(n.Line, f, "%q is not an IP address or CIDR prefix (%s)", n.Value, want)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+// MinTokenLength is the shortest admin.token accepted.
+const MinTokenLength = 16
+
+// placeholderToken reports whether s is a token from a sample or a guess
+// anyone would try first.
+func placeholderToken(s string) bool {
+	switch strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(s)) {
+	case "changeme", "changemenow", "secret", "token", "password", "admin", "example", "test", "replaceme", "yourtoken":
+		return true
+	}
+	return false
+}
+
+// validCacheName reports whether s can be written as a Cache-Status member
+// without quoting: an RFC 8941 token starting with a letter.
+func validCacheName(s string) bool {
+	if s == "" || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~:/", r))
+	})
 }

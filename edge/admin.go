@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
@@ -28,8 +29,11 @@ type adminStore interface {
 	Stats() segstore.Stats
 }
 
-// AdminHandler returns the admin API. token must be non-empty.
-func (s *Server) AdminHandler(token string) http.Handler {
+// AdminHandler returns the admin API. Requests must bear the admin.token
+// of the configuration in force, so a reload (SetConfig) that rotates the
+// token revokes the old one at once; without a token every request is
+// refused.
+func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -44,6 +48,7 @@ func (s *Server) AdminHandler(token string) http.Handler {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := s.config().Admin.Token
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sliceedge admin"`)
@@ -75,30 +80,55 @@ func (s *Server) admin(w http.ResponseWriter) (adminStore, bool) {
 }
 
 // keyOfURL maps an absolute URL as clients request it from this edge to
-// its cache key.
+// its cache key, whatever its spelling (host case, trailing dot, default
+// port, dot segments, percent-encoding).
 func (s *Server) keyOfURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || !strings.HasPrefix(u.Path, "/") {
 		return "", fmt.Errorf("url %q: want an absolute URL such as http://edge.example.com/video/a.mp4 (the host is part of the cache key)", raw)
 	}
-	rule := s.config().Rule(u.Path)
-	if rule == nil {
-		return "", fmt.Errorf("url %q: no rule in the configuration matches its path, so nothing of it is cached", raw)
+	key, err := s.urlKey(u)
+	if err != nil {
+		return "", fmt.Errorf("url %q: %w", raw, err)
 	}
-	return keyFor(u.Host, u, rule), nil
+	return key, nil
 }
 
-// keyPrefixOf maps a URL prefix (scheme optional) to a cache key prefix.
+// urlKey is the cache key of the absolute URL u, normalised as a request
+// for it would be.
+func (s *Server) urlKey(u *url.URL) (string, error) {
+	host := config.HostName(u.Host)
+	tgt, err := parseTarget(u)
+	if err != nil {
+		return "", err
+	}
+	rule := s.config().Rule(host, tgt.path)
+	if rule == nil {
+		return "", errors.New("no rule in the configuration serves its host and path, so nothing of it is cached")
+	}
+	return keyFor(keyHost(u.Host, u.Scheme == "https"), tgt.escaped, u.RawQuery, rule), nil
+}
+
+// keyPrefixOf maps a URL prefix (scheme optional) to a cache key prefix,
+// normalised as keys are.
 func keyPrefixOf(raw string) (string, error) {
 	p := raw
-	if i := strings.Index(p, "://"); i >= 0 {
-		p = p[i+3:]
+	if !strings.Contains(p, "://") {
+		p = "http://" + p
 	}
-	if p == "" || strings.HasPrefix(p, "/") {
-		return "", fmt.Errorf("prefix %q: want a URL prefix with its host, such as http://edge.example.com/video/ (the host is part of the cache key)", raw)
+	u, err := url.Parse(p)
+	bad := fmt.Errorf("prefix %q: want a URL prefix with its host, such as http://edge.example.com/video/ (the host is part of the cache key)", raw)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", bad
 	}
-	host, path, _ := strings.Cut(p, "/")
-	return strings.TrimSuffix(strings.ToLower(host), ":80") + "/" + path, nil
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	tgt, err := parseTarget(u)
+	if err != nil {
+		return "", fmt.Errorf("prefix %q: %w", raw, err)
+	}
+	return keyHost(u.Host, u.Scheme == "https") + tgt.escaped, nil
 }
 
 // PurgeResult is the answer of POST /purge.

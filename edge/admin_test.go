@@ -15,13 +15,13 @@ import (
 	"github.com/sliceedge/sliceedge/origin/origintest"
 )
 
-const adminToken = "s3cret"
+const adminToken = "s3cret-admin-token-for-tests"
 
 // admin calls the admin API and decodes its JSON answer into out.
 func (h *harness) admin(t *testing.T, method, path string, q url.Values, out any) int {
 	t.Helper()
 	if h.adminSrv == nil {
-		h.adminSrv = httptest.NewServer(h.edge.AdminHandler(adminToken))
+		h.adminSrv = httptest.NewServer(h.edge.AdminHandler())
 		t.Cleanup(h.adminSrv.Close)
 	}
 	req, _ := http.NewRequest(method, h.adminSrv.URL+path+"?"+q.Encode(), nil)
@@ -42,7 +42,7 @@ func (h *harness) admin(t *testing.T, method, path string, q url.Values, out any
 
 func TestAdminNeedsToken(t *testing.T) {
 	h := newHarness(t)
-	srv := httptest.NewServer(h.edge.AdminHandler(adminToken))
+	srv := httptest.NewServer(h.edge.AdminHandler())
 	defer srv.Close()
 	for _, c := range []struct{ path, auth string }{
 		{"/stats", ""}, {"/stats", "Bearer wrong"}, {"/stats", "Basic czNjcmV0"},

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"testing"
@@ -37,7 +38,9 @@ func FuzzHandler(f *testing.F) {
 		if err != nil {
 			return
 		}
-		name := req.URL.Path // the object name the origin sees
+		// The object name the origin sees: the path without dot segments.
+		name := withoutDotSegments(t, (&url.URL{Path: req.URL.Path}).EscapedPath())
+		name, _ = url.PathUnescape(name)
 		if size, ok := origintest.SyntheticSize(path.Base(name)); ok && size > 8*MiB {
 			return // keep every input cheap
 		}

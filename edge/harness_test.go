@@ -39,7 +39,11 @@ type harness struct {
 
 // testConfig is the YAML the harness runs with; %s is the origin URL.
 const testConfig = `
+name: sliceedge
 listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:1
+  token: s3cret-admin-token-for-tests
 store:
   dir: unused
   max_bytes: 64GiB

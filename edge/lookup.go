@@ -132,9 +132,9 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		sliceSize = old.SliceSize
 	}
 	req := &origin.Request{
-		URL:    originURL(q.r, q.rule.Origin),
+		URL:    originURL(q, q.rule.Origin),
 		Host:   q.rule.Origin.Host,
-		Header: q.r.Header,
+		Header: s.upstreamHeader(q, true),
 	}
 	if want.Suffix > 0 && old != nil {
 		want = wantBytes{Start: max(old.Size-want.Suffix, 0), End: -1} // the size is known
@@ -381,9 +381,9 @@ func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Respon
 // by). With range support fills are consecutive and all owned.
 func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*origin.Fill) {
 	req := &origin.Request{
-		URL:     originURL(q.r, q.rule.Origin),
+		URL:     originURL(q, q.rule.Origin),
 		Host:    q.rule.Origin.Host,
-		Header:  q.r.Header,
+		Header:  s.upstreamHeader(q, true),
 		IfMatch: validatorOf(m),
 	}
 	if !m.NoRange {
@@ -446,14 +446,15 @@ func (s *Server) purge(key string, version uint64) {
 }
 
 // replayHeader keeps the end-to-end response headers that describe the
-// representation and are replayed on every answer from the store.
+// representation and are replayed on every answer from the store. A
+// parent cache's Cache-Status is kept: ours is added after it.
 func replayHeader(h http.Header) map[string][]string {
 	out := make(map[string][]string)
 	for k, vv := range h {
 		switch http.CanonicalHeaderKey(k) {
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer", "Upgrade",
 			"Content-Length", "Content-Range", "Date", "Age", "Set-Cookie", "Accept-Ranges", "Server",
-			"X-Cache", "Cache-Status", "Via", "Alt-Svc":
+			"X-Cache", "Via", "Alt-Svc":
 			continue
 		}
 		out[k] = append([]string(nil), vv...)

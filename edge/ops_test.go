@@ -152,7 +152,7 @@ func TestOriginErrorMetrics(t *testing.T) {
 func (h *harness) metrics(t *testing.T) string {
 	t.Helper()
 	if h.adminSrv == nil {
-		h.adminSrv = httptest.NewServer(h.edge.AdminHandler(adminToken))
+		h.adminSrv = httptest.NewServer(h.edge.AdminHandler())
 		t.Cleanup(h.adminSrv.Close)
 	}
 	req, _ := http.NewRequest("GET", h.adminSrv.URL+"/metrics", nil)

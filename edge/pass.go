@@ -7,7 +7,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
-	"strings"
+
+	"github.com/sliceedge/sliceedge/config"
 )
 
 // pass forwards a request the edge does not cache to the origin unchanged
@@ -16,7 +17,7 @@ func (s *Server) pass(q *request, why string) {
 	q.cacheStatus, q.detail = "PASS", why
 	o := q.rule.Origin
 	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
-	target, err := url.Parse(originURL(q.r, o))
+	target, err := url.Parse(originURL(q, o))
 	if err != nil {
 		s.plainError(q, http.StatusBadRequest, "fwd=bypass; detail=bad-url", "sliceedge: the request URL cannot be mapped onto the origin\n")
 		return
@@ -26,7 +27,13 @@ func (s *Server) pass(q *request, why string) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = target
 			pr.Out.Host = o.Host // "" sends the origin URL's host, as slice fetches do
-			pr.SetXForwarded()
+			// ReverseProxy has removed the hop-by-hop headers (keeping an
+			// Upgrade and Te: trailers it can carry) and Forwarded and
+			// X-Forwarded-*; the policy (headers.go) does the rest.
+			for _, k := range spoofable {
+				pr.Out.Header.Del(k)
+			}
+			s.setForwarding(q, pr.Out.Header)
 		},
 		Transport:     s.client(o).Transport(),
 		FlushInterval: -1, // stream as bytes arrive
@@ -35,7 +42,7 @@ func (s *Server) pass(q *request, why string) {
 				s.invalidate(q, resp)
 			}
 			resp.Header.Set("X-Cache", "PASS")
-			resp.Header.Set("Cache-Status", "sliceedge; fwd="+passForward(why)+"; fwd-status="+strconv.Itoa(resp.StatusCode)+`; detail="`+sanitize(why)+`"`)
+			s.addCacheStatus(resp.Header, "fwd="+passForward(why)+"; fwd-status="+strconv.Itoa(resp.StatusCode)+`; detail="`+sanitize(why)+`"`)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -75,21 +82,23 @@ func unsafeMethod(m string) bool {
 // changed: its own URL, and the URLs in Location and Content-Location when
 // they are on the same host (RFC 9111 §4.4).
 func (s *Server) invalidate(q *request, resp *http.Response) {
-	urls := []*url.URL{q.r.URL}
+	self := *q.r.URL
+	urls := []*url.URL{&self}
 	for _, h := range []string{"Location", "Content-Location"} {
 		if v := resp.Header.Get(h); v != "" {
-			if u, err := q.r.URL.Parse(v); err == nil && (u.Host == "" || strings.EqualFold(u.Host, q.r.Host)) {
+			if u, err := q.r.URL.Parse(v); err == nil && (u.Host == "" || config.HostName(u.Host) == q.host) {
 				urls = append(urls, u)
 			}
 		}
 	}
-	cfg := s.config()
 	for _, u := range urls {
-		rule := cfg.Rule(u.Path)
-		if rule == nil {
-			continue
+		if u.Host == "" {
+			u.Host = q.r.Host
 		}
-		key := keyFor(q.r.Host, u, rule)
+		key, err := s.urlKey(u)
+		if err != nil {
+			continue // no rule caches it
+		}
 		s.purged.add(key, false)
 		if err := s.Store.Purge(key); err != nil {
 			s.storeError(err, "invalidate after "+q.r.Method)
@@ -112,7 +121,7 @@ func (s *Server) relay(q *request, resp *http.Response, why string) {
 		h[k] = vv
 	}
 	h.Set("X-Cache", "PASS")
-	h.Set("Cache-Status", `sliceedge; fwd=miss; fwd-status=`+strconv.Itoa(resp.StatusCode))
+	s.addCacheStatus(h, "fwd=miss; fwd-status="+strconv.Itoa(resp.StatusCode))
 	q.status = resp.StatusCode
 	q.w.WriteHeader(resp.StatusCode)
 	q.wroteBody = true

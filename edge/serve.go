@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,21 +235,22 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 func (s *Server) setCacheHeaders(q *request, f found) {
 	h := q.w.Header()
 	h.Set("X-Cache", q.cacheStatus)
-	cs, stored := "sliceedge", !f.unstored
+	var cs string
+	stored := !f.unstored
 	switch {
 	case f.status == "revalidated" || f.status == "refreshed":
-		cs += "; fwd=stale"
+		cs = "fwd=stale"
 		if f.status == "revalidated" {
 			cs += "; fwd-status=304"
 		}
 	case f.detail == "stale-if-error":
-		cs, stored = cs+"; fwd=stale", false // asked, failed, served what the store has
+		cs, stored = "fwd=stale", false // asked, failed, served what the store has
 	case q.cacheStatus == "HIT":
-		cs, stored = cs+"; hit", false
+		cs, stored = "hit", false
 	case f.status == "miss":
-		cs += "; fwd=uri-miss"
+		cs = "fwd=uri-miss"
 	default:
-		cs += "; fwd=partial"
+		cs = "fwd=partial"
 	}
 	if stored {
 		cs += "; stored"
@@ -260,7 +262,19 @@ func (s *Server) setCacheHeaders(q *request, f found) {
 	if f.detail != "" {
 		cs += "; detail=" + f.detail
 	}
-	h.Set("Cache-Status", cs)
+	s.addCacheStatus(h, cs)
+}
+
+// addCacheStatus adds this edge's member, with parameters params, to h's
+// Cache-Status. Members already there, from caches nearer the origin, are
+// kept before it: RFC 9211 §2 lists caches from the one closest to the
+// origin to the one closest to the client.
+func (s *Server) addCacheStatus(h http.Header, params string) {
+	member := s.cacheName() + "; " + params
+	if prior := strings.Join(h.Values("Cache-Status"), ", "); prior != "" {
+		member = prior + ", " + member
+	}
+	h.Set("Cache-Status", member)
 }
 
 // unsatisfiable answers 416 for an object the store does not hold, from
@@ -270,7 +284,7 @@ func (s *Server) unsatisfiable(q *request, size int64) {
 	h.Set("Content-Range", slicer.UnsatisfiedContentRange(size))
 	q.cacheStatus, q.detail = "MISS", "range beyond the object"
 	h.Set("X-Cache", q.cacheStatus)
-	h.Set("Cache-Status", "sliceedge; fwd=uri-miss; fwd-status=416")
+	s.addCacheStatus(h, "fwd=uri-miss; fwd-status=416")
 	_ = s.writeEmpty(q, http.StatusRequestedRangeNotSatisfiable)
 }
 
@@ -624,10 +638,12 @@ func (s *Server) originFailed(q *request, err error) {
 func (s *Server) plainError(q *request, status int, cs, msg string) {
 	h := q.w.Header()
 	for k := range h {
-		delete(h, k)
+		if k != "Connection" { // refuseBody's close stays
+			delete(h, k)
+		}
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Status", "sliceedge; "+cs)
+	s.addCacheStatus(h, cs)
 	h.Set("Content-Length", strconv.Itoa(len(msg)))
 	q.status = status
 	q.w.WriteHeader(status)

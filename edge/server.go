@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,8 @@ type Server struct {
 	metricsSet   *metrics                      // see m()
 	lastStoreLog atomic.Int64                  // unix seconds of the last store error logged
 	purged       purgeLog                      // recent purges: an answer overtaken by one does not store its meta
+	hostOnce     sync.Once                     // sets hostName
+	hostName     string                        // the host name as a Cache-Status member; see cacheName
 }
 
 // config returns the configuration in force.
@@ -94,6 +97,49 @@ func (s *Server) config() *config.Config {
 // Objects keep the slice size they were stored with. The listen addresses
 // and the store are not changed by it: they need a restart.
 func (s *Server) SetConfig(c *config.Config) { s.live.Store(c) }
+
+// cacheName is this edge's member name in Cache-Status: the configured
+// name, or the host name (quoted when it is not an RFC 8941 token).
+func (s *Server) cacheName() string {
+	if n := s.config().Name; n != "" {
+		return n
+	}
+	s.hostOnce.Do(func() {
+		h, _ := os.Hostname()
+		s.hostName = cacheToken(h)
+	})
+	return s.hostName
+}
+
+// cacheToken writes name as an RFC 8941 token when it is one, else as a
+// string; "sliceedge" when there is none.
+func cacheToken(name string) string {
+	if name == "" {
+		return "sliceedge"
+	}
+	token := name[0] >= 'a' && name[0] <= 'z' || name[0] >= 'A' && name[0] <= 'Z'
+	for i := 0; i < len(name) && token; i++ {
+		c := name[i]
+		token = c > ' ' && c < 0x7f && !strings.ContainsRune(`"(),;<=>?@[\]{}`, rune(c))
+	}
+	if token {
+		return name
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c >= ' ' && c < 0x7f:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -123,11 +169,13 @@ func (s *Server) client(o *config.Origin) *origin.Client {
 // request is the state of one client request as it moves through the
 // lifecycle; it becomes the access log line.
 type request struct {
-	w     http.ResponseWriter
-	r     *http.Request
-	rule  *config.Rule
-	key   string
-	start time.Time
+	w      http.ResponseWriter
+	r      *http.Request
+	host   string // config.HostName of the Host header
+	target target // the path, normalised
+	rule   *config.Rule
+	key    string
+	start  time.Time
 
 	wroteBody   bool // the status line has been written
 	logged      bool
@@ -207,11 +255,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}()
-	q.rule = s.config().Rule(r.URL.Path)
-	switch {
-	case len(r.RequestURI) > MaxURLBytes:
+	cfg := s.config()
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		s.refuseBody(q)
+	}
+	if len(r.RequestURI) > MaxURLBytes {
 		q.cacheStatus, q.detail = "ERROR", "URI too long"
 		s.plainError(q, http.StatusRequestURITooLong, "fwd=bypass; detail=uri-too-long", "sliceedge: the request URL is too long\n")
+		return
+	}
+	q.host = config.HostName(r.Host)
+	tgt, err := parseTarget(r.URL)
+	switch {
+	case q.host == "":
+		err = errNoHost
+	case err == nil:
+		q.target = tgt
+		q.rule = cfg.Rule(q.host, tgt.path)
+	}
+	switch {
+	case err != nil:
+		q.cacheStatus, q.detail = "ERROR", err.Error()
+		s.plainError(q, http.StatusBadRequest, "fwd=bypass; detail=bad-request", "sliceedge: bad request: "+err.Error()+"\n")
+		return
+	case q.rule == nil && !cfg.AcceptsHost(q.host):
+		// Sent to the wrong server: no rule serves this host (RFC 9110 §15.5.20).
+		q.cacheStatus, q.detail = "ERROR", "no rule for the host"
+		s.plainError(q, http.StatusMisdirectedRequest, "fwd=bypass; detail=unknown-host", "sliceedge: this edge serves no site of that host name\n")
 		return
 	case q.rule == nil:
 		// No origin is configured for this path: there is nowhere to go.
@@ -228,7 +298,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.pass(q, "cookie")
 		return
 	}
-	q.key = cacheKey(r, q.rule)
+	q.key = keyFor(keyHost(r.Host, r.TLS != nil), q.target.escaped, r.URL.RawQuery, q.rule)
 	if s.passes.active(q.key, s.now()) {
 		s.pass(q, "uncacheable")
 		return
@@ -236,29 +306,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveCached(q)
 }
 
-// cacheKey is host + path + query as the rule says.
-func cacheKey(r *http.Request, rule *config.Rule) string { return keyFor(r.Host, r.URL, rule) }
+// refuseBody keeps a request's body from holding its connection: the
+// edge forwards no body of a GET or HEAD (RFC 9110 §9.3.1: it has no
+// meaning), so it answers at once and closes the connection rather than
+// let net/http drain a body that may never arrive, with no deadline. A
+// request with Transfer-Encoding also closes its connection after the
+// answer: it may have carried a Content-Length too, which net/http drops
+// before the handler sees it, and such a message must not leave the
+// connection open (RFC 9112 §6.1).
+func (s *Server) refuseBody(q *request) {
+	q.w.Header().Set("Connection", "close")
+	if q.r.Method == http.MethodGet || q.r.Method == http.MethodHead {
+		// Reads from the client end now: what is left of the body is never
+		// read, not even by net/http after the answer.
+		_ = http.NewResponseController(q.w).SetReadDeadline(time.Now())
+		q.r.Body = http.NoBody
+		q.r.ContentLength = 0
+	}
+}
 
-// keyFor is the cache key of URL u on host under rule. The host is
-// lower-cased and loses a default port; the path is the escaped form as
-// sent; the query enters as the rule says.
-func keyFor(host string, u *url.URL, rule *config.Rule) string {
-	key := strings.TrimSuffix(strings.ToLower(host), ":80") + u.EscapedPath()
-	if q := rule.Query.Normalize(u.RawQuery); q != "" {
+// keyFor is the cache key of path escaped (a target's) on host (keyHost)
+// with query raw under rule: host + path + the query as the rule says.
+func keyFor(host, escaped, raw string, rule *config.Rule) string {
+	key := host + escaped
+	if q := rule.Query.Normalize(raw); q != "" {
 		key += "?" + q
 	}
 	return key
 }
 
-// originURL maps a client request onto the rule's origin.
-func originURL(r *http.Request, o *config.Origin) string {
+// originURL maps a client request onto the rule's origin: the origin's
+// base path, then the request's normalised path (which cannot climb out
+// of it), then the query as sent.
+func originURL(q *request, o *config.Origin) string {
 	u := *o.URL
-	u.Path = strings.TrimSuffix(o.URL.Path, "/") + r.URL.Path
-	u.RawPath = ""
-	if r.URL.RawPath != "" {
-		u.RawPath = strings.TrimSuffix(o.URL.EscapedPath(), "/") + r.URL.RawPath
+	base := strings.TrimSuffix(o.URL.EscapedPath(), "/")
+	p, err := url.PathUnescape(base + q.target.escaped)
+	if err != nil {
+		p = o.URL.Path + q.target.path
 	}
-	u.RawQuery = r.URL.RawQuery
+	u.Path, u.RawPath = p, base+q.target.escaped
+	u.RawQuery = q.r.URL.RawQuery
 	return u.String()
 }
 

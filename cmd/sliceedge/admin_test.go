@@ -28,7 +28,7 @@ type node struct {
 func startNode(t *testing.T) *node {
 	t.Helper()
 	o := origintest.NewTest(t)
-	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:1, token: tok}\nstore: {dir: %s, max_bytes: 1GiB}\n"+
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:1, token: tok-0123456789abcdef}\nstore: {dir: %s, max_bytes: 1GiB}\n"+
 		"origins: {default: {url: %q}}\nrules: [{match: /, origin: default}]\n", t.TempDir(), o.URL())
 	cfg, err := config.Parse("node.yaml", []byte(yaml))
 	if err != nil {
@@ -40,7 +40,7 @@ func startNode(t *testing.T) *node {
 	}
 	t.Cleanup(func() { st.Close() })
 	srv := &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop()}
-	n := &node{srv: srv, edge: httptest.NewServer(srv), admin: httptest.NewServer(srv.AdminHandler("tok"))}
+	n := &node{srv: srv, edge: httptest.NewServer(srv), admin: httptest.NewServer(srv.AdminHandler())}
 	t.Cleanup(n.edge.Close)
 	t.Cleanup(n.admin.Close)
 	// A config file naming this admin listener, for --config.
@@ -72,7 +72,7 @@ func TestAdminCommands(t *testing.T) {
 	n.get(t, "/v/4MiB.bin", "bytes=0-99")
 	n.get(t, "/v/4MiB.bin", "bytes=3145728-3145799")
 
-	out, err := run(t, "inspect", "--admin", n.admin.URL, "--token", "tok", base+"/v/4MiB.bin")
+	out, err := run(t, "inspect", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", base+"/v/4MiB.bin")
 	if err != nil {
 		t.Fatalf("inspect: %v", err)
 	}
@@ -85,15 +85,15 @@ func TestAdminCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "objects     1") || !strings.Contains(out, "slices      2") {
 		t.Errorf("stats via --config: %v\n%s", err, out)
 	}
-	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok", "--soft", base+"/v/4MiB.bin")
+	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "--soft", base+"/v/4MiB.bin")
 	if err != nil || out != "marked stale 1 object\n" {
 		t.Errorf("soft purge: %q %v", out, err)
 	}
-	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok", "--prefix", base+"/v/")
+	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "--prefix", base+"/v/")
 	if err != nil || out != "purged 1 object\n" {
 		t.Errorf("prefix purge: %q %v", out, err)
 	}
-	_, err = run(t, "inspect", "--admin", n.admin.URL, "--token", "tok", base+"/v/4MiB.bin")
+	_, err = run(t, "inspect", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", base+"/v/4MiB.bin")
 	if err == nil || !strings.Contains(err.Error(), "is not stored") {
 		t.Errorf("inspect after purge: %v", err)
 	}
@@ -106,11 +106,11 @@ func TestAdminCommandErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"purge", "--admin", n.admin.URL, "--token", "nope", "--all"}, "refused the token"},
-		{[]string{"purge", "--admin", "http://127.0.0.1:1", "--token", "tok", "--all"}, "cannot reach the admin API"},
-		{[]string{"purge", "--token", "tok", "--all"}, "no admin API address"},
+		{[]string{"purge", "--admin", "http://127.0.0.1:1", "--token", "tok-0123456789abcdef", "--all"}, "cannot reach the admin API"},
+		{[]string{"purge", "--token", "tok-0123456789abcdef", "--all"}, "no admin API address"},
 		{[]string{"purge", "--admin", n.admin.URL, "--all"}, "no admin token"},
-		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok"}, "give exactly one of"},
-		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok", "/relative"}, "want an absolute URL"},
+		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef"}, "give exactly one of"},
+		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "/relative"}, "want an absolute URL"},
 	}
 	for _, c := range cases {
 		_, err := run(t, c.args...)

@@ -24,8 +24,11 @@ func configCommand() *cli.Command {
 				if err != nil {
 					return cli.Exit(err.Error(), 1)
 				}
-				fmt.Fprintf(c.App.Writer, "%s: ok (listen %s, store %s, %d origins, %d rules)\n",
-					cfg.Source, cfg.Listen, cfg.Store.Dir, len(cfg.Origins), len(cfg.Rules))
+				for _, w := range cfg.Warnings {
+					fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", w)
+				}
+				fmt.Fprintf(c.App.Writer, "%s: ok (listen %s, store %s, %d origins, %d rules, %d warnings)\n",
+					cfg.Source, cfg.Listen, cfg.Store.Dir, len(cfg.Origins), len(cfg.Rules), len(cfg.Warnings))
 				return nil
 			},
 		}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -26,6 +27,20 @@ func TestConfigCheck(t *testing.T) {
 	_, err = run(t, "config", "check", "../../testdata/config/bad-unknown-field.yaml")
 	if err == nil || !strings.Contains(err.Error(), "bad-unknown-field.yaml:") || !strings.Contains(err.Error(), "unknown field") {
 		t.Fatalf("bad config: %v, want file:line and the field", err)
+	}
+	// A rule without hosts loads, with a warning naming its line.
+	out, err = run(t, "config", "check", "../../testdata/config/bad-shadow-glob.yaml")
+	if err == nil || !strings.Contains(err.Error(), "bad-shadow-glob.yaml:14: rules[1]: never matches") {
+		t.Fatalf("glob behind a glob: %q, %v", out, err)
+	}
+	dir := t.TempDir()
+	file := dir + "/hostless.yaml"
+	if err := os.WriteFile(file, []byte("listen: 127.0.0.1:8080\nstore: {dir: d, max_bytes: 1GiB}\norigins: {o: {url: http://127.0.0.1:9000}}\nrules:\n  - {match: /, origin: o}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "config", "check", file)
+	if err != nil || !strings.Contains(out, "warning: "+file+":5: rules[0]: no hosts") || !strings.Contains(out, "ok (") || !strings.Contains(out, "1 warnings") {
+		t.Fatalf("rule without hosts: %q, %v; want ok and a warning with its line", out, err)
 	}
 	_, err = run(t, "config", "check")
 	if err == nil || !strings.Contains(err.Error(), "give exactly one FILE") {

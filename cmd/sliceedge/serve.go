@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	servers := []*http.Server{edge.NewHTTPServer(h)}
 	addrs := []string{cfg.Listen}
 	if cfg.Admin.Listen != "" {
-		servers = append(servers, &http.Server{Handler: h.AdminHandler(cfg.Admin.Token), ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, &http.Server{Handler: h.AdminHandler(), ReadHeaderTimeout: 10 * time.Second})
 		addrs = append(addrs, cfg.Admin.Listen)
 	}
 	var lns []net.Listener

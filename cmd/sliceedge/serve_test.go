@@ -98,7 +98,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	listen, admin := freeAddr(t), freeAddr(t)
 	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
 	writeCfg := func(extraRule string) {
-		yaml := fmt.Sprintf("listen: %s\nadmin: {listen: %s, token: tok}\nstore: {dir: %s, max_bytes: 1GiB}\n"+
+		yaml := fmt.Sprintf("listen: %s\nadmin: {listen: %s, token: tok-0123456789abcdef}\nstore: {dir: %s, max_bytes: 1GiB}\n"+
 			"origins: {default: {url: %q}}\nrules:\n%s  - {match: /, origin: default}\n", listen, admin, filepath.Join(filepath.Dir(cfgFile), "data"), o.URL(), extraRule)
 		if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)

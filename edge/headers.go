@@ -1,0 +1,139 @@
+package edge
+
+// The header policy: what a request to the origin carries on a client's
+// behalf. One policy for both paths, cached fetches and pass-throughs.
+//
+//   - Hop-by-hop headers, and every header the client names in Connection,
+//     are removed (RFC 9110 §7.6.1).
+//   - Forwarded, X-Forwarded-*, X-Real-IP and the request-rewriting headers
+//     (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override, ...) are
+//     removed: an origin that honours them would let a client choose the
+//     path, host or method behind a rule's back. The edge sets
+//     X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host itself, and
+//     extends the client's own X-Forwarded-For and X-Forwarded-Proto only
+//     when the client is a configured trusted proxy. It appends itself to
+//     Via.
+//   - A cached fetch (discovery, revalidation, fill) carries no other client
+//     header: what it brings back is served to every client of the key, so
+//     it must not depend on anything the key does not hold. A pass-through
+//     carries the client's other end-to-end headers: its answer goes to
+//     that client alone.
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// hopByHop are the headers of one connection (RFC 9110 §7.6.1), and
+// Proxy-* headers, which are for the edge itself.
+var hopByHop = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// spoofable are request headers a client could use to steer an origin that
+// trusts them, or that claim to come from a proxy.
+var spoofable = []string{
+	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
+	"X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Real-Ip",
+	"X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+}
+
+// removeHopByHop deletes the hop-by-hop headers of h and those its
+// Connection header names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}
+
+// upstreamHeader returns the headers a request to the origin carries for
+// q: for a cached fetch (cached), the forwarding headers alone; for a
+// pass-through, the client's end-to-end headers as well.
+func (s *Server) upstreamHeader(q *request, cached bool) http.Header {
+	out := http.Header{"User-Agent": {"sliceedge"}}
+	if !cached {
+		out = q.r.Header.Clone()
+		removeHopByHop(out)
+		for _, k := range spoofable {
+			out.Del(k)
+		}
+	}
+	s.setForwarding(q, out)
+	return out
+}
+
+// setForwarding sets X-Forwarded-For, -Proto and -Host and Via on h for
+// q: the client's values extended when it is a trusted proxy, replaced
+// otherwise.
+func (s *Server) setForwarding(q *request, h http.Header) {
+	peer := peerAddr(q.r.RemoteAddr)
+	trusted := peer.IsValid() && s.trusted(peer)
+	proto := "http"
+	if q.r.TLS != nil {
+		proto = "https"
+	}
+	xff := ""
+	if peer.IsValid() {
+		xff = peer.String()
+	}
+	if trusted {
+		if prior := strings.Join(q.r.Header.Values("X-Forwarded-For"), ", "); prior != "" {
+			xff = prior + ", " + xff
+		}
+		if p := q.r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			proto = p
+		}
+	}
+	if xff != "" {
+		h.Set("X-Forwarded-For", xff)
+	}
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Host", q.host)
+	via := strings.Join(q.r.Header.Values("Via"), ", ")
+	if via != "" {
+		via += ", "
+	}
+	h.Set("Via", via+viaProto(q.r)+" "+s.cacheName())
+}
+
+// viaProto is the received-protocol of Via: "1.1" for HTTP/1.1.
+func viaProto(r *http.Request) string {
+	if r.ProtoMajor >= 2 {
+		return "2"
+	}
+	return "1." + string(rune('0'+r.ProtoMinor))
+}
+
+// trusted reports whether a client at addr is a configured trusted proxy.
+func (s *Server) trusted(addr netip.Addr) bool {
+	for _, p := range s.config().TrustedProxies {
+		if p.Contains(addr.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAddr is the IP of a RemoteAddr ("ip:port"), or the zero Addr.
+func peerAddr(remote string) netip.Addr {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}

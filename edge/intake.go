@@ -1,0 +1,172 @@
+package edge
+
+// Intake: what a request becomes before any rule or cache sees it. The path
+// loses its dot segments (RFC 3986 §5.2.4) and its percent-encoding takes
+// one spelling, and the host one name, so that no spelling reaches a path
+// or an origin that no rule allows, and every spelling of one URL is one
+// cache key and one purge.
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/sliceedge/sliceedge/config"
+)
+
+// Intake errors, each answered 400 (see badPath).
+var (
+	errClimbs     = errors.New("the path climbs above the root")
+	errCtlInPath  = errors.New("the path holds a control character")
+	errAmbiguous  = errors.New("the path holds an encoded dot or slash inside an encoded one, or a backslash next to a dot segment")
+	errNoHost     = errors.New("the request names no host")
+	errBadEscapes = errors.New("the path is not valid percent-encoding")
+	errNotOrigin  = errors.New("the request target is not a path")
+)
+
+// target is a request's path as rules match it and as it is forwarded.
+type target struct {
+	// path is decoded, without dot segments: rules match it.
+	path string
+	// escaped is the form sent to the origin and kept in cache keys: the
+	// request's own escaping with RFC 3986 §6.2.2 normalisation (unreserved
+	// characters decoded, hex digits upper case), or, when the path had dot
+	// segments, the escaping of path itself. An origin that decodes it and
+	// removes dot segments gets path.
+	escaped string
+}
+
+// parseTarget normalises the path of u (a request URL as net/http parsed
+// it: Path decoded, RawPath its escaping when not the default one).
+func parseTarget(u *url.URL) (target, error) {
+	p := u.Path
+	if p == "" || p[0] != '/' {
+		return target{}, errNotOrigin // "*", or an authority (CONNECT)
+	}
+	if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return target{}, errCtlInPath
+	}
+	// A percent sign that survives decoding spells an encoded dot, slash or
+	// backslash for an origin that decodes twice.
+	if lp := strings.ToLower(p); strings.Contains(lp, "%2e") || strings.Contains(lp, "%2f") || strings.Contains(lp, "%5c") {
+		return target{}, errAmbiguous
+	}
+	if !hasDotSegment(p, "/") {
+		if hasDotSegment(p, "/\\") {
+			// "..\" is a dot segment to an origin on Windows.
+			return target{}, errAmbiguous
+		}
+		esc, err := normalizeEscapes(u.EscapedPath())
+		if err != nil {
+			return target{}, err
+		}
+		return target{path: p, escaped: esc}, nil
+	}
+	clean, err := removeDotSegments(p)
+	if err != nil {
+		return target{}, err
+	}
+	if hasDotSegment(clean, "/\\") {
+		return target{}, errAmbiguous
+	}
+	return target{path: clean, escaped: (&url.URL{Path: clean}).EscapedPath()}, nil
+}
+
+// hasDotSegment reports whether p, split at any of seps, has a "." or ".."
+// segment.
+func hasDotSegment(p, seps string) bool {
+	for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return strings.ContainsRune(seps, r) }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// removeDotSegments is RFC 3986 §5.2.4 for an absolute path, except that a
+// ".." at the root is an error rather than ignored: such a request is
+// either an attack or a bug, and is answered 400.
+func removeDotSegments(p string) (string, error) {
+	segs := strings.Split(p[1:], "/")
+	out := make([]string, 0, len(segs))
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch seg {
+		case ".":
+			if last {
+				out = append(out, "")
+			}
+		case "..":
+			if len(out) == 0 {
+				return "", errClimbs
+			}
+			out = out[:len(out)-1]
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return "/" + strings.Join(out, "/"), nil
+}
+
+// normalizeEscapes rewrites an escaped path in one spelling (RFC 3986
+// §6.2.2.1 and §6.2.2.2): percent-encoded unreserved characters decoded,
+// the hex digits of the others in upper case.
+func normalizeEscapes(s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return "", errBadEscapes
+		}
+		c := unhex(s[i+1])<<4 | unhex(s[i+2])
+		if isUnreserved(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteString(strings.ToUpper(s[i+1 : i+3]))
+		}
+		i += 2
+	}
+	return b.String(), nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// keyHost is the host as cache keys hold it: config.HostName, with the
+// port only when it is not the scheme's default.
+func keyHost(hostport string, tls bool) string {
+	name := config.HostName(hostport)
+	if _, port, err := net.SplitHostPort(hostport); err == nil && port != "" {
+		if !(port == "80" && !tls || port == "443" && tls) {
+			return name + ":" + port
+		}
+	}
+	return name
+}
