@@ -35,6 +35,7 @@ type harness struct {
 	dir    string
 
 	adminSrv *httptest.Server // started by admin()
+	logs     syncBuf          // the edge's log, JSON lines
 }
 
 // testConfig is the YAML the harness runs with; %s is the origin URL.
@@ -120,7 +121,7 @@ func (h *harness) start(t testing.TB, cfgYAML string) {
 		t.Fatalf("open store: %v", err)
 	}
 	h.store = st
-	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop(),
+	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.New(&h.logs),
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }}
 	h.srv = httptest.NewServer(h.edge)
 	t.Cleanup(h.stop)

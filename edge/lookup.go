@@ -206,6 +206,22 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 		// If-None-Match but sent the same validator): one answer refreshes
 		// every slice at once.
 		resp.Body.Close()
+		if resp.Status == http.StatusNotModified && contradicts(old, resp.Header) {
+			// A 304 that does not select the stored response updates
+			// nothing (RFC 9111 §4.3.4): ask again, unconditionally.
+			s.m().revalidation("contradicted")
+			s.Log.Warn().Str("key", q.key).Str("stored", validatorOf(old).String()).
+				Str("etag", resp.Header.Get("ETag")).Str("last_modified", resp.Header.Get("Last-Modified")).
+				Msg("edge: the origin answered a revalidation 304 with another validator; refetching the object")
+			return s.fetchMeta(q, want, old.Version, ld)
+		}
+		if cc := parseCacheControl(resp.Header); cc.noStore || cc.private {
+			// The object may no longer be kept: drop it, and pass.
+			s.m().revalidation("uncacheable")
+			s.purge(q.key, old.Version)
+			s.passes.add(q.key, s.now())
+			return found{pass: "revalidation said " + map[bool]string{true: "no-store", false: "private"}[cc.noStore]}, nil
+		}
 		m := *old
 		m.StoredAt = storedAt(resp.Header, sent, s.now())
 		merged := mergeHeader(old.Header, resp.Header)
@@ -235,6 +251,20 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 			s.purge(q.key, old.Version)
 		}
 		return found{pass: why}, nil
+	}
+	if resp.Size > q.rule.MaxObjectSize {
+		// Memory and work follow the slices stored, but an object this
+		// large is not sliced at all: the operator's bound, whatever an
+		// origin claims.
+		resp.Body.Close()
+		s.m().limitTrip("object_size")
+		s.Log.Warn().Str("key", q.key).Int64("size", resp.Size).Int64("max_object_size", q.rule.MaxObjectSize).
+			Msgf("edge: rules[%d]: the origin says the object has %d bytes, more than max_object_size; passing it through uncached (raise max_object_size to cache it)", q.rule.Index, resp.Size)
+		s.passes.add(q.key, s.now())
+		if old != nil {
+			s.purge(q.key, old.Version)
+		}
+		return found{pass: "object-too-large"}, nil
 	}
 	pol, _, _ := freshness(resp.Header, s.now(), q.rule)
 	m := &segstore.Meta{
@@ -462,16 +492,40 @@ func replayHeader(h http.Header) map[string][]string {
 	return out
 }
 
-// mergeHeader updates stored headers with those of a 304 (RFC 9111 §4.3.4).
+// mergeHeader updates stored headers with those of a 304 (RFC 9111
+// §4.3.4), except those that describe the stored bytes themselves: their
+// encoding, length and range, and the validator, which a 304 never
+// replaces (§3.2).
 func mergeHeader(stored map[string][]string, fresh http.Header) http.Header {
 	out := http.Header{}
 	for k, vv := range stored {
 		out[k] = vv
 	}
 	for k, vv := range replayHeader(fresh) {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Encoding", "Etag", "Last-Modified":
+			continue
+		}
 		out[k] = vv
 	}
 	return out
+}
+
+// contradicts reports whether a 304's validator names another
+// representation than the stored one m (RFC 9111 §4.3.4): an entity tag
+// whose opaque tag is not the stored one's (a weak comparison: a 304 may
+// carry W/), or, when there is no tag to compare, another Last-Modified.
+// A 304 without a validator selects the one stored response.
+func contradicts(m *segstore.Meta, h http.Header) bool {
+	stored := m.ETag
+	if stored == "" {
+		stored = http.Header(m.Header).Get("ETag") // a weak one, kept for replay
+	}
+	if et := h.Get("ETag"); et != "" && stored != "" {
+		return strings.TrimPrefix(et, "W/") != strings.TrimPrefix(stored, "W/")
+	}
+	lm := h.Get("Last-Modified")
+	return lm != "" && m.LastModified != "" && lm != m.LastModified
 }
 
 // wantBytes is the first span of bytes a request needs, known before the

@@ -48,8 +48,21 @@ type metrics struct {
 	// client reading them had gone (abandoned_fills: drop).
 	fillsDropped *vm.Counter
 	// revalidations: conditional requests for stale objects, by outcome:
-	// not_modified (still current), changed (new version), error.
+	// not_modified (still current), changed (new version), error,
+	// contradicted (a 304 naming another validator: updates nothing, and
+	// the object is fetched again), uncacheable (a 304 saying no-store or
+	// private: the object is dropped).
 	revalidations map[string]*vm.Counter
+	// limits: requests a limit turned away or passed through, by limit:
+	// object_size (max_object_size), fetch_allowance, bad_request (a path
+	// or Host refused with 400), unknown_host (421), request_body (a GET or
+	// HEAD with a body, answered and its connection closed).
+	limits map[string]*vm.Counter
+	// cuts: answers that ended before their last byte after their status
+	// line was sent, by reason: origin (it failed mid-answer), origin_changed
+	// (a new version mid-answer), client (it went away or stopped reading),
+	// shutdown (the edge stopped before the answer ended).
+	cuts map[string]*vm.Counter
 	// stale: stale objects served, by reason: while_revalidate, if_error.
 	stale map[string]*vm.Counter
 	// lookupsCollapsed: requests that waited for another request's
@@ -98,7 +111,9 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	m.originRequests = labelled("sliceedge_origin_requests_total", "kind", []string{"discover", "revalidate", "fill", "pass"})
 	m.originErrors = labelled("sliceedge_origin_errors_total", "kind",
 		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "range_refused", "truncated", "other"})
-	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error"})
+	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error", "contradicted", "uncacheable"})
+	m.limits = labelled("sliceedge_limit_trips_total", "limit", []string{"object_size", "fetch_allowance", "bad_request", "unknown_host", "request_body"})
+	m.cuts = labelled("sliceedge_responses_cut_total", "reason", []string{"origin", "origin_changed", "client", "shutdown"})
 	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
 	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })
 	m.lookupsCollapsed = set.NewCounter("sliceedge_lookups_collapsed_total")
@@ -159,6 +174,7 @@ func (m *metrics) revalidation(outcome string) {
 	m.revalidations[outcome].Inc()
 }
 func (m *metrics) staleServed(reason string) { m.stale[reason].Inc() }
+func (m *metrics) limitTrip(limit string)    { m.limits[limit].Inc() }
 
 // originAnswer counts what a validated origin answer to req shows about
 // the origin: a 200 to a request with Range means it ignores Range (RFC

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -285,4 +286,58 @@ func TestHitPathWritesNothing(t *testing.T) {
 	if n := cs.writes.Load() - warm; n != 0 {
 		t.Errorf("60 hits wrote %d records to the store, want 0", n)
 	}
+}
+
+// Reloads keep one connection pool per origin: a reload that changes
+// nothing of an origin keeps its connections, and one that changes it
+// closes the old pool's idle connections instead of leaving them open.
+func TestReloadKeepsOriginPools(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	opened := 0
+	o := httptest.NewUnstartedServer(h.origin.Handler())
+	o.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch st {
+		case http.StateNew:
+			open[c] = true
+			opened++
+		case http.StateClosed, http.StateHijacked:
+			delete(open, c)
+		}
+	}
+	o.Start()
+	defer o.Close()
+	reload := func(readTimeout string) {
+		cfg, err := config.Parse("reload.yaml", []byte(strings.Replace(fmt.Sprintf(testConfig, o.URL), "read_timeout: 5s", "read_timeout: "+readTimeout, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.edge.SetConfig(cfg)
+	}
+	counts := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(open), opened
+	}
+	for i := range 20 {
+		reload("5s")
+		p := fmt.Sprintf("/pool/64KiB-%d.bin", i)
+		_, body := h.get(t, p)
+		wantBytes(t, p, body, p, 1, 0)
+	}
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	if n, total := counts(); total > 2 || n > 2 {
+		t.Errorf("20 reloads that change nothing: %d connections opened, %d open; want the one pool reused", total, n)
+	}
+	for i := range 10 {
+		reload(fmt.Sprintf("%ds", 6+i)) // a changed origin: a new pool
+		p := fmt.Sprintf("/pool/64KiB-changed-%d.bin", i)
+		_, body := h.get(t, p)
+		wantBytes(t, p, body, p, 1, 0)
+		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	}
+	waitFor(t, "old pools to close their idle connections", func() bool { n, _ := counts(); return n <= 2 })
 }

@@ -129,8 +129,16 @@ func (s *Server) relay(q *request, resp *http.Response, why string) {
 	if q.r.Method == http.MethodHead {
 		return
 	}
-	n, _ := io.Copy(q.w, resp.Body)
+	n, err := io.Copy(q.w, resp.Body)
 	q.sent += n
+	if err != nil {
+		reason := "origin"
+		if clientGone(q.r.Context()) {
+			reason = "client"
+		}
+		s.cut(q, reason, err)
+		panic(http.ErrAbortHandler) // a short body must not look whole
+	}
 }
 
 func sanitize(s string) string {
@@ -188,6 +196,9 @@ func (s *Server) logRequest(q *request) {
 		Str("cache", q.cacheStatus)
 	if q.detail != "" {
 		ev.Str("detail", q.detail)
+	}
+	if q.cut != "" {
+		ev.Str("cut", q.cut) // the status was sent, the body is short
 	}
 	ev.Int64("slice_hits", q.sliceHits).
 		Int64("slice_misses", q.sliceMisses).

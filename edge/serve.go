@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 	"github.com/sliceedge/sliceedge/slicer"
@@ -31,7 +32,7 @@ func (s *Server) serveCached(q *request) {
 			specs = nil
 		}
 	}
-	want := firstWanted(specs, r.Method)
+	want := firstWanted(specs, r.Method, conditional(r))
 	var force uint64 // version to move away from, after a flap before the first byte
 	for attempt := 0; ; attempt++ {
 		f, ld, err := s.lookup(q, want, force)
@@ -58,14 +59,19 @@ func (s *Server) serveCached(q *request) {
 		switch {
 		case err == nil:
 			return
+		case q.wroteBody && errors.Is(err, errClientGone):
+			s.cut(q, "client", err)
+			return
 		case q.wroteBody:
 			// Bytes of this version are on the wire: the only honest end is
 			// a truncated answer (DESIGN.md, lifecycle step 5).
+			reason := "origin"
 			if errors.Is(err, origin.ErrVersionChanged) {
 				s.m().flapAborts.Inc()
 				s.purge(q.key, f.meta.Version)
+				reason = "origin_changed"
 			}
-			s.Log.Warn().Err(err).Str("key", q.key).Int64("sent", q.sent).Msg("edge: aborting a response mid-body")
+			s.cut(q, reason, err)
 			panic(http.ErrAbortHandler)
 		case errors.Is(err, errClientGone):
 			return
@@ -88,10 +94,11 @@ func (s *Server) serveCached(q *request) {
 
 // firstWanted is the span a request needs first, before the size is known:
 // its lowest absolute range, the object's last bytes for suffix ranges,
-// one slice when suffix and absolute ranges are mixed or for a HEAD (the
-// size comes with it), or the object's head for a full GET.
-func firstWanted(specs []slicer.Spec, method string) wantBytes {
-	if method == http.MethodHead {
+// one slice when suffix and absolute ranges are mixed, for a HEAD (the
+// size comes with it) or for a conditional request (the validator decides
+// whether a body is wanted at all), or the object's head for a full GET.
+func firstWanted(specs []slicer.Spec, method string, cond bool) wantBytes {
+	if method == http.MethodHead || cond {
 		return wantBytes{Start: 0, End: 1}
 	}
 	if len(specs) == 0 {
@@ -128,13 +135,19 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Age", strconv.FormatInt(age(s.now(), m.StoredAt), 10))
 
+	// An answer without body bytes needed the origin only if the meta
+	// itself came from it.
+	bodiless := "HIT"
+	if f.status == "miss" || f.status == "refreshed" {
+		bodiless = "MISS"
+	}
 	switch checkPreconditions(r, m) {
 	case condFailed:
-		q.cacheStatus, q.detail = "HIT", "precondition failed"
+		q.cacheStatus, q.detail = bodiless, "precondition failed"
 		s.setCacheHeaders(q, f)
 		return s.writeEmpty(q, http.StatusPreconditionFailed)
 	case condNotModified:
-		q.cacheStatus = "HIT"
+		q.cacheStatus = bodiless
 		s.setCacheHeaders(q, f)
 		for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Content-Disposition", "Content-Language"} {
 			h.Del(k)
@@ -149,12 +162,25 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 		var err error
 		ranges, err = slicer.Resolve(specs, m.Size, slicer.Limits{MaxRanges: q.rule.MaxRanges})
 		if errors.Is(err, slicer.ErrUnsatisfiable) {
-			q.cacheStatus = "HIT"
+			q.cacheStatus = bodiless
 			s.setCacheHeaders(q, f)
 			h.Set("Content-Range", slicer.UnsatisfiedContentRange(m.Size))
 			h.Del("Content-Type")
 			return s.writeEmpty(q, http.StatusRequestedRangeNotSatisfiable)
 		}
+	}
+	if len(ranges) > 1 && r.Method == http.MethodGet && s.overAllowance(q, m, ranges) {
+		// Sparse ranges over slices not stored: fetching them would cost
+		// the origin far more than the client asked for. The origin answers
+		// them as asked, uncached.
+		s.m().limitTrip("fetch_allowance")
+		for k := range h {
+			if k != "Connection" {
+				delete(h, k)
+			}
+		}
+		s.pass(q, "fetch-allowance")
+		return nil
 	}
 	status := http.StatusOK
 	parts := ranges
@@ -188,9 +214,9 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 		}
 	}
 	switch {
-	case r.Method == http.MethodHead && (f.status == "miss" || f.status == "refreshed"):
-		q.cacheStatus = "MISS" // the meta itself came from the origin
-	case r.Method == http.MethodHead || misses == 0:
+	case r.Method == http.MethodHead:
+		q.cacheStatus = bodiless
+	case misses == 0:
 		q.cacheStatus = "HIT"
 	case hits == 0:
 		q.cacheStatus = "MISS"
@@ -225,6 +251,53 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 		w.WriteHeader(status) // an empty object
 	}
 	return nil
+}
+
+// conditional reports whether r asks for a body only if a validator says
+// so (RFC 9110 §13.1).
+func conditional(r *http.Request) bool {
+	for _, k := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		if r.Header.Get(k) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// overAllowance reports whether answering ranges of m would make the edge
+// fetch more from the origin than the rule's fetch allowance lets one
+// request: max(fetch_allowance, FetchFactor × the bytes asked for), counting
+// the slices neither stored nor being filled.
+func (s *Server) overAllowance(q *request, m *segstore.Meta, ranges []slicer.Range) bool {
+	var asked int64
+	for _, rg := range ranges {
+		asked += rg.Len()
+	}
+	allowance := max(q.rule.FetchAllowance, config.FetchFactor*min(asked, math.MaxInt64/config.FetchFactor))
+	runs := slicer.Cover(ranges, m.SliceSize)
+	var covered int64
+	for _, run := range runs {
+		covered += run.Len() * m.SliceSize
+		if covered > allowance {
+			break
+		}
+	}
+	if covered <= allowance {
+		return false // even with nothing stored: the common case, decided without a look
+	}
+	// Here the slices are few: their bytes are more than FetchFactor times
+	// what is asked, so most of each is not asked for.
+	var need int64
+	for _, run := range runs {
+		for i := run.First; i <= run.Last; i++ {
+			if !s.Store.Has(m, i) && s.fills.Lookup(m.Key, m.Version, i) == nil {
+				if need += m.SliceLen(i); need > allowance {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // setCacheHeaders writes X-Cache and Cache-Status (RFC 9211): hit when
@@ -584,13 +657,29 @@ func (s *Server) copyFill(q *request, f *origin.Fill, a, b int64) (int64, error)
 	defer s.pieces.Put(bp)
 	buf := (*bp)[:pieceSize]
 	var sent int64
+	ctx := q.r.Context()
 	for a+sent < b {
-		n, err := f.ReadAt(q.r.Context(), buf[:min(int64(len(buf)), b-a-sent)], a+sent)
+		want := min(int64(len(buf)), b-a-sent)
+		n, err := f.ReadAt(ctx, buf[:want], a+sent)
+		// Until the status line is out, a whole piece (or the whole range)
+		// is gathered first: an origin that stalls inside its first bytes
+		// then gets the client a 504, not a status line and a cut.
+		for err == nil && !q.wroteBody && int64(n) < want {
+			var m int
+			m, err = f.ReadAt(ctx, buf[n:want], a+sent+int64(n))
+			n += m
+		}
+		if err != nil && !q.wroteBody && !errors.Is(err, io.EOF) {
+			return sent, err // nothing sent: the request can still fail cleanly
+		}
 		if n > 0 {
 			if werr := q.write(s, buf[:n]); werr != nil {
 				return sent, werr
 			}
 			sent += int64(n)
+			// What the origin sent goes on to the client now, not when a
+			// buffer fills: the next bytes may be slow to come.
+			_ = http.NewResponseController(q.w).Flush()
 		}
 		if err != nil {
 			if clientGone(q.r.Context()) {

@@ -73,7 +73,7 @@ type Server struct {
 	passes   passMemo
 	watches  sync.Map   // *origin.Fill -> *fillWatch of its drop-mode fetch; see abandon.go
 	clientMu sync.Mutex // protects clients
-	clients  map[*config.Origin]*origin.Client
+	clients  map[clientKey]*origin.Client
 
 	live         atomic.Pointer[config.Config] // set by SetConfig; nil means Config
 	once         sync.Once                     // builds metricsSet and writes; see lazy()
@@ -82,6 +82,8 @@ type Server struct {
 	purged       purgeLog                      // recent purges: an answer overtaken by one does not store its meta
 	hostOnce     sync.Once                     // sets hostName
 	hostName     string                        // the host name as a Cache-Status member; see cacheName
+	active       atomic.Int64                  // requests being handled; see Active
+	stopping     atomic.Bool                   // set by Stopping: cuts from now on are the shutdown's
 }
 
 // config returns the configuration in force.
@@ -96,7 +98,25 @@ func (s *Server) config() *config.Config {
 // from now on; requests in flight finish under the one they started with.
 // Objects keep the slice size they were stored with. The listen addresses
 // and the store are not changed by it: they need a restart.
-func (s *Server) SetConfig(c *config.Config) { s.live.Store(c) }
+func (s *Server) SetConfig(c *config.Config) {
+	s.live.Store(c)
+	// Origins whose settings are gone lose their idle connections; those
+	// kept keep their pool. Requests in flight finish on theirs.
+	keep := make(map[clientKey]bool, len(c.Origins))
+	for _, o := range c.Origins {
+		keep[clientKeyOf(o)] = true
+	}
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	for k, cl := range s.clients {
+		if !keep[k] {
+			if t, ok := cl.Transport().(interface{ CloseIdleConnections() }); ok {
+				t.CloseIdleConnections()
+			}
+			delete(s.clients, k)
+		}
+	}
+}
 
 // cacheName is this edge's member name in Cache-Status: the configured
 // name, or the host name (quoted when it is not an RFC 8941 token).
@@ -148,21 +168,34 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
+// clientKey is what an origin client is built from: origins with the same
+// settings, across reloads, share one client and its connection pool.
+type clientKey struct {
+	name, url, host string
+	connect, read   time.Duration
+	maxHeaderBytes  int64
+}
+
+func clientKeyOf(o *config.Origin) clientKey {
+	return clientKey{o.Name, o.URL.String(), o.Host, o.ConnectTimeout, o.ReadTimeout, o.MaxHeaderBytes}
+}
+
 func (s *Server) client(o *config.Origin) *origin.Client {
+	k := clientKeyOf(o)
 	s.clientMu.Lock()
 	defer s.clientMu.Unlock()
-	if c, ok := s.clients[o]; ok {
+	if c, ok := s.clients[k]; ok {
 		return c
 	}
 	if s.clients == nil {
-		s.clients = make(map[*config.Origin]*origin.Client)
+		s.clients = make(map[clientKey]*origin.Client)
 	}
 	c := origin.NewClient(origin.Options{
 		ConnectTimeout: o.ConnectTimeout,
 		ReadTimeout:    o.ReadTimeout,
 		Transport:      s.Transport,
 	})
-	s.clients[o] = c
+	s.clients[k] = c
 	return c
 }
 
@@ -177,7 +210,8 @@ type request struct {
 	key    string
 	start  time.Time
 
-	wroteBody   bool // the status line has been written
+	wroteBody   bool   // the status line has been written
+	cut         string // why the answer ended before its last byte, after the status line; see cut
 	logged      bool
 	cacheStatus string // HIT, MISS, PARTIAL, PASS, ERROR
 	detail      string // why, for Cache-Status and the log
@@ -245,10 +279,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.dropRead(q.ahead)
 		}
 	}()
+	s.active.Add(1)
+	defer s.active.Add(-1)
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				s.Log.Error().Interface("panic", v).Str("path", r.URL.Path).Msg("edge: handler panic")
+			}
+			if q.wroteBody && q.cut == "" {
+				// A pass-through cut by ReverseProxy.
+				reason := "origin"
+				if clientGone(r.Context()) {
+					reason = "client"
+				}
+				s.cut(q, reason, fmt.Errorf("edge: pass-through ended early: %v", v))
 			}
 			q.cacheStatus = "ABORT"
 			s.logRequest(q)
@@ -396,6 +440,40 @@ func (p *passMemo) active(key string, now time.Time) bool {
 var errClientGone = errors.New("edge: client went away")
 
 func clientGone(ctx context.Context) bool { return ctx.Err() != nil }
+
+// cut records that q's answer ends before its last byte although its
+// status line went out: counted, logged with why, and in the access log.
+// Once Stopping was called, every cut is the shutdown's.
+func (s *Server) cut(q *request, reason string, err error) {
+	if s.stopping.Load() {
+		reason = "shutdown"
+	}
+	q.cut = reason
+	s.m().cuts[reason].Inc()
+	ev := s.Log.Warn()
+	if reason == "client" {
+		ev = s.Log.Debug() // the client's own doing, and common
+	}
+	ev.Err(err).Str("key", q.key).Str("reason", reason).Int("status", q.status).Int64("sent", q.sent).
+		Msg("edge: answer cut short after its status line")
+}
+
+// Active returns the number of client requests being handled now.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+// Stopping tells the server that the process is stopping: answers cut from
+// now on (when the listeners' connections are closed) are counted and
+// logged as the shutdown's.
+func (s *Server) Stopping() { s.stopping.Store(true) }
+
+// CutTotal returns how many answers were cut short, by reason.
+func (s *Server) CutTotal() map[string]uint64 {
+	out := map[string]uint64{}
+	for k, c := range s.m().cuts {
+		out[k] = c.Get()
+	}
+	return out
+}
 
 // InFlight returns the number of slices being filled from origins now.
 func (s *Server) InFlight() int { return s.fills.InFlight() }
