@@ -199,7 +199,7 @@ func TestFetchAllowance(t *testing.T) {
 		w.Header().Set("ETag", origintest.ETag(path, 1))
 		w.Header().Set("Cache-Control", "max-age=3600")
 		cw := &countingWriter{ResponseWriter: w, n: &sent}
-		http.ServeContent(cw, r, "", origintest.LastModified(1), &contentReader{name: path, size: 1 << 30})
+		http.ServeContent(cw, r, "", origintest.LastModified(1), &fuzzContent{name: path, version: 1, size: 1 << 30})
 		return true
 	})
 	var ranges []string
@@ -300,35 +300,6 @@ func TestOriginStallsEarly(t *testing.T) {
 	}
 }
 
-// contentReader is an io.ReadSeeker over the test origin's bytes of name
-// (version 1), for http.ServeContent.
-type contentReader struct {
-	name      string
-	size, off int64
-}
-
-func (c *contentReader) Read(p []byte) (int, error) {
-	if c.off >= c.size {
-		return 0, io.EOF
-	}
-	p = p[:min(int64(len(p)), c.size-c.off)]
-	origintest.Fill(p, c.name, 1, c.off)
-	c.off += int64(len(p))
-	return len(p), nil
-}
-
-func (c *contentReader) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-		c.off = off
-	case io.SeekCurrent:
-		c.off += off
-	case io.SeekEnd:
-		c.off = c.size + off
-	}
-	return c.off, nil
-}
-
 // countingWriter adds the body bytes written through it to n.
 type countingWriter struct {
 	http.ResponseWriter
@@ -339,4 +310,34 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// fuzzContent is an io.ReadSeeker over version of the test origin's
+// object name, for http.ServeContent.
+type fuzzContent struct {
+	name      string
+	version   int
+	size, off int64
+}
+
+func (c *fuzzContent) Read(p []byte) (int, error) {
+	if c.off >= c.size {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), c.size-c.off)]
+	origintest.Fill(p, c.name, c.version, c.off)
+	c.off += int64(len(p))
+	return len(p), nil
+}
+
+func (c *fuzzContent) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+		c.off = off
+	case io.SeekCurrent:
+		c.off += off
+	case io.SeekEnd:
+		c.off = c.size + off
+	}
+	return c.off, nil
 }
