@@ -365,11 +365,22 @@ func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Respon
 		s.fillFailed(ctx, err, fills)
 		return
 	}
-	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) { s.storeFill(m, f) })
+	var src io.Reader = body
+	if !resp.Ranged {
+		// A whole body: read up to the end of the slices of fills, not
+		// the rest of the object (Feed reads what it is given to its end).
+		span := slicer.Run{First: first, Last: first + int64(len(fills)) - 1}.Bytes(m.SliceSize, m.Size)
+		src = io.LimitReader(body, span.Len())
+	}
+	// An answer checked only at its end is held until then, so that
+	// nothing of a lie is stored.
+	err := s.fills.Feed(src, first, fills, m.SliceLen, resp.CheckedAtEnd, func(f *origin.Fill) { s.storeFill(m, f) })
 	switch {
 	case err == nil:
 	case s.fillFailed(ctx, err, fills):
 		s.Log.Debug().Err(err).Str("key", m.Key).Msg("edge: origin fill dropped, its clients are gone")
+	case errors.Is(err, origin.ErrBadAnswer):
+		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin answer refused; nothing of it is stored, and its readers are cut")
 	default:
 		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed; waiting requests retry")
 	}
@@ -415,7 +426,9 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 				se.Resp.Body.Close()
 			}
 			s.fills.Abandon(fills, err)
-			s.fillFailed(ctx, err, fills)
+			if !s.fillFailed(ctx, err, fills) && !errors.Is(err, origin.ErrVersionChanged) {
+				s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed before its body")
+			}
 			return
 		}
 		if !resp.Ranged && first > 0 {

@@ -37,8 +37,11 @@ type metrics struct {
 	originBytes *vm.Counter
 	// originErrors: origin fetches that failed, by kind: timeout, connect,
 	// status_5xx, validator_mismatch, bad_content_range (a Content-Range or
-	// Content-Length that is not what was asked), range_refused (a 416 for
-	// a range inside the object), truncated, other. See originError.
+	// Content-Length that is not what was asked), bad_answer (not one part
+	// of identity bytes of the range asked: multipart/byteranges, a
+	// Content-Encoding, a body longer than announced), headers_too_large
+	// (past the origin's max_header_bytes), range_refused (a 416 for a
+	// range inside the object), truncated, other. See originError.
 	originErrors map[string]*vm.Counter
 	// originNoRange: origin answers of 200, the whole object, to a request
 	// with Range; counted where the edge learns the origin ignored Range
@@ -97,7 +100,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	}
 	m.originRequests = labelled("sliceedge_origin_requests_total", "kind", []string{"discover", "revalidate", "fill", "pass"})
 	m.originErrors = labelled("sliceedge_origin_errors_total", "kind",
-		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "range_refused", "truncated", "other"})
+		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "bad_answer", "headers_too_large", "range_refused", "truncated", "other"})
 	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error"})
 	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
 	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })
@@ -174,6 +177,10 @@ func (m *metrics) originError(err error) {
 	var se *origin.StatusError
 	kind := "other"
 	switch {
+	case errors.Is(err, origin.ErrBadAnswer):
+		kind = "bad_answer"
+	case errors.Is(err, origin.ErrHeadersTooLarge):
+		kind = "headers_too_large"
 	case errors.Is(err, origin.ErrTimeout):
 		kind = "timeout"
 	case errors.Is(err, origin.ErrVersionChanged):

@@ -374,7 +374,7 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 			s.m().sliceMisses.Inc()
 			return nil
 		}
-		if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
+		if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, origin.ErrBadAnswer) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
 			return err
 		}
 		s.Log.Debug().Err(err).Int64("slice", i).Str("key", m.Key).Msg("edge: retrying slice after failed fill")

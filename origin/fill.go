@@ -7,6 +7,12 @@ package origin
 // only after its slice has been handed to the store, so a slice is at every
 // moment either stored, in flight, or missing, and a slice is never fetched
 // twice by requests that overlap in time.
+//
+// An answer whose length is only checked at its end (Response.CheckedAtEnd)
+// is held: its complete slices stay in flight, readable, until the end is
+// verified, and are stored only then. If the answer turns out to be a lie
+// (ErrBadAnswer), every slice of it fails, complete or not, so that no
+// reader goes on with its bytes.
 
 import (
 	"context"
@@ -26,10 +32,11 @@ type Fill struct {
 	Index   int64
 	Len     int64 // bytes the slice holds when complete
 
-	mu      sync.Mutex // protects buf, n, err, waiting and wake
+	mu      sync.Mutex // protects buf, n, err, bad, waiting and wake
 	buf     []byte     // allocated at the first byte; buf[:n] never changes again
 	n       int64
 	err     error
+	bad     bool          // its answer was a lie: no byte of it may be read, complete or not
 	waiting bool          // a reader sleeps on wake
 	wake    chan struct{} // closed when n or err changes and waiting is set
 }
@@ -40,11 +47,16 @@ func newFill(key string, version uint64, index, n int64) *Fill {
 
 // ReadAt copies bytes of the slice at off into p, waiting until at least one
 // has arrived. It returns io.EOF at the end of the slice, the fill's error
-// if it failed before off, or ctx's error.
+// if it failed before off (or at all, when its answer was a lie), or ctx's
+// error.
 func (f *Fill) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	for {
 		f.mu.Lock()
 		n, err, buf := f.n, f.err, f.buf
+		if f.bad {
+			f.mu.Unlock()
+			return 0, err
+		}
 		if off < n {
 			f.mu.Unlock()
 			return copy(p, buf[off:n]), nil
@@ -68,11 +80,12 @@ func (f *Fill) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 }
 
-// Bytes returns the complete slice, or nil when it is not complete.
+// Bytes returns the complete slice, or nil when it is not complete (or
+// its answer was a lie).
 func (f *Fill) Bytes() []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n < f.Len {
+	if f.n < f.Len || f.bad {
 		return nil
 	}
 	return f.buf
@@ -126,6 +139,17 @@ func (f *Fill) fail(err error) {
 	f.mu.Lock()
 	if f.err == nil && f.n < f.Len {
 		f.err = err
+	}
+	f.notifyLocked()
+	f.mu.Unlock()
+}
+
+// poison fails f whether complete or not: its answer was a lie, so even
+// its complete bytes must not be read on.
+func (f *Fill) poison(err error) {
+	f.mu.Lock()
+	if !f.bad {
+		f.err, f.bad = err, true
 	}
 	f.notifyLocked()
 	f.mu.Unlock()
@@ -247,15 +271,45 @@ var ErrAbandoned = errors.New("origin: fill abandoned")
 // Feed reads body, which starts at the first byte of slice first, slice by
 // slice: slice first+k goes to fills[k], or is discarded when fills[k] is
 // nil (a slice already stored or fetched by someone else, passing by in an
-// origin's full-body answer). Each completed fill is handed to store, which
-// takes over its registration: store must call Release(f) once the slice
-// is stored or could not be, and until then the fill stays findable, so
-// nobody fetches the slice again while it is being written; a store error
-// does not fail the fill for its readers. With a nil store a fill is
-// released at once. sliceLen gives the length of a discarded slice. On a
-// read error every unfinished fill fails with it and Feed returns it. Feed
-// clears each entry of fills once done with it.
-func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, store func(f *Fill)) error {
+// origin's full-body answer). After the last
+// slice Feed reads body to its end, so that an origin body checks there
+// that nothing follows (the caller cuts a body it does not want read on).
+// Each completed fill is handed to store, which takes over its
+// registration: store must call Release(f) once the slice is stored or
+// could not be, and until then the fill stays findable, so nobody fetches
+// the slice again while it is being written; a store error does not fail
+// the fill for its readers. With a nil store a fill is released at once.
+// sliceLen gives the length of a discarded slice.
+//
+// hold is for an answer whose length is only checked at its end
+// (Response.CheckedAtEnd): completed fills are then handed to store only
+// once body has ended as it should. Until then they stay in flight and
+// readable, which costs memory for the run of slices asked for, at most
+// max_run × slice size, and nothing more.
+//
+// On a read error every unfinished fill fails with it and Feed returns it;
+// held complete fills are released unstored, and if the error is
+// ErrBadAnswer they fail too, so that their readers stop. Feed clears each
+// entry of fills once done with it.
+func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, hold bool, store func(f *Fill)) error {
+	var held []*Fill
+	failed := func(k int, err error) error {
+		for _, f := range held {
+			if errors.Is(err, ErrBadAnswer) {
+				f.poison(err)
+			}
+			fs.remove(f)
+		}
+		fs.Abandon(fills[k:], err)
+		return err
+	}
+	done := func(f *Fill) {
+		if store != nil {
+			store(f)
+		} else {
+			fs.remove(f)
+		}
+	}
 	for k, f := range fills {
 		if f == nil {
 			n := sliceLen(first + int64(k))
@@ -263,23 +317,27 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 				if err == io.EOF {
 					err = fmt.Errorf("origin: body ended in slice %d: %w", first+int64(k), ErrTruncated)
 				}
-				fs.Abandon(fills[k:], err)
-				return err
+				return failed(k, err)
 			}
 			continue
 		}
 		if err := f.readFrom(body); err != nil {
-			fs.Abandon(fills[k:], err)
-			return err
+			return failed(k, err)
 		}
-		if store != nil {
-			store(f)
+		if hold {
+			held = append(held, f)
 		} else {
-			fs.remove(f)
+			done(f)
 		}
 		// Drop the feeder's reference: a stored slice's memory goes as soon
 		// as its last reader is done, not when the whole run is.
 		fills[k] = nil
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return failed(len(fills), err)
+	}
+	for _, f := range held {
+		done(f)
 	}
 	return nil
 }

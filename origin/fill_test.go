@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -67,7 +68,7 @@ func TestFeedStreamsToWaiters(t *testing.T) {
 	var stored []string
 	done := make(chan error, 1)
 	go func() {
-		done <- fs.Feed(pr, 0, fills, lenOf(8), func(f *origin.Fill) {
+		done <- fs.Feed(pr, 0, fills, lenOf(8), false, func(f *origin.Fill) {
 			if fs.Lookup("k", 1, f.Index) != f {
 				t.Errorf("slice %d stored after it left the registry", f.Index)
 			}
@@ -85,7 +86,10 @@ func TestFeedStreamsToWaiters(t *testing.T) {
 	if err != nil || string(buf[:n]) != "abc" {
 		t.Fatalf("first read %q %v, want the 3 bytes sent so far", buf[:n], err)
 	}
-	go pw.Write([]byte("defghijklmnop"))
+	go func() {
+		pw.Write([]byte("defghijklmnop"))
+		pw.Close() // Feed reads the body to its end
+	}()
 	var got bytes.Buffer
 	for _, c := range claims {
 		for off := int64(0); ; {
@@ -125,7 +129,7 @@ func TestFeedTruncated(t *testing.T) {
 	fills := []*origin.Fill{nil, claims[1].Fill, claims[2].Fill}
 	fs.Abandon([]*origin.Fill{claims[0].Fill}, origin.ErrAbandoned)
 	var stored []int64
-	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), func(f *origin.Fill) {
+	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), false, func(f *origin.Fill) {
 		stored = append(stored, f.Index)
 		fs.Release(f)
 	})
@@ -152,4 +156,122 @@ func TestFeedTruncated(t *testing.T) {
 	if fs.InFlight() != 0 {
 		t.Errorf("%d failed fills still registered: a retry could not claim them", fs.InFlight())
 	}
+}
+
+// endsWith is a body whose bytes are followed by err instead of io.EOF:
+// what an origin body reports when it finds extra bytes at its end.
+type endsWith struct {
+	r   io.Reader
+	err error
+}
+
+func (e *endsWith) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		err = e.err
+	}
+	return n, err
+}
+
+// An answer checked only at its end is held: its complete slices are
+// readable at once but stored only after the body has ended as it
+// should; when the end shows a lie, none is stored and every one fails,
+// complete or not, for its readers.
+func TestFeedHoldsUntilTheEnd(t *testing.T) {
+	ctx := context.Background()
+	t.Run("verified", func(t *testing.T) {
+		var fs origin.Fills
+		claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 1}, lenOf(4), nil)
+		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill}
+		pr, pw := io.Pipe()
+		var mu sync.Mutex
+		var stored []string
+		done := make(chan error, 1)
+		go func() {
+			done <- fs.Feed(pr, 0, fills, lenOf(4), true, func(f *origin.Fill) {
+				mu.Lock()
+				stored = append(stored, string(f.Bytes()))
+				mu.Unlock()
+				fs.Release(f)
+			})
+		}()
+		go pw.Write([]byte("abcdefgh"))
+		buf := make([]byte, 4)
+		for i, want := range []string{"abcd", "efgh"} {
+			if n, err := io.ReadFull(&fillReader{ctx: ctx, f: claims[i].Fill}, buf); err != nil || string(buf[:n]) != want {
+				t.Fatalf("slice %d before the end: %q, %v", i, buf[:n], err)
+			}
+		}
+		// Both slices are complete, but the body has not ended: Feed
+		// waits in its last read, so nothing can have been stored.
+		mu.Lock()
+		early := len(stored)
+		mu.Unlock()
+		if early != 0 || fs.InFlight() != 2 {
+			t.Fatalf("%d slices stored, %d in flight before the end; want 0 and 2", early, fs.InFlight())
+		}
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(stored) != 2 || stored[0] != "abcd" || stored[1] != "efgh" {
+			t.Errorf("stored %q after the end", stored)
+		}
+	})
+	t.Run("lie", func(t *testing.T) {
+		var fs origin.Fills
+		claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 2}, lenOf(4), nil)
+		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill, claims[2].Fill}
+		lie := fmt.Errorf("origin: body goes on: %w", origin.ErrBadAnswer)
+		var stored []int64
+		err := fs.Feed(&endsWith{r: bytes.NewReader([]byte("abcdefghijkl")), err: lie}, 0, fills, lenOf(4), true, func(f *origin.Fill) {
+			stored = append(stored, f.Index)
+			fs.Release(f)
+		})
+		if !errors.Is(err, origin.ErrBadAnswer) {
+			t.Fatalf("Feed = %v, want ErrBadAnswer", err)
+		}
+		if len(stored) != 0 {
+			t.Errorf("stored slices %v of a lying answer", stored)
+		}
+		for _, c := range claims {
+			if _, err := c.Fill.ReadAt(ctx, make([]byte, 4), 0); !errors.Is(err, origin.ErrBadAnswer) {
+				t.Errorf("slice %d of a lying answer reads with %v, want ErrBadAnswer", c.Index, err)
+			}
+			if c.Fill.Bytes() != nil {
+				t.Errorf("slice %d of a lying answer offers its bytes", c.Index)
+			}
+		}
+		if fs.InFlight() != 0 {
+			t.Errorf("%d fills of a lying answer left in the registry", fs.InFlight())
+		}
+	})
+	t.Run("truncated", func(t *testing.T) {
+		// Not a lie, but not verified either: the complete slice is not
+		// stored, and stays readable for whoever holds it.
+		var fs origin.Fills
+		claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 1}, lenOf(4), nil)
+		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill}
+		var stored int
+		err := fs.Feed(bytes.NewReader([]byte("abcdef")), 0, fills, lenOf(4), true, func(f *origin.Fill) { stored++; fs.Release(f) })
+		if !errors.Is(err, origin.ErrTruncated) || stored != 0 || fs.InFlight() != 0 {
+			t.Fatalf("Feed = %v, %d stored, %d in flight; want ErrTruncated, 0, 0", err, stored, fs.InFlight())
+		}
+		if string(claims[0].Fill.Bytes()) != "abcd" {
+			t.Errorf("complete slice of a cut answer: %q", claims[0].Fill.Bytes())
+		}
+	})
+}
+
+// fillReader reads a fill from the start.
+type fillReader struct {
+	ctx context.Context
+	f   *origin.Fill
+	off int64
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	n, err := r.f.ReadAt(r.ctx, p, r.off)
+	r.off += int64(n)
+	return n, err
 }
