@@ -392,25 +392,30 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		maxRun = 16
 	}
 	run := slicer.Run{First: i, Last: min(i+maxRun-1, last)}
-	if m.NoRange {
-		// The origin sends whole bodies: take every missing slice as it passes.
-		run = slicer.Run{First: 0, Last: m.SliceCount() - 1}
-	}
 	// bypass: the store says it has slice i but cannot read it.
-	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) })
+	have := func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) }
+	var claims []origin.Claim
 	if m.NoRange {
-		// One whole-body fetch feeds every owned slice and skips the rest.
-		fills := make([]*origin.Fill, len(claims))
-		owned := false
-		for k, c := range claims {
-			if c.Owned {
-				fills[k], owned = c.Fill, true
+		// The origin sends whole bodies, from byte 0 whatever is asked.
+		// The run's missing slices are reserved on a whole-body feed in
+		// flight that has not passed them yet, so one fetch serves every
+		// request, or else on a new feed this request starts, which takes
+		// every other missing slice as it passes (origin.WholeFeed).
+		// Nothing claims the whole object up front: its size is only what
+		// the origin says.
+		var wf *origin.WholeFeed
+		claims, wf = s.fills.ClaimWhole(m.Key, m.Version, run, m.SliceLen, have)
+		if wf != nil {
+			fills := make([]*origin.Fill, len(claims))
+			for k, c := range claims {
+				if c.Owned {
+					fills[k] = c.Fill
+				}
 			}
-		}
-		if owned {
 			s.fetchRun(q, m, run.First, fills)
 		}
 	} else {
+		claims = s.fills.Claim(m.Key, m.Version, run, m.SliceLen, have)
 		for _, owned := range origin.OwnedRuns(claims) {
 			fills := make([]*origin.Fill, len(owned))
 			for k, c := range owned {
@@ -420,9 +425,6 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		}
 	}
 	*claimedTo = max(*claimedTo, run.Last)
-	if i < run.First || i > run.Last {
-		return nil
-	}
 	return claims[i-run.First].Fill
 }
 

@@ -13,6 +13,9 @@ package origin
 // verified, and are stored only then. If the answer turns out to be a lie
 // (ErrBadAnswer), every slice of it fails, complete or not, so that no
 // reader goes on with its bytes.
+//
+// Origins that ignore Range send whole bodies; see WholeFeed for how their
+// slices are claimed without claiming the whole object up front.
 
 import (
 	"context"
@@ -31,6 +34,8 @@ type Fill struct {
 	Version uint64
 	Index   int64
 	Len     int64 // bytes the slice holds when complete
+
+	whole *WholeFeed // the whole-body feed that fills it, nil for a ranged fetch; set at creation
 
 	mu      sync.Mutex // protects buf, n, err, bad, waiting and wake
 	buf     []byte     // allocated at the first byte; buf[:n] never changes again
@@ -90,6 +95,10 @@ func (f *Fill) Bytes() []byte {
 	}
 	return f.buf
 }
+
+// Whole returns the whole-body feed that fills f, or nil when a ranged
+// fetch does.
+func (f *Fill) Whole() *WholeFeed { return f.whole }
 
 // Err returns the error the fill failed with, or nil.
 func (f *Fill) Err() error {
@@ -161,10 +170,16 @@ type fillKey struct {
 	index   int64
 }
 
+type versionKey struct {
+	key     string
+	version uint64
+}
+
 // Fills is the registry of slices in flight. The zero value is ready to use.
 type Fills struct {
-	mu sync.Mutex // protects m
-	m  map[fillKey]*Fill
+	mu     sync.Mutex // protects m, wholes, and the WholeFeeds' own state
+	m      map[fillKey]*Fill
+	wholes map[versionKey][]*WholeFeed // whole-body feeds in flight
 
 	// Collapsed counts slices claimed while another request was already
 	// fetching them: origin fetches saved.
@@ -235,10 +250,18 @@ func (fs *Fills) remove(f *Fill) {
 	fs.mu.Unlock()
 }
 
-// Abandon fails owned fills that will not be fed, and unregisters them.
+// Abandon fails owned fills that will not be fed, and unregisters them. A
+// fill of a whole-body feed takes the feed down with it: one body fills
+// them all, and it is not coming.
 func (fs *Fills) Abandon(fills []*Fill, err error) {
 	for _, f := range fills {
-		if f != nil {
+		switch {
+		case f == nil:
+		case f.whole != nil:
+			f.whole.end(err)
+			f.fail(err)
+			fs.remove(f)
+		default:
 			f.fail(err)
 			fs.remove(f)
 		}
@@ -270,8 +293,7 @@ var ErrAbandoned = errors.New("origin: fill abandoned")
 
 // Feed reads body, which starts at the first byte of slice first, slice by
 // slice: slice first+k goes to fills[k], or is discarded when fills[k] is
-// nil (a slice already stored or fetched by someone else, passing by in an
-// origin's full-body answer). After the last
+// nil (a slice already stored or fetched by someone else). After the last
 // slice Feed reads body to its end, so that an origin body checks there
 // that nothing follows (the caller cuts a body it does not want read on).
 // Each completed fill is handed to store, which takes over its
@@ -339,5 +361,198 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 	for _, f := range held {
 		done(f)
 	}
+	return nil
+}
+
+// WholeFeed is one whole-body answer of an origin that ignores Range,
+// cut into slices as it passes. Its slices are claimed lazily, so that
+// its memory follows the slices in flight, never the size the origin
+// claims: the feed claims each slice when its body reaches it (a slice
+// stored or in flight elsewhere passes by), and a request that needs a
+// slice the feed has not reached yet reserves it on the feed (ClaimWhole)
+// instead of starting another whole-body fetch, which would have to read
+// from byte 0 too. A WholeFeed thus holds the slice it is filling plus the
+// slices requests reserved ahead of it.
+type WholeFeed struct {
+	fs      *Fills
+	key     string
+	version uint64
+
+	// Protected by fs.mu.
+	next     int64           // the first slice the body has not reached
+	reserved map[int64]*Fill // fills of slices >= next that requests wait for
+	ended    bool            // failed or done: it takes no more reservations
+}
+
+// ClaimWhole is Claim for a version whose origin ignores Range. Every
+// slice of run in flight is attached to, and every stored one left alone.
+// Every other one is reserved on a whole-body feed in flight that has not
+// reached it yet (the nearest), or else on a new feed, returned as wf,
+// for which the caller must fetch the whole body and FeedWhole it, or
+// Abandon its claims; those claims are the Owned ones.
+func (fs *Fills) ClaimWhole(key string, version uint64, run slicer.Run, sliceLen func(i int64) int64, have func(i int64) bool) (claims []Claim, wf *WholeFeed) {
+	claims = make([]Claim, 0, run.Len())
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m == nil {
+		fs.m = make(map[fillKey]*Fill)
+	}
+	for i := run.First; i <= run.Last; i++ {
+		k := fillKey{key, version, i}
+		if f, ok := fs.m[k]; ok {
+			claims = append(claims, Claim{Index: i, Fill: f})
+			fs.Collapsed.Add(1)
+			continue
+		}
+		if have != nil && have(i) {
+			claims = append(claims, Claim{Index: i})
+			continue
+		}
+		feed := fs.passingLocked(key, version, i)
+		switch {
+		case feed == nil:
+			if wf == nil {
+				wf = fs.newWholeLocked(key, version)
+			}
+			feed = wf
+		case feed != wf:
+			fs.Collapsed.Add(1)
+		}
+		f := newFill(key, version, i, sliceLen(i))
+		f.whole = feed
+		fs.m[k] = f
+		feed.reserved[i] = f
+		claims = append(claims, Claim{Index: i, Fill: f, Owned: feed == wf})
+	}
+	return claims, wf
+}
+
+// passingLocked returns the whole-body feed of a version in flight that
+// will reach slice i soonest, or nil.
+func (fs *Fills) passingLocked(key string, version uint64, i int64) *WholeFeed {
+	var best *WholeFeed
+	for _, wf := range fs.wholes[versionKey{key, version}] {
+		if !wf.ended && wf.next <= i && (best == nil || wf.next > best.next) {
+			best = wf
+		}
+	}
+	return best
+}
+
+func (fs *Fills) newWholeLocked(key string, version uint64) *WholeFeed {
+	if fs.wholes == nil {
+		fs.wholes = make(map[versionKey][]*WholeFeed)
+	}
+	wf := &WholeFeed{fs: fs, key: key, version: version, reserved: make(map[int64]*Fill)}
+	vk := versionKey{key, version}
+	fs.wholes[vk] = append(fs.wholes[vk], wf)
+	return wf
+}
+
+// endLocked stops wf taking reservations and unregisters it.
+func (wf *WholeFeed) endLocked() {
+	wf.ended = true
+	vk := versionKey{wf.key, wf.version}
+	feeds := wf.fs.wholes[vk]
+	for k, other := range feeds {
+		if other == wf {
+			feeds = append(feeds[:k], feeds[k+1:]...)
+			break
+		}
+	}
+	if len(feeds) == 0 {
+		delete(wf.fs.wholes, vk)
+	} else {
+		wf.fs.wholes[vk] = feeds
+	}
+}
+
+// reach moves wf to slice i and returns the fill to fill with it: the one
+// a request reserved, or a new one; nil when the slice is stored or
+// another fetch has it in flight.
+func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) *Fill {
+	fs := wf.fs
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	wf.next = i + 1
+	if f, ok := wf.reserved[i]; ok {
+		delete(wf.reserved, i)
+		return f
+	}
+	k := fillKey{wf.key, wf.version, i}
+	if _, ok := fs.m[k]; ok {
+		return nil
+	}
+	if have != nil && have(i) {
+		return nil
+	}
+	f := newFill(wf.key, wf.version, i, n)
+	f.whole = wf
+	fs.m[k] = f
+	return f
+}
+
+// end ends wf: it takes no more reservations, and the slices still
+// reserved on it, which it will not reach now, fail with err.
+func (wf *WholeFeed) end(err error) {
+	fs := wf.fs
+	fs.mu.Lock()
+	if wf.ended {
+		fs.mu.Unlock()
+		return
+	}
+	wf.endLocked()
+	reserved := make([]*Fill, 0, len(wf.reserved))
+	for _, f := range wf.reserved {
+		reserved = append(reserved, f)
+	}
+	clear(wf.reserved)
+	fs.mu.Unlock()
+	for _, f := range reserved {
+		f.fail(err)
+		fs.remove(f)
+	}
+}
+
+// FeedWhole reads a whole body for wf: slices 0 to count-1, each to the
+// fill a request reserved, to a fill claimed as the body reaches it, or
+// discarded when stored (have) or in flight elsewhere; then it reads body
+// to its end. store is as for Feed. On a read error the slice being read
+// and every reserved one fail with it, and FeedWhole returns it. A whole
+// body is never held: it has a Content-Length (without one the object has
+// no size to slice), so its bytes are checked as they come.
+func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, count int64, sliceLen func(i int64) int64, have func(i int64) bool, store func(f *Fill)) error {
+	for i := int64(0); i < count; i++ {
+		n := sliceLen(i)
+		f := wf.reach(i, n, have)
+		if f == nil {
+			if _, err := io.CopyN(io.Discard, body, n); err != nil {
+				if err == io.EOF {
+					err = fmt.Errorf("origin: body ended in slice %d: %w", i, ErrTruncated)
+				}
+				wf.end(err)
+				return err
+			}
+			continue
+		}
+		if err := f.readFrom(body); err != nil {
+			f.fail(err)
+			fs.remove(f)
+			wf.end(err)
+			return err
+		}
+		if store != nil {
+			store(f)
+		} else {
+			fs.remove(f)
+		}
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		wf.end(err)
+		return err
+	}
+	// Every slice has been reached, so nothing is reserved any more,
+	// unless a reservation lay past the end.
+	wf.end(fmt.Errorf("origin: slice past the end of a whole body of %d slices: %w", count, ErrTruncated))
 	return nil
 }
