@@ -44,10 +44,12 @@ race:
 	@echo '== go test -race'
 	$(GO) test -race -short -p 1 -count=1 -timeout 10m $(RACE_PKGS)
 
-# Longer fuzzing of the Range parser than the seed corpus run in `test`.
+# Longer fuzzing than the seed corpora run in `test`: the Range parser, and
+# a fuzzed origin in front of a real edge on a real store (FuzzOriginAnswer).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRange -fuzztime 60s ./slicer/
 	$(GO) test -run '^$$' -fuzz FuzzContentRange -fuzztime 30s ./slicer/
+	$(GO) test -run '^$$' -fuzz FuzzOriginAnswer -fuzztime 120s ./edge/
 
 # Crash soak: runs `sliceedge serve` as a child process under mixed load,
 # kill -9s it at random moments 100 times, restarts it on the same store

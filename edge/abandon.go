@@ -91,7 +91,11 @@ func (s *Server) finish(w *fillWatch, fills []*origin.Fill) {
 // watchFill makes q hold the fetch of f, if it is a drop-mode one, until q
 // ends.
 func (s *Server) watchFill(q *request, f *origin.Fill) {
-	if v, ok := s.watches.Load(f); ok {
+	v, ok := s.watches.Load(f)
+	if wf := f.Whole(); !ok && wf != nil {
+		v, ok = s.watches.Load(wf) // a whole-body feed's fills are made as it goes
+	}
+	if ok {
 		q.hold(v.(*fillWatch))
 	}
 }

@@ -191,6 +191,18 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, ld *
 			s.passes.add(q.key, s.now())
 		}
 		return found{pass: "range beyond the object", beyond: true, size: re.Size}, nil
+	case errors.Is(err, origin.ErrBadAnswer):
+		// A content coding or several parts in answer to the discovery:
+		// this object's answers cannot be sliced as identity bytes (an
+		// origin that stores its objects gzip-encoded sends them so to
+		// every client). Passed through, as uncacheable.
+		s.m().originError(err)
+		s.Log.Info().Err(err).Str("key", q.key).Msg("edge: the origin's answer cannot be sliced; passing the object through uncached")
+		s.passes.add(q.key, s.now())
+		if old != nil {
+			s.purge(q.key, old.Version)
+		}
+		return found{pass: "answer not one part of identity bytes"}, nil
 	case err != nil:
 		s.m().originError(err)
 		if old != nil {
@@ -348,28 +360,39 @@ func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *req
 	return ""
 }
 
-// claimResponse registers fills for the slices resp carries: the slices of
-// its range, or all of them when the origin answered the whole object.
+// claimResponse registers fills for the slices resp carries: the whole
+// slices of its range, or, when the origin answered the whole object, the
+// first slice of a whole-body feed that claims the others as its body
+// reaches them (origin.WholeFeed) rather than all of them now, in memory
+// that would follow the size the origin claims. Either way the claims are
+// made before the meta is visible, so no request fetches these slices
+// again: one that needs a slice further on reserves it on the feed.
 func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, []*origin.Fill) {
 	n := m.SliceCount()
 	if n == 0 {
 		return 0, nil
 	}
-	run := slicer.Run{First: 0, Last: n - 1}
-	if resp.Ranged {
-		first, last := slicer.SliceSpan(resp.Range, m.SliceSize)
-		if resp.Range.Start%m.SliceSize != 0 {
-			first++ // an answer to a suffix range: its bytes before the next slice are skipped
+	have := func(i int64) bool { return s.Store.Has(m, i) }
+	if !resp.Ranged {
+		claims, _ := s.fills.ClaimWhole(m.Key, m.Version, slicer.Run{First: 0, Last: 0}, m.SliceLen, have)
+		var f *origin.Fill
+		if claims[0].Owned {
+			f = claims[0].Fill
 		}
-		if resp.Range.End%m.SliceSize != 0 && resp.Range.End != m.Size {
-			last-- // a ranged answer must end on a slice boundary or at the end
-		}
-		if first > last {
-			return 0, nil
-		}
-		run = slicer.Run{First: first, Last: last}
+		return 0, []*origin.Fill{f}
 	}
-	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(i int64) bool { return s.Store.Has(m, i) })
+	first, last := slicer.SliceSpan(resp.Range, m.SliceSize)
+	if resp.Range.Start%m.SliceSize != 0 {
+		first++ // an answer to a suffix range: its bytes before the next slice are skipped
+	}
+	if resp.Range.End%m.SliceSize != 0 && resp.Range.End != m.Size {
+		last-- // a ranged answer must end on a slice boundary or at the end
+	}
+	if first > last {
+		return 0, nil
+	}
+	run := slicer.Run{First: first, Last: last}
+	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, have)
 	fills := make([]*origin.Fill, len(claims))
 	for i, c := range claims {
 		if c.Owned {
@@ -380,35 +403,81 @@ func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, 
 }
 
 // feed streams an origin body into fills and the store; it runs detached
-// from any client.
+// from any client. fills[k] is slice first+k (nil: not this answer's to
+// fill); fills of a whole-body feed (origin.WholeFeed) stand for the feed,
+// which takes the whole body.
 func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Response, first int64, fills []*origin.Fill) {
 	defer resp.Body.Close()
 	body := &countingReader{r: resp.Body, c: s.m().originBytes}
-	skip := first*m.SliceSize - resp.Range.Start
-	if skip < 0 || skip >= m.SliceSize {
-		s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at slice %d: %w", resp.Range.Start, first, origin.ErrBadContentRange))
-		return
+	store := func(f *origin.Fill) { s.storeFill(m, f) }
+	var err error
+	if wf := wholeOf(fills); wf != nil {
+		// Drop mode: the feed's own fills come and go as it passes, so
+		// readers find its fetch's watch under the feed (see watchFill).
+		for _, f := range fills {
+			if v, ok := s.watches.Load(f); f != nil && ok {
+				s.watches.Store(wf, v)
+				defer s.watches.Delete(wf)
+				break
+			}
+		}
+		if resp.Range.Start != 0 {
+			// Cannot be: a whole-body feed asks without Range, and a 206
+			// to that fails the check.
+			s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at the whole body's first byte: %w", resp.Range.Start, origin.ErrBadContentRange))
+			return
+		}
+		err = s.fills.FeedWhole(body, wf, m.SliceCount(), m.SliceLen, func(i int64) bool { return s.Store.Has(m, i) }, store)
+	} else {
+		span := slicer.Run{First: first, Last: first + int64(len(fills)) - 1}.Bytes(m.SliceSize, m.Size)
+		skip := span.Start - resp.Range.Start
+		if skip < 0 || (resp.Ranged && skip >= m.SliceSize) {
+			s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at slice %d: %w", resp.Range.Start, first, origin.ErrBadContentRange))
+			return
+		}
+		if _, err := io.CopyN(io.Discard, body, skip); err != nil {
+			// The bytes before the first whole slice of a suffix answer,
+			// or of a whole body before the slices a fill asked for.
+			s.fills.Abandon(fills, fmt.Errorf("edge: origin body before slice %d: %w", first, err))
+			s.fillFailed(ctx, err, fills)
+			return
+		}
+		var src io.Reader = body
+		if !resp.Ranged {
+			// A whole body answering a ranged fill: read up to the end of
+			// the slices asked for, not the rest of the object.
+			src = io.LimitReader(body, span.Len())
+		}
+		// An answer checked only at its end is held until then, so that
+		// nothing of a lie is stored.
+		err = s.fills.Feed(src, first, fills, m.SliceLen, resp.CheckedAtEnd, store)
 	}
-	if _, err := io.CopyN(io.Discard, body, skip); err != nil {
-		// The bytes before the first whole slice of a suffix answer.
-		s.fills.Abandon(fills, fmt.Errorf("edge: origin body before slice %d: %w", first, err))
-		s.fillFailed(ctx, err, fills)
-		return
-	}
-	err := s.fills.Feed(body, first, fills, m.SliceLen, func(f *origin.Fill) { s.storeFill(m, f) })
 	switch {
 	case err == nil:
 	case s.fillFailed(ctx, err, fills):
 		s.Log.Debug().Err(err).Str("key", m.Key).Msg("edge: origin fill dropped, its clients are gone")
+	case errors.Is(err, origin.ErrBadAnswer):
+		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin answer refused; nothing of it is stored, and its readers are cut")
 	default:
 		s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed; waiting requests retry")
 	}
 }
 
+// wholeOf returns the whole-body feed fills belong to, or nil.
+func wholeOf(fills []*origin.Fill) *origin.WholeFeed {
+	for _, f := range fills {
+		if f != nil {
+			return f.Whole()
+		}
+	}
+	return nil
+}
+
 // fetchRun fetches, in the background, the slices of fills for a known
 // version: fills[k] is slice first+k, nil for a slice this request does
-// not own (only for origins without range support, whose whole body passes
-// by). With range support fills are consecutive and all owned.
+// not own. With range support fills are consecutive and all owned; for an
+// origin without, they are the ones this request reserved on a new
+// whole-body feed, which the fetch of the whole body feeds.
 func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*origin.Fill) {
 	req := &origin.Request{
 		URL:     originURL(q, q.rule.Origin),
@@ -423,6 +492,10 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 	client := s.client(q.rule.Origin)
 	ctx, watch := s.fetchContext(q)
 	s.register(watch, fills)
+	wf := wholeOf(fills)
+	if wf != nil && watch != nil {
+		s.watches.Store(wf, watch) // see feed
+	}
 	s.m().originRequest("fill")
 	for _, f := range fills {
 		if f != nil {
@@ -431,6 +504,9 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 	}
 	go func() {
 		defer s.finish(watch, fills)
+		if wf != nil && watch != nil {
+			defer s.watches.Delete(wf)
+		}
 		resp, err := client.Fetch(ctx, req)
 		if err == nil {
 			s.m().originAnswer(req, resp)
@@ -445,14 +521,10 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 				se.Resp.Body.Close()
 			}
 			s.fills.Abandon(fills, err)
-			s.fillFailed(ctx, err, fills)
+			if !s.fillFailed(ctx, err, fills) && !errors.Is(err, origin.ErrVersionChanged) {
+				s.Log.Warn().Err(err).Str("key", m.Key).Msg("edge: origin fill failed before its body")
+			}
 			return
-		}
-		if !resp.Ranged && first > 0 {
-			// Whole body from byte 0: pad the fills so slice k is fills[k].
-			all := make([]*origin.Fill, first+int64(len(fills)))
-			copy(all[first:], fills)
-			fills, first = all, 0
 		}
 		s.feed(ctx, m, resp, first, fills)
 	}()

@@ -37,8 +37,11 @@ type metrics struct {
 	originBytes *vm.Counter
 	// originErrors: origin fetches that failed, by kind: timeout, connect,
 	// status_5xx, validator_mismatch, bad_content_range (a Content-Range or
-	// Content-Length that is not what was asked), range_refused (a 416 for
-	// a range inside the object), truncated, other. See originError.
+	// Content-Length that is not what was asked), bad_answer (not one part
+	// of identity bytes of the range asked: multipart/byteranges, a
+	// Content-Encoding, a body longer than announced), headers_too_large
+	// (past the origin's max_header_bytes), range_refused (a 416 for a
+	// range inside the object), truncated, other. See originError.
 	originErrors map[string]*vm.Counter
 	// originNoRange: origin answers of 200, the whole object, to a request
 	// with Range; counted where the edge learns the origin ignored Range
@@ -110,7 +113,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	}
 	m.originRequests = labelled("sliceedge_origin_requests_total", "kind", []string{"discover", "revalidate", "fill", "pass"})
 	m.originErrors = labelled("sliceedge_origin_errors_total", "kind",
-		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "range_refused", "truncated", "other"})
+		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "bad_answer", "headers_too_large", "range_refused", "truncated", "other"})
 	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error", "contradicted", "uncacheable"})
 	m.limits = labelled("sliceedge_limit_trips_total", "limit", []string{"object_size", "fetch_allowance", "bad_request", "unknown_host", "request_body"})
 	m.cuts = labelled("sliceedge_responses_cut_total", "reason", []string{"origin", "origin_changed", "client", "shutdown"})
@@ -190,6 +193,10 @@ func (m *metrics) originError(err error) {
 	var se *origin.StatusError
 	kind := "other"
 	switch {
+	case errors.Is(err, origin.ErrBadAnswer):
+		kind = "bad_answer"
+	case errors.Is(err, origin.ErrHeadersTooLarge):
+		kind = "headers_too_large"
 	case errors.Is(err, origin.ErrTimeout):
 		kind = "timeout"
 	case errors.Is(err, origin.ErrVersionChanged):

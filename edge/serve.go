@@ -79,6 +79,11 @@ func (s *Server) serveCached(q *request) {
 			s.m().flapRestarts.Inc()
 			force = f.meta.Version
 			continue
+		case errors.Is(err, origin.ErrBadAnswer) && attempt == 0:
+			// Nothing of the lying answer was sent or stored: once more,
+			// on the same version, from fresh fills.
+			s.m().flapRestarts.Inc()
+			continue
 		case errors.Is(err, origin.ErrVersionChanged):
 			s.m().flapAborts.Inc()
 			s.purge(q.key, f.meta.Version)
@@ -461,7 +466,7 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 			s.m().sliceMisses.Inc()
 			return nil
 		}
-		if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
+		if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, origin.ErrBadAnswer) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
 			return err
 		}
 		s.Log.Debug().Err(err).Int64("slice", i).Str("key", m.Key).Msg("edge: retrying slice after failed fill")
@@ -479,25 +484,30 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		maxRun = 16
 	}
 	run := slicer.Run{First: i, Last: min(i+maxRun-1, last)}
-	if m.NoRange {
-		// The origin sends whole bodies: take every missing slice as it passes.
-		run = slicer.Run{First: 0, Last: m.SliceCount() - 1}
-	}
 	// bypass: the store says it has slice i but cannot read it.
-	claims := s.fills.Claim(m.Key, m.Version, run, m.SliceLen, func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) })
+	have := func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) }
+	var claims []origin.Claim
 	if m.NoRange {
-		// One whole-body fetch feeds every owned slice and skips the rest.
-		fills := make([]*origin.Fill, len(claims))
-		owned := false
-		for k, c := range claims {
-			if c.Owned {
-				fills[k], owned = c.Fill, true
+		// The origin sends whole bodies, from byte 0 whatever is asked.
+		// The run's missing slices are reserved on a whole-body feed in
+		// flight that has not passed them yet, so one fetch serves every
+		// request, or else on a new feed this request starts, which takes
+		// every other missing slice as it passes (origin.WholeFeed).
+		// Nothing claims the whole object up front: its size is only what
+		// the origin says.
+		var wf *origin.WholeFeed
+		claims, wf = s.fills.ClaimWhole(m.Key, m.Version, run, m.SliceLen, have)
+		if wf != nil {
+			fills := make([]*origin.Fill, len(claims))
+			for k, c := range claims {
+				if c.Owned {
+					fills[k] = c.Fill
+				}
 			}
-		}
-		if owned {
 			s.fetchRun(q, m, run.First, fills)
 		}
 	} else {
+		claims = s.fills.Claim(m.Key, m.Version, run, m.SliceLen, have)
 		for _, owned := range origin.OwnedRuns(claims) {
 			fills := make([]*origin.Fill, len(owned))
 			for k, c := range owned {
@@ -507,9 +517,6 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		}
 	}
 	*claimedTo = max(*claimedTo, run.Last)
-	if i < run.First || i > run.Last {
-		return nil
-	}
 	return claims[i-run.First].Fill
 }
 
@@ -718,6 +725,10 @@ func (s *Server) originFailed(q *request, err error) {
 		status, msg = http.StatusGatewayTimeout, "sliceedge: the origin did not answer in time; retry later\n"
 	case errors.Is(err, origin.ErrBadContentRange):
 		msg = "sliceedge: the origin answered a range request with the wrong bytes; not served\n"
+	case errors.Is(err, origin.ErrBadAnswer):
+		msg = "sliceedge: the origin answered with something other than the bytes asked for (several parts, a content coding, or more bytes than it announced); not served\n"
+	case errors.Is(err, origin.ErrHeadersTooLarge):
+		msg = "sliceedge: the origin's response headers are larger than this edge accepts (origins.*.max_header_bytes); not served\n"
 	}
 	s.plainError(q, status, "fwd=miss; detail=origin-error", msg)
 }

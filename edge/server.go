@@ -71,7 +71,7 @@ type Server struct {
 	pieces   sync.Pool           // *[]byte, pieceSize buffers
 	readMem  atomic.Int64        // bytes of slice-sized read buffers in use; see sendStored
 	passes   passMemo
-	watches  sync.Map   // *origin.Fill -> *fillWatch of its drop-mode fetch; see abandon.go
+	watches  sync.Map   // *origin.Fill or *origin.WholeFeed -> *fillWatch of its drop-mode fetch; see abandon.go
 	clientMu sync.Mutex // protects clients
 	clients  map[clientKey]*origin.Client
 
@@ -110,9 +110,7 @@ func (s *Server) SetConfig(c *config.Config) {
 	defer s.clientMu.Unlock()
 	for k, cl := range s.clients {
 		if !keep[k] {
-			if t, ok := cl.Transport().(interface{ CloseIdleConnections() }); ok {
-				t.CloseIdleConnections()
-			}
+			cl.Close()
 			delete(s.clients, k)
 		}
 	}
@@ -193,6 +191,7 @@ func (s *Server) client(o *config.Origin) *origin.Client {
 	c := origin.NewClient(origin.Options{
 		ConnectTimeout: o.ConnectTimeout,
 		ReadTimeout:    o.ReadTimeout,
+		MaxHeaderBytes: o.MaxHeaderBytes,
 		Transport:      s.Transport,
 	})
 	s.clients[k] = c

@@ -7,6 +7,15 @@ package origin
 // only after its slice has been handed to the store, so a slice is at every
 // moment either stored, in flight, or missing, and a slice is never fetched
 // twice by requests that overlap in time.
+//
+// An answer whose length is only checked at its end (Response.CheckedAtEnd)
+// is held: its complete slices stay in flight, readable, until the end is
+// verified, and are stored only then. If the answer turns out to be a lie
+// (ErrBadAnswer), every slice of it fails, complete or not, so that no
+// reader goes on with its bytes.
+//
+// Origins that ignore Range send whole bodies; see WholeFeed for how their
+// slices are claimed without claiming the whole object up front.
 
 import (
 	"context"
@@ -26,10 +35,13 @@ type Fill struct {
 	Index   int64
 	Len     int64 // bytes the slice holds when complete
 
-	mu      sync.Mutex // protects buf, n, err, waiting and wake
+	whole *WholeFeed // the whole-body feed that fills it, nil for a ranged fetch; set at creation
+
+	mu      sync.Mutex // protects buf, n, err, bad, waiting and wake
 	buf     []byte     // allocated at the first byte; buf[:n] never changes again
 	n       int64
 	err     error
+	bad     bool          // its answer was a lie: no byte of it may be read, complete or not
 	waiting bool          // a reader sleeps on wake
 	wake    chan struct{} // closed when n or err changes and waiting is set
 }
@@ -40,11 +52,16 @@ func newFill(key string, version uint64, index, n int64) *Fill {
 
 // ReadAt copies bytes of the slice at off into p, waiting until at least one
 // has arrived. It returns io.EOF at the end of the slice, the fill's error
-// if it failed before off, or ctx's error.
+// if it failed before off (or at all, when its answer was a lie), or ctx's
+// error.
 func (f *Fill) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	for {
 		f.mu.Lock()
 		n, err, buf := f.n, f.err, f.buf
+		if f.bad {
+			f.mu.Unlock()
+			return 0, err
+		}
 		if off < n {
 			f.mu.Unlock()
 			return copy(p, buf[off:n]), nil
@@ -68,15 +85,20 @@ func (f *Fill) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 }
 
-// Bytes returns the complete slice, or nil when it is not complete.
+// Bytes returns the complete slice, or nil when it is not complete (or
+// its answer was a lie).
 func (f *Fill) Bytes() []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n < f.Len {
+	if f.n < f.Len || f.bad {
 		return nil
 	}
 	return f.buf
 }
+
+// Whole returns the whole-body feed that fills f, or nil when a ranged
+// fetch does.
+func (f *Fill) Whole() *WholeFeed { return f.whole }
 
 // Err returns the error the fill failed with, or nil.
 func (f *Fill) Err() error {
@@ -131,16 +153,33 @@ func (f *Fill) fail(err error) {
 	f.mu.Unlock()
 }
 
+// poison fails f whether complete or not: its answer was a lie, so even
+// its complete bytes must not be read on.
+func (f *Fill) poison(err error) {
+	f.mu.Lock()
+	if !f.bad {
+		f.err, f.bad = err, true
+	}
+	f.notifyLocked()
+	f.mu.Unlock()
+}
+
 type fillKey struct {
 	key     string
 	version uint64
 	index   int64
 }
 
+type versionKey struct {
+	key     string
+	version uint64
+}
+
 // Fills is the registry of slices in flight. The zero value is ready to use.
 type Fills struct {
-	mu sync.Mutex // protects m
-	m  map[fillKey]*Fill
+	mu     sync.Mutex // protects m, wholes, and the WholeFeeds' own state
+	m      map[fillKey]*Fill
+	wholes map[versionKey][]*WholeFeed // whole-body feeds in flight
 
 	// Collapsed counts slices claimed while another request was already
 	// fetching them: origin fetches saved.
@@ -211,10 +250,18 @@ func (fs *Fills) remove(f *Fill) {
 	fs.mu.Unlock()
 }
 
-// Abandon fails owned fills that will not be fed, and unregisters them.
+// Abandon fails owned fills that will not be fed, and unregisters them. A
+// fill of a whole-body feed takes the feed down with it: one body fills
+// them all, and it is not coming.
 func (fs *Fills) Abandon(fills []*Fill, err error) {
 	for _, f := range fills {
-		if f != nil {
+		switch {
+		case f == nil:
+		case f.whole != nil:
+			f.whole.end(err)
+			f.fail(err)
+			fs.remove(f)
+		default:
 			f.fail(err)
 			fs.remove(f)
 		}
@@ -246,16 +293,45 @@ var ErrAbandoned = errors.New("origin: fill abandoned")
 
 // Feed reads body, which starts at the first byte of slice first, slice by
 // slice: slice first+k goes to fills[k], or is discarded when fills[k] is
-// nil (a slice already stored or fetched by someone else, passing by in an
-// origin's full-body answer). Each completed fill is handed to store, which
-// takes over its registration: store must call Release(f) once the slice
-// is stored or could not be, and until then the fill stays findable, so
-// nobody fetches the slice again while it is being written; a store error
-// does not fail the fill for its readers. With a nil store a fill is
-// released at once. sliceLen gives the length of a discarded slice. On a
-// read error every unfinished fill fails with it and Feed returns it. Feed
-// clears each entry of fills once done with it.
-func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, store func(f *Fill)) error {
+// nil (a slice already stored or fetched by someone else). After the last
+// slice Feed reads body to its end, so that an origin body checks there
+// that nothing follows (the caller cuts a body it does not want read on).
+// Each completed fill is handed to store, which takes over its
+// registration: store must call Release(f) once the slice is stored or
+// could not be, and until then the fill stays findable, so nobody fetches
+// the slice again while it is being written; a store error does not fail
+// the fill for its readers. With a nil store a fill is released at once.
+// sliceLen gives the length of a discarded slice.
+//
+// hold is for an answer whose length is only checked at its end
+// (Response.CheckedAtEnd): completed fills are then handed to store only
+// once body has ended as it should. Until then they stay in flight and
+// readable, which costs memory for the run of slices asked for, at most
+// max_run × slice size, and nothing more.
+//
+// On a read error every unfinished fill fails with it and Feed returns it;
+// held complete fills are released unstored, and if the error is
+// ErrBadAnswer they fail too, so that their readers stop. Feed clears each
+// entry of fills once done with it.
+func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, hold bool, store func(f *Fill)) error {
+	var held []*Fill
+	failed := func(k int, err error) error {
+		for _, f := range held {
+			if errors.Is(err, ErrBadAnswer) {
+				f.poison(err)
+			}
+			fs.remove(f)
+		}
+		fs.Abandon(fills[k:], err)
+		return err
+	}
+	done := func(f *Fill) {
+		if store != nil {
+			store(f)
+		} else {
+			fs.remove(f)
+		}
+	}
 	for k, f := range fills {
 		if f == nil {
 			n := sliceLen(first + int64(k))
@@ -263,13 +339,206 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 				if err == io.EOF {
 					err = fmt.Errorf("origin: body ended in slice %d: %w", first+int64(k), ErrTruncated)
 				}
-				fs.Abandon(fills[k:], err)
+				return failed(k, err)
+			}
+			continue
+		}
+		if err := f.readFrom(body); err != nil {
+			return failed(k, err)
+		}
+		if hold {
+			held = append(held, f)
+		} else {
+			done(f)
+		}
+		// Drop the feeder's reference: a stored slice's memory goes as soon
+		// as its last reader is done, not when the whole run is.
+		fills[k] = nil
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return failed(len(fills), err)
+	}
+	for _, f := range held {
+		done(f)
+	}
+	return nil
+}
+
+// WholeFeed is one whole-body answer of an origin that ignores Range,
+// cut into slices as it passes. Its slices are claimed lazily, so that
+// its memory follows the slices in flight, never the size the origin
+// claims: the feed claims each slice when its body reaches it (a slice
+// stored or in flight elsewhere passes by), and a request that needs a
+// slice the feed has not reached yet reserves it on the feed (ClaimWhole)
+// instead of starting another whole-body fetch, which would have to read
+// from byte 0 too. A WholeFeed thus holds the slice it is filling plus the
+// slices requests reserved ahead of it.
+type WholeFeed struct {
+	fs      *Fills
+	key     string
+	version uint64
+
+	// Protected by fs.mu.
+	next     int64           // the first slice the body has not reached
+	reserved map[int64]*Fill // fills of slices >= next that requests wait for
+	ended    bool            // failed or done: it takes no more reservations
+}
+
+// ClaimWhole is Claim for a version whose origin ignores Range. Every
+// slice of run in flight is attached to, and every stored one left alone.
+// Every other one is reserved on a whole-body feed in flight that has not
+// reached it yet (the nearest), or else on a new feed, returned as wf,
+// for which the caller must fetch the whole body and FeedWhole it, or
+// Abandon its claims; those claims are the Owned ones.
+func (fs *Fills) ClaimWhole(key string, version uint64, run slicer.Run, sliceLen func(i int64) int64, have func(i int64) bool) (claims []Claim, wf *WholeFeed) {
+	claims = make([]Claim, 0, run.Len())
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m == nil {
+		fs.m = make(map[fillKey]*Fill)
+	}
+	for i := run.First; i <= run.Last; i++ {
+		k := fillKey{key, version, i}
+		if f, ok := fs.m[k]; ok {
+			claims = append(claims, Claim{Index: i, Fill: f})
+			fs.Collapsed.Add(1)
+			continue
+		}
+		if have != nil && have(i) {
+			claims = append(claims, Claim{Index: i})
+			continue
+		}
+		feed := fs.passingLocked(key, version, i)
+		switch {
+		case feed == nil:
+			if wf == nil {
+				wf = fs.newWholeLocked(key, version)
+			}
+			feed = wf
+		case feed != wf:
+			fs.Collapsed.Add(1)
+		}
+		f := newFill(key, version, i, sliceLen(i))
+		f.whole = feed
+		fs.m[k] = f
+		feed.reserved[i] = f
+		claims = append(claims, Claim{Index: i, Fill: f, Owned: feed == wf})
+	}
+	return claims, wf
+}
+
+// passingLocked returns the whole-body feed of a version in flight that
+// will reach slice i soonest, or nil.
+func (fs *Fills) passingLocked(key string, version uint64, i int64) *WholeFeed {
+	var best *WholeFeed
+	for _, wf := range fs.wholes[versionKey{key, version}] {
+		if !wf.ended && wf.next <= i && (best == nil || wf.next > best.next) {
+			best = wf
+		}
+	}
+	return best
+}
+
+func (fs *Fills) newWholeLocked(key string, version uint64) *WholeFeed {
+	if fs.wholes == nil {
+		fs.wholes = make(map[versionKey][]*WholeFeed)
+	}
+	wf := &WholeFeed{fs: fs, key: key, version: version, reserved: make(map[int64]*Fill)}
+	vk := versionKey{key, version}
+	fs.wholes[vk] = append(fs.wholes[vk], wf)
+	return wf
+}
+
+// endLocked stops wf taking reservations and unregisters it.
+func (wf *WholeFeed) endLocked() {
+	wf.ended = true
+	vk := versionKey{wf.key, wf.version}
+	feeds := wf.fs.wholes[vk]
+	for k, other := range feeds {
+		if other == wf {
+			feeds = append(feeds[:k], feeds[k+1:]...)
+			break
+		}
+	}
+	if len(feeds) == 0 {
+		delete(wf.fs.wholes, vk)
+	} else {
+		wf.fs.wholes[vk] = feeds
+	}
+}
+
+// reach moves wf to slice i and returns the fill to fill with it: the one
+// a request reserved, or a new one; nil when the slice is stored or
+// another fetch has it in flight.
+func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) *Fill {
+	fs := wf.fs
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	wf.next = i + 1
+	if f, ok := wf.reserved[i]; ok {
+		delete(wf.reserved, i)
+		return f
+	}
+	k := fillKey{wf.key, wf.version, i}
+	if _, ok := fs.m[k]; ok {
+		return nil
+	}
+	if have != nil && have(i) {
+		return nil
+	}
+	f := newFill(wf.key, wf.version, i, n)
+	f.whole = wf
+	fs.m[k] = f
+	return f
+}
+
+// end ends wf: it takes no more reservations, and the slices still
+// reserved on it, which it will not reach now, fail with err.
+func (wf *WholeFeed) end(err error) {
+	fs := wf.fs
+	fs.mu.Lock()
+	if wf.ended {
+		fs.mu.Unlock()
+		return
+	}
+	wf.endLocked()
+	reserved := make([]*Fill, 0, len(wf.reserved))
+	for _, f := range wf.reserved {
+		reserved = append(reserved, f)
+	}
+	clear(wf.reserved)
+	fs.mu.Unlock()
+	for _, f := range reserved {
+		f.fail(err)
+		fs.remove(f)
+	}
+}
+
+// FeedWhole reads a whole body for wf: slices 0 to count-1, each to the
+// fill a request reserved, to a fill claimed as the body reaches it, or
+// discarded when stored (have) or in flight elsewhere; then it reads body
+// to its end. store is as for Feed. On a read error the slice being read
+// and every reserved one fail with it, and FeedWhole returns it. A whole
+// body is never held: it has a Content-Length (without one the object has
+// no size to slice), so its bytes are checked as they come.
+func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, count int64, sliceLen func(i int64) int64, have func(i int64) bool, store func(f *Fill)) error {
+	for i := int64(0); i < count; i++ {
+		n := sliceLen(i)
+		f := wf.reach(i, n, have)
+		if f == nil {
+			if _, err := io.CopyN(io.Discard, body, n); err != nil {
+				if err == io.EOF {
+					err = fmt.Errorf("origin: body ended in slice %d: %w", i, ErrTruncated)
+				}
+				wf.end(err)
 				return err
 			}
 			continue
 		}
 		if err := f.readFrom(body); err != nil {
-			fs.Abandon(fills[k:], err)
+			f.fail(err)
+			fs.remove(f)
+			wf.end(err)
 			return err
 		}
 		if store != nil {
@@ -277,9 +546,13 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 		} else {
 			fs.remove(f)
 		}
-		// Drop the feeder's reference: a stored slice's memory goes as soon
-		// as its last reader is done, not when the whole run is.
-		fills[k] = nil
 	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		wf.end(err)
+		return err
+	}
+	// Every slice has been reached, so nothing is reserved any more,
+	// unless a reservation lay past the end.
+	wf.end(fmt.Errorf("origin: slice past the end of a whole body of %d slices: %w", count, ErrTruncated))
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -67,7 +69,7 @@ func TestFeedStreamsToWaiters(t *testing.T) {
 	var stored []string
 	done := make(chan error, 1)
 	go func() {
-		done <- fs.Feed(pr, 0, fills, lenOf(8), func(f *origin.Fill) {
+		done <- fs.Feed(pr, 0, fills, lenOf(8), false, func(f *origin.Fill) {
 			if fs.Lookup("k", 1, f.Index) != f {
 				t.Errorf("slice %d stored after it left the registry", f.Index)
 			}
@@ -85,7 +87,10 @@ func TestFeedStreamsToWaiters(t *testing.T) {
 	if err != nil || string(buf[:n]) != "abc" {
 		t.Fatalf("first read %q %v, want the 3 bytes sent so far", buf[:n], err)
 	}
-	go pw.Write([]byte("defghijklmnop"))
+	go func() {
+		pw.Write([]byte("defghijklmnop"))
+		pw.Close() // Feed reads the body to its end
+	}()
 	var got bytes.Buffer
 	for _, c := range claims {
 		for off := int64(0); ; {
@@ -125,7 +130,7 @@ func TestFeedTruncated(t *testing.T) {
 	fills := []*origin.Fill{nil, claims[1].Fill, claims[2].Fill}
 	fs.Abandon([]*origin.Fill{claims[0].Fill}, origin.ErrAbandoned)
 	var stored []int64
-	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), func(f *origin.Fill) {
+	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), false, func(f *origin.Fill) {
 		stored = append(stored, f.Index)
 		fs.Release(f)
 	})
@@ -151,5 +156,203 @@ func TestFeedTruncated(t *testing.T) {
 	}
 	if fs.InFlight() != 0 {
 		t.Errorf("%d failed fills still registered: a retry could not claim them", fs.InFlight())
+	}
+}
+
+// endsWith is a body whose bytes are followed by err instead of io.EOF:
+// what an origin body reports when it finds extra bytes at its end.
+type endsWith struct {
+	r   io.Reader
+	err error
+}
+
+func (e *endsWith) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		err = e.err
+	}
+	return n, err
+}
+
+// An answer checked only at its end is held: its complete slices are
+// readable at once but stored only after the body has ended as it
+// should; when the end shows a lie, none is stored and every one fails,
+// complete or not, for its readers.
+func TestFeedHoldsUntilTheEnd(t *testing.T) {
+	ctx := context.Background()
+	t.Run("verified", func(t *testing.T) {
+		var fs origin.Fills
+		claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 1}, lenOf(4), nil)
+		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill}
+		pr, pw := io.Pipe()
+		var mu sync.Mutex
+		var stored []string
+		done := make(chan error, 1)
+		go func() {
+			done <- fs.Feed(pr, 0, fills, lenOf(4), true, func(f *origin.Fill) {
+				mu.Lock()
+				stored = append(stored, string(f.Bytes()))
+				mu.Unlock()
+				fs.Release(f)
+			})
+		}()
+		go pw.Write([]byte("abcdefgh"))
+		buf := make([]byte, 4)
+		for i, want := range []string{"abcd", "efgh"} {
+			if n, err := io.ReadFull(&fillReader{ctx: ctx, f: claims[i].Fill}, buf); err != nil || string(buf[:n]) != want {
+				t.Fatalf("slice %d before the end: %q, %v", i, buf[:n], err)
+			}
+		}
+		// Both slices are complete, but the body has not ended: Feed
+		// waits in its last read, so nothing can have been stored.
+		mu.Lock()
+		early := len(stored)
+		mu.Unlock()
+		if early != 0 || fs.InFlight() != 2 {
+			t.Fatalf("%d slices stored, %d in flight before the end; want 0 and 2", early, fs.InFlight())
+		}
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(stored) != 2 || stored[0] != "abcd" || stored[1] != "efgh" {
+			t.Errorf("stored %q after the end", stored)
+		}
+	})
+	t.Run("lie", func(t *testing.T) {
+		var fs origin.Fills
+		claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 2}, lenOf(4), nil)
+		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill, claims[2].Fill}
+		lie := fmt.Errorf("origin: body goes on: %w", origin.ErrBadAnswer)
+		var stored []int64
+		err := fs.Feed(&endsWith{r: bytes.NewReader([]byte("abcdefghijkl")), err: lie}, 0, fills, lenOf(4), true, func(f *origin.Fill) {
+			stored = append(stored, f.Index)
+			fs.Release(f)
+		})
+		if !errors.Is(err, origin.ErrBadAnswer) {
+			t.Fatalf("Feed = %v, want ErrBadAnswer", err)
+		}
+		if len(stored) != 0 {
+			t.Errorf("stored slices %v of a lying answer", stored)
+		}
+		for _, c := range claims {
+			if _, err := c.Fill.ReadAt(ctx, make([]byte, 4), 0); !errors.Is(err, origin.ErrBadAnswer) {
+				t.Errorf("slice %d of a lying answer reads with %v, want ErrBadAnswer", c.Index, err)
+			}
+			if c.Fill.Bytes() != nil {
+				t.Errorf("slice %d of a lying answer offers its bytes", c.Index)
+			}
+		}
+		if fs.InFlight() != 0 {
+			t.Errorf("%d fills of a lying answer left in the registry", fs.InFlight())
+		}
+	})
+	t.Run("truncated", func(t *testing.T) {
+		// Not a lie, but not verified either: the complete slice is not
+		// stored, and stays readable for whoever holds it.
+		var fs origin.Fills
+		claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 1}, lenOf(4), nil)
+		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill}
+		var stored int
+		err := fs.Feed(bytes.NewReader([]byte("abcdef")), 0, fills, lenOf(4), true, func(f *origin.Fill) { stored++; fs.Release(f) })
+		if !errors.Is(err, origin.ErrTruncated) || stored != 0 || fs.InFlight() != 0 {
+			t.Fatalf("Feed = %v, %d stored, %d in flight; want ErrTruncated, 0, 0", err, stored, fs.InFlight())
+		}
+		if string(claims[0].Fill.Bytes()) != "abcd" {
+			t.Errorf("complete slice of a cut answer: %q", claims[0].Fill.Bytes())
+		}
+	})
+}
+
+// fillReader reads a fill from the start.
+type fillReader struct {
+	ctx context.Context
+	f   *origin.Fill
+	off int64
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	n, err := r.f.ReadAt(r.ctx, p, r.off)
+	r.off += int64(n)
+	return n, err
+}
+
+// A whole-body feed claims slices as it reaches them, not up front: a
+// claim of a few slices of an object the origin says is enormous costs a
+// few fills; a later claim further on reserves on the feed instead of
+// starting another; the feed fills reservations, takes the missing
+// slices it passes, and passes stored ones and ones in flight elsewhere.
+func TestWholeFeedClaimsLazily(t *testing.T) {
+	ctx := context.Background()
+	var fs origin.Fills
+	const huge = math.MaxInt64 // slices
+	stored := map[int64]bool{2: true}
+	have := func(i int64) bool { return stored[i] }
+	a, wf := fs.ClaimWhole("k", 1, slicer.Run{First: 1, Last: 3}, lenOf(4), have)
+	if wf == nil || len(a) != 3 || !a[0].Owned || a[1].Fill != nil || !a[2].Owned {
+		t.Fatalf("first claim: %+v, feed %v; want slices 1 and 3 owned on a new feed, 2 stored", a, wf)
+	}
+	if fs.InFlight() != 2 {
+		t.Fatalf("%d fills in flight after claiming 3 slices of %d, want 2", fs.InFlight(), int64(huge))
+	}
+	b, wf2 := fs.ClaimWhole("k", 1, slicer.Run{First: 3, Last: 5}, lenOf(4), have)
+	if wf2 != nil || b[0].Fill != a[2].Fill || b[1].Owned || b[1].Fill.Whole() != wf || b[2].Owned {
+		t.Fatalf("second claim: %+v, new feed %v; want everything on the first feed", b, wf2)
+	}
+	if got := fs.Collapsed.Load(); got != 3 {
+		t.Errorf("Collapsed = %d, want 3 (one attach, two reservations)", got)
+	}
+	// Slice 6 is in flight by another fetch: the feed passes it by.
+	other := fs.Claim("k", 1, slicer.Run{First: 6, Last: 6}, lenOf(4), have)
+	// The body: slices 0..7 of 4 bytes, then the origin stops sending.
+	body := []byte("00001111222233334444555566667777")
+	var got []string
+	err := fs.FeedWhole(bytes.NewReader(body), wf, huge, lenOf(4), have, func(f *origin.Fill) {
+		got = append(got, fmt.Sprintf("%d:%s", f.Index, f.Bytes()))
+		fs.Release(f)
+	})
+	if !errors.Is(err, origin.ErrTruncated) {
+		t.Fatalf("FeedWhole = %v, want ErrTruncated (the body ends at slice 8 of %d)", err, int64(huge))
+	}
+	want := "[0:0000 1:1111 3:3333 4:4444 5:5555 7:7777]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("stored %v, want %s", got, want)
+	}
+	for _, c := range b[1:] {
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(&fillReader{ctx: ctx, f: c.Fill}, buf); err != nil || buf[0] != byte('0'+c.Index) {
+			t.Errorf("reserved slice %d: %q, %v", c.Index, buf, err)
+		}
+	}
+	if fs.InFlight() != 1 || fs.Lookup("k", 1, 6) != other[0].Fill {
+		t.Errorf("%d fills in flight, want only the other fetch's slice 6", fs.InFlight())
+	}
+	// A reservation past where the feed failed fails with it.
+	c, wf3 := fs.ClaimWhole("k", 1, slicer.Run{First: 100, Last: 100}, lenOf(4), have)
+	if wf3 == nil {
+		t.Fatal("a claim after the feed ended found no feed to start")
+	}
+	d, _ := fs.ClaimWhole("k", 1, slicer.Run{First: 1 << 30, Last: 1 << 30}, lenOf(4), have)
+	if err := fs.FeedWhole(bytes.NewReader(body[:6]), wf3, huge, lenOf(4), have, nil); !errors.Is(err, origin.ErrTruncated) {
+		t.Fatalf("FeedWhole = %v, want ErrTruncated", err)
+	}
+	for _, cl := range []origin.Claim{c[0], d[0]} {
+		if _, err := cl.Fill.ReadAt(ctx, make([]byte, 4), 0); !errors.Is(err, origin.ErrTruncated) {
+			t.Errorf("slice %d reserved on a failed feed: %v, want ErrTruncated", cl.Index, err)
+		}
+	}
+	fs.Abandon([]*origin.Fill{other[0].Fill}, origin.ErrAbandoned)
+	if fs.InFlight() != 0 {
+		t.Errorf("%d fills left in flight", fs.InFlight())
+	}
+	// Abandoning a feed's claims before its fetch starts fails the feed.
+	e, wf4 := fs.ClaimWhole("k", 1, slicer.Run{First: 0, Last: 0}, lenOf(4), have)
+	f, _ := fs.ClaimWhole("k", 1, slicer.Run{First: 9, Last: 9}, lenOf(4), have)
+	if wf4 == nil || f[0].Fill.Whole() != wf4 {
+		t.Fatalf("claims did not share a feed")
+	}
+	fs.Abandon([]*origin.Fill{e[0].Fill}, origin.ErrAbandoned)
+	if _, err := f[0].Fill.ReadAt(ctx, make([]byte, 4), 0); !errors.Is(err, origin.ErrAbandoned) || fs.InFlight() != 0 {
+		t.Errorf("reservation on an abandoned feed: %v, %d in flight", err, fs.InFlight())
 	}
 }

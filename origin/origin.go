@@ -2,10 +2,12 @@
 // with a Range request conditioned on the version being filled (If-Match, or
 // If-Unmodified-Since when Last-Modified is the validator), and checks every
 // response before a byte of it is used: the status, a Content-Range whose
-// start, end and complete length are exactly the ones asked for, and a
-// validator byte-identical to the version's. An origin that ignores Range
-// (answers 200) is reported as such so the caller can cut the whole body
-// into slices as it passes.
+// start, end and complete length are exactly the ones asked for, one part
+// of identity bytes (no multipart/byteranges, no content coding), a body
+// that ends where it said, and a validator byte-identical to the version's.
+// An origin that ignores Range (answers 200) is reported as such so the
+// caller can cut the whole body into slices as it passes. Hop-by-hop headers
+// never leave Fetch, in either direction (RFC 9110 §7.6.1).
 //
 // Fills (fill.go) collapse concurrent requests per slice: every request
 // that needs a slice already on its way reads the same bytes as they arrive.
@@ -16,8 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +43,14 @@ var (
 	ErrTimeout = errors.New("origin: read timeout")
 	// ErrUnsatisfiable: the origin answered 416; RangeError carries the size.
 	ErrUnsatisfiable = errors.New("origin: range not satisfiable")
+	// ErrBadAnswer: an answer that is not one part of identity bytes of
+	// exactly the range asked for, in a way Content-Range does not show: a
+	// multipart/byteranges 206, a content coding other than identity, or a
+	// body that goes on past the length it announced. Nothing of it may be
+	// used; what was already sent of it cannot be trusted either.
+	ErrBadAnswer = errors.New("origin: answer is not one part of identity bytes of the range asked for")
+	// ErrHeadersTooLarge: the response headers exceed Options.MaxHeaderBytes.
+	ErrHeadersTooLarge = errors.New("origin: response headers too large")
 )
 
 // StatusError is an origin answer the edge does not slice (4xx, 5xx, 3xx).
@@ -126,7 +138,8 @@ func (req *Request) rangeHeader() string {
 	return "bytes=-" + strconv.FormatInt(req.Suffix, 10)
 }
 
-// Response is an origin answer that passed validation.
+// Response is an origin answer that passed validation. Its Header holds no
+// hop-by-hop header.
 type Response struct {
 	Status int
 	Header http.Header
@@ -140,22 +153,41 @@ type Response struct {
 	// Body reads the bytes of Range and reports ErrTruncated or ErrTimeout
 	// when the origin fails to deliver them. Close it.
 	Body io.ReadCloser
+	// CheckedAtEnd: no Content-Length enforces the body's length (it is
+	// chunked or ends with the connection), so only at its end can Body
+	// tell that nothing follows the announced bytes. After the last of
+	// them Body reads once more and reports ErrBadAnswer if more come, or
+	// io.EOF; until then none of its bytes may be kept.
+	CheckedAtEnd bool
 }
 
 // Client fetches from one origin. Its zero value is not usable: build it
 // with NewClient. A Client is safe for concurrent use.
 type Client struct {
-	http        *http.Client
-	readTimeout time.Duration
+	http           *http.Client
+	own            *http.Transport // the transport NewClient built, nil when given one
+	readTimeout    time.Duration
+	maxHeaderBytes int64
 }
 
 // Options tune a Client.
 type Options struct {
-	ConnectTimeout time.Duration // TCP connect; 0 means 5s
+	// ConnectTimeout bounds the TCP connect and, for https origins, the
+	// TLS handshake, each; 0 means 5s.
+	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration // headers and gaps between body bytes; 0 means 30s
+	// MaxHeaderBytes bounds the response headers (status line included)
+	// read from the origin; 0 means 64 KiB. More is ErrHeadersTooLarge:
+	// they would be stored with the object and replayed on every answer.
+	MaxHeaderBytes int64
 	// Transport replaces the default transport (tests); nil is the default.
+	// Its own limits then apply, and MaxHeaderBytes is checked after the
+	// headers are read.
 	Transport http.RoundTripper
 }
+
+// DefaultMaxHeaderBytes is Options.MaxHeaderBytes when it is 0.
+const DefaultMaxHeaderBytes = 64 << 10
 
 // NewClient returns a Client for opts.
 func NewClient(opts Options) *Client {
@@ -165,35 +197,72 @@ func NewClient(opts Options) *Client {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 30 * time.Second
 	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	c := &Client{readTimeout: opts.ReadTimeout, maxHeaderBytes: opts.MaxHeaderBytes}
 	rt := opts.Transport
 	if rt == nil {
-		rt = &http.Transport{
-			Proxy:                 nil, // an edge talks to its origin directly
-			DialContext:           (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   64,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: opts.ReadTimeout,
-			DisableCompression:    true, // byte ranges address the identity encoding
-			ReadBufferSize:        64 << 10,
-			WriteBufferSize:       16 << 10,
+		c.own = &http.Transport{
+			Proxy:       nil, // an edge talks to its origin directly
+			DialContext: (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			// Without it a TLS origin that accepts and never speaks holds
+			// every request to it forever.
+			TLSHandshakeTimeout:    opts.ConnectTimeout,
+			MaxIdleConns:           256,
+			MaxIdleConnsPerHost:    64,
+			IdleConnTimeout:        90 * time.Second,
+			ResponseHeaderTimeout:  opts.ReadTimeout,
+			MaxResponseHeaderBytes: opts.MaxHeaderBytes,
+			DisableCompression:     true, // byte ranges address the identity encoding
+			ReadBufferSize:         64 << 10,
+			WriteBufferSize:        16 << 10,
 		}
+		rt = c.own
 	}
-	return &Client{
-		http: &http.Client{
-			Transport: rt,
-			// Redirects are the client's business: pass them through.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		readTimeout: opts.ReadTimeout,
+	c.http = &http.Client{
+		Transport: rt,
+		// Redirects are the client's business: pass them through.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c
+}
+
+// Close closes the client's idle origin connections, when the transport is
+// its own (a given Transport may be shared, so it is left alone). Requests
+// in flight are not affected; a reload calls it on the client it replaces.
+func (c *Client) Close() {
+	if c.own != nil {
+		c.own.CloseIdleConnections()
 	}
 }
 
-// hopHeaders are not forwarded (RFC 9110 §7.6.1), nor are the headers the
-// client uses to talk to the edge rather than to the object.
-var hopHeaders = []string{
+// hopByHop are the headers that describe a connection, not a message (RFC
+// 9110 §7.6.1, and the obsolete ones still seen); with those a Connection
+// header names, they never cross the edge.
+var hopByHop = []string{
 	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopHeaders deletes from h the hop-by-hop headers and every header
+// its Connection header names (RFC 9110 §7.6.1).
+func removeHopHeaders(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}
+
+// edgeHeaders are the client's headers that address the edge rather than
+// the object: Fetch sets its own.
+var edgeHeaders = []string{
 	"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
 	"Accept-Encoding",
 }
@@ -215,7 +284,8 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	for k, vv := range req.Header {
 		hr.Header[k] = vv
 	}
-	for _, h := range hopHeaders {
+	removeHopHeaders(hr.Header)
+	for _, h := range edgeHeaders {
 		hr.Header.Del(h)
 	}
 	if req.Host != "" {
@@ -232,12 +302,24 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	resp, err := c.http.Do(hr)
 	if err != nil {
 		cancel(nil)
+		if isHeadersTooLarge(err) {
+			return nil, c.headersTooLarge(method, req.URL, err)
+		}
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			return nil, fmt.Errorf("origin: %s %s: %w: %w", method, req.URL, ErrTimeout, err)
 		}
 		return nil, fmt.Errorf("origin: %s %s: %w", method, req.URL, err)
 	}
+	if n := headerBytes(resp); n > c.maxHeaderBytes {
+		// Only a given Transport lets this through; ours stops at the limit.
+		resp.Body.Close()
+		cancel(nil)
+		return nil, c.headersTooLarge(method, req.URL, fmt.Errorf("%d bytes of headers", n))
+	}
+	// Checked before the hop-by-hop headers go, so that a coding hidden
+	// behind a Connection header is still seen.
 	out, err := c.check(req, resp)
+	removeHopHeaders(resp.Header)
 	if err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {
@@ -254,8 +336,35 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 		out.Body = http.NoBody
 		return out, nil
 	}
-	out.Body = newBody(ctx, resp.Body, out.Range.Len(), out.Size < 0, c.readTimeout, cancel)
+	toEOF := out.Size < 0
+	out.CheckedAtEnd = !toEOF && resp.ContentLength < 0
+	out.Body = newBody(ctx, resp.Body, out.Range.Len(), toEOF, out.CheckedAtEnd, c.readTimeout, cancel)
 	return out, nil
+}
+
+// headersTooLarge is the error for an answer whose headers exceed the
+// limit, saying how to raise it.
+func (c *Client) headersTooLarge(method, url string, err error) error {
+	return fmt.Errorf("origin: %s %s: response headers exceed %d bytes (raise the origin's max_header_bytes): %w: %w",
+		method, url, c.maxHeaderBytes, ErrHeadersTooLarge, err)
+}
+
+// isHeadersTooLarge recognises net/http's error for headers past
+// MaxResponseHeaderBytes, which has no type of its own.
+func isHeadersTooLarge(err error) bool {
+	return strings.Contains(err.Error(), "server response headers exceeded")
+}
+
+// headerBytes is the size of resp's status line and headers as sent, near
+// enough: "Name: value\r\n" per value.
+func headerBytes(resp *http.Response) int64 {
+	n := int64(len(resp.Status) + len(resp.Proto) + 3)
+	for k, vv := range resp.Header {
+		for _, v := range vv {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n
 }
 
 func setCondition(h http.Header, etagHeader, dateHeader string, v Validator) {
@@ -272,10 +381,22 @@ func (c *Client) check(req *Request, resp *http.Response) (*Response, error) {
 	out := &Response{Status: resp.StatusCode, Header: resp.Header, Size: -1}
 	// Both fields, so the version's own kind of validator is compared.
 	got := Validator{ETag: ValidatorOf(resp.Header, false).ETag, LastModified: resp.Header.Get("Last-Modified")}
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent {
+		// Every Fetch asks for identity: slices address identity bytes.
+		if ce := contentCoding(resp.Header); ce != "" {
+			return nil, fmt.Errorf("origin: %d with Content-Encoding %q to Accept-Encoding: identity: %w", resp.StatusCode, ce, ErrBadAnswer)
+		}
+	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		if !req.HasRange() {
 			return nil, fmt.Errorf("origin: 206 to a request without Range: %w", ErrBadContentRange)
+		}
+		if ct := resp.Header.Get("Content-Type"); isMultipartByteranges(ct) {
+			// We ask for one range, which must come as one part (RFC
+			// 9110 §15.3.7.2); the parts' boundaries and headers are not
+			// the object's bytes, whatever the Content-Range says.
+			return nil, fmt.Errorf("origin: 206 with Content-Type %q to the single range %s: %w", ct, req.rangeHeader(), ErrBadAnswer)
 		}
 		cr := resp.Header.Get("Content-Range")
 		r, size, unsatisfied, err := slicer.ParseContentRange(cr)
@@ -327,6 +448,31 @@ func (c *Client) check(req *Request, resp *http.Response) (*Response, error) {
 	return out, nil
 }
 
+// contentCoding is the content coding of an answer, "" for identity
+// (RFC 9110 §8.4: a list, applied in order; "identity" is no coding).
+func contentCoding(h http.Header) string {
+	var codings []string
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = textproto.TrimString(c); c != "" && !strings.EqualFold(c, "identity") {
+				codings = append(codings, c)
+			}
+		}
+	}
+	return strings.Join(codings, ", ")
+}
+
+// isMultipartByteranges reports whether a Content-Type is
+// multipart/byteranges (RFC 9110 §14.6), also when its parameters do not
+// parse.
+func isMultipartByteranges(ct string) bool {
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		return mt == "multipart/byteranges"
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(textproto.TrimString(mt), "multipart/byteranges")
+}
+
 // String quotes the validator for messages.
 func (v Validator) String() string {
 	if v.ETag != "" {
@@ -367,19 +513,24 @@ func (b *cancelBody) Close() error {
 }
 
 // body enforces the announced length and the read timeout on an origin
-// body: a short body is ErrTruncated, never a short slice.
+// body: a short body is ErrTruncated, never a short slice; a body whose
+// length no Content-Length enforces and that goes on past the announced
+// bytes is ErrBadAnswer.
 type body struct {
-	rc      io.ReadCloser
-	left    int64 // bytes still owed; unused when toEOF
-	toEOF   bool  // no announced length: read until EOF
-	timeout time.Duration
-	ctx     context.Context // the request's; its cause says why it ended
-	cancel  context.CancelCauseFunc
-	timer   *time.Timer // cancels ctx with ErrTimeout when no byte comes in time
+	rc       io.ReadCloser
+	size     int64 // bytes announced; unused when toEOF
+	left     int64 // bytes still owed; unused when toEOF
+	toEOF    bool  // no announced length: read until EOF
+	checkEnd bool  // the transport does not enforce size: see end
+	ended    error // end's verdict, once it has one
+	timeout  time.Duration
+	ctx      context.Context // the request's; its cause says why it ended
+	cancel   context.CancelCauseFunc
+	timer    *time.Timer // cancels ctx with ErrTimeout when no byte comes in time
 }
 
-func newBody(ctx context.Context, rc io.ReadCloser, n int64, toEOF bool, timeout time.Duration, cancel context.CancelCauseFunc) *body {
-	b := &body{rc: rc, left: n, toEOF: toEOF, timeout: timeout, ctx: ctx, cancel: cancel}
+func newBody(ctx context.Context, rc io.ReadCloser, n int64, toEOF, checkEnd bool, timeout time.Duration, cancel context.CancelCauseFunc) *body {
+	b := &body{rc: rc, size: n, left: n, toEOF: toEOF, checkEnd: checkEnd, timeout: timeout, ctx: ctx, cancel: cancel}
 	b.timer = time.AfterFunc(timeout, func() { cancel(ErrTimeout) })
 	return b
 }
@@ -387,7 +538,7 @@ func newBody(ctx context.Context, rc io.ReadCloser, n int64, toEOF bool, timeout
 func (b *body) Read(p []byte) (int, error) {
 	if !b.toEOF {
 		if b.left <= 0 {
-			return 0, io.EOF
+			return 0, b.end()
 		}
 		if int64(len(p)) > b.left {
 			p = p[:b.left]
@@ -399,21 +550,65 @@ func (b *body) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF && !b.toEOF && b.left > 0:
 		return n, fmt.Errorf("origin: body ended %d bytes early: %w", b.left, ErrTruncated)
+	case err == io.EOF && !b.toEOF && b.checkEnd:
+		// The transport saw the end right after the last byte owed.
+		b.ended = io.EOF
+		return n, io.EOF
 	case err == io.EOF:
 		return n, io.EOF
 	case err != nil:
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return n, fmt.Errorf("origin: body ended %d bytes early: %w: %w", b.left, ErrTruncated, err)
 		}
-		if errors.Is(context.Cause(b.ctx), ErrTimeout) || isTimeout(err) {
-			return n, fmt.Errorf("origin: no body byte for %v: %w: %w", b.timeout, ErrTimeout, err)
-		}
-		return n, fmt.Errorf("origin: read body: %w", err)
+		return n, b.readError(err)
 	}
-	if !b.toEOF && b.left == 0 {
+	if !b.toEOF && b.left == 0 && !b.checkEnd {
 		return n, io.EOF
 	}
+	// With checkEnd, the last bytes go to the reader now and the end is
+	// checked on its next read, so waiters see them at once.
 	return n, nil
+}
+
+// end reports the end of a body once the announced bytes are read. Where
+// a Content-Length enforces the length the transport has stopped there.
+// Otherwise (chunked, or delimited by the connection's close) the origin
+// decides where the body ends, and a body longer than it announced is a
+// lie about which bytes these were: one more read, within the read
+// timeout, must report the end.
+func (b *body) end() error {
+	if !b.checkEnd {
+		return io.EOF
+	}
+	if b.ended != nil {
+		return b.ended
+	}
+	var buf [512]byte
+	for tries := 0; b.ended == nil; tries++ {
+		b.timer.Reset(b.timeout)
+		n, err := b.rc.Read(buf[:])
+		switch {
+		case n > 0:
+			b.ended = fmt.Errorf("origin: body goes on past the %d bytes it announced (no Content-Length): %w", b.size, ErrBadAnswer)
+		case err == io.EOF:
+			b.ended = io.EOF
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			b.ended = fmt.Errorf("origin: body cut before its end was framed, after the %d bytes it announced: %w: %w", b.size, ErrTruncated, err)
+		case err != nil:
+			b.ended = b.readError(err)
+		case tries >= 100:
+			b.ended = fmt.Errorf("origin: checking the end of the body: %w", io.ErrNoProgress)
+		}
+	}
+	return b.ended
+}
+
+// readError wraps a failed read of the body.
+func (b *body) readError(err error) error {
+	if errors.Is(context.Cause(b.ctx), ErrTimeout) || isTimeout(err) {
+		return fmt.Errorf("origin: no body byte for %v: %w: %w", b.timeout, ErrTimeout, err)
+	}
+	return fmt.Errorf("origin: read body: %w", err)
 }
 
 func (b *body) Close() error {
