@@ -357,7 +357,7 @@ func TestDefault(t *testing.T) {
 		o.ConnectTimeout != DefaultConnectTimeout || o.ReadTimeout != DefaultReadTimeout || o.Host != "" {
 		t.Fatalf("Default().Origins = %+v", c.Origins)
 	}
-	want := Rule{Index: 0, Match: "/", Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
+	want := Rule{Index: 0, Match: "/", Hosts: []string{"127.0.0.1", "localhost"}, Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
 		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance}
 	if len(c.Rules) != 1 || !reflect.DeepEqual(*c.Rules[0], want) {
 		t.Errorf("Default().Rules = %+v, want [%+v]", c.Rules, want)
@@ -483,7 +483,7 @@ rules:
 			t.Errorf("Rule(%q) = %+v, want rules[%d] (%s)", tt.path, got, tt.want, c.Rules[tt.want].Match)
 		}
 	}
-	if got := Default().Rule("", "/anything/at/all"); got == nil || got.Match != "/" {
+	if got := Default().Rule("localhost", "/anything/at/all"); got == nil || got.Match != "/" {
 		t.Errorf("Default().Rule = %+v, want the / rule", got)
 	}
 }

@@ -68,6 +68,7 @@ func TestDotSegmentsStayInsideRules(t *testing.T) {
 	h.start(t, fmt.Sprintf(`
 name: sliceedge
 listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:1, token: %s}
 store: {dir: unused, max_bytes: 1GiB}
 origins:
   files: {url: %s}
@@ -75,7 +76,7 @@ origins:
 rules:
   - {match: /public/, hosts: [edge.test], origin: files, last_modified_validator: true}
   - {match: /, hosts: [based.test], origin: based, last_modified_validator: true}
-`, o.srv.URL, o.srv.URL))
+`, adminToken, o.srv.URL, o.srv.URL))
 	addr := hostPort(h.srv.URL)
 	tests := []struct {
 		host, target string
@@ -118,6 +119,9 @@ rules:
 		if p != "/public/hello.txt" {
 			t.Errorf("the origin was asked for %q", p)
 		}
+	}
+	if v := metricValue(h.metrics(t), `sliceedge_limit_trips_total{limit="bad_request"}`); v != 9 {
+		t.Errorf("bad requests counted: %v, want the 9 answered 400", v)
 	}
 }
 
@@ -162,6 +166,9 @@ rules:
 	}
 	if n := h.origin.PathRequests(path); n != 1 {
 		t.Errorf("unknown hosts reached the origin: %d requests", n)
+	}
+	if v := metricValue(h.metrics(t), `sliceedge_limit_trips_total{limit="unknown_host"}`); v != 3 {
+		t.Errorf("unknown hosts counted: %v, want 3", v)
 	}
 	if got := h.store.Stats().Objects; got != objects {
 		t.Errorf("unknown hosts stored %d objects", got-objects)
@@ -361,6 +368,9 @@ func TestRequestBodyNeverHolds(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	if v := metricValue(h.metrics(t), `sliceedge_limit_trips_total{limit="request_body"}`); v != 50 {
+		t.Errorf("GET and HEAD bodies counted: %v, want 50", v)
 	}
 	for _, req := range []string{
 		"GET " + path + " HTTP/1.1\r\nHost: edge.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",

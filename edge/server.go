@@ -318,11 +318,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case err != nil:
+		s.m().limitTrip("bad_request")
 		q.cacheStatus, q.detail = "ERROR", err.Error()
 		s.plainError(q, http.StatusBadRequest, "fwd=bypass; detail=bad-request", "sliceedge: bad request: "+err.Error()+"\n")
 		return
 	case q.rule == nil && !cfg.AcceptsHost(q.host):
 		// Sent to the wrong server: no rule serves this host (RFC 9110 §15.5.20).
+		s.m().limitTrip("unknown_host")
 		q.cacheStatus, q.detail = "ERROR", "no rule for the host"
 		s.plainError(q, http.StatusMisdirectedRequest, "fwd=bypass; detail=unknown-host", "sliceedge: this edge serves no site of that host name\n")
 		return
@@ -360,6 +362,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) refuseBody(q *request) {
 	q.w.Header().Set("Connection", "close")
 	if q.r.Method == http.MethodGet || q.r.Method == http.MethodHead {
+		s.m().limitTrip("request_body")
 		// Reads from the client end now: what is left of the body is never
 		// read, not even by net/http after the answer.
 		_ = http.NewResponseController(q.w).SetReadDeadline(time.Now())
