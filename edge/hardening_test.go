@@ -341,3 +341,43 @@ func (c *fuzzContent) Seek(off int64, whence int) (int64, error) {
 	}
 	return c.off, nil
 }
+
+// An origin's response headers are bounded (max_header_bytes, 64 KiB by
+// default): 8 MiB of them is a 502 that says why, counted, and nothing is
+// stored; headers an origin names in Connection are neither stored nor
+// replayed.
+func TestOriginHeaderBounds(t *testing.T) {
+	h := newHarness(t)
+	const big, hop = "/obj/64KiB-bigheaders.bin", "/obj/64KiB-hop.bin"
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Path {
+		case big:
+			for i := range 128 {
+				w.Header().Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("p", 64<<10))
+			}
+		case hop:
+			w.Header().Set("Connection", "X-Hop-Secret")
+			w.Header().Set("X-Hop-Secret", "not for clients")
+			w.Header().Set("X-Kept", "yes")
+		}
+		return false
+	})
+	objects := h.store.Stats().Objects
+	resp, body := h.get(t, big)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "max_header_bytes") {
+		t.Errorf("8 MiB of origin headers: status %d, body %q; want 502 naming max_header_bytes", resp.StatusCode, body)
+	}
+	if got := h.store.Stats().Objects; got != objects {
+		t.Errorf("%d objects stored from an answer with too many header bytes", got-objects)
+	}
+	if v := metricValue(h.metrics(t), `sliceedge_origin_errors_total{kind="headers_too_large"}`); v != 1 {
+		t.Errorf("headers_too_large: %v, want 1", v)
+	}
+	for _, want := range []string{"MISS", "HIT"} {
+		resp, body = h.get(t, hop)
+		wantBytes(t, hop, body, hop, 1, 0)
+		if resp.Header.Get("X-Cache") != want || resp.Header.Get("X-Hop-Secret") != "" || resp.Header.Get("X-Kept") != "yes" {
+			t.Errorf("%s: X-Cache %q, X-Hop-Secret %q, X-Kept %q; want the Connection-named header gone", want, resp.Header.Get("X-Cache"), resp.Header.Get("X-Hop-Secret"), resp.Header.Get("X-Kept"))
+		}
+	}
+}
