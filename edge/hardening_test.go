@@ -365,7 +365,7 @@ func TestOriginHeaderBounds(t *testing.T) {
 	objects := h.store.Stats().Objects
 	resp, body := h.get(t, big)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "max_header_bytes") {
-		t.Errorf("8 MiB of origin headers: status %d, body %q; want 502 naming max_header_bytes", resp.StatusCode, body)
+		t.Errorf("8 MiB of origin headers: status %d, body %.100q; want 502 naming max_header_bytes", resp.StatusCode, body)
 	}
 	if got := h.store.Stats().Objects; got != objects {
 		t.Errorf("%d objects stored from an answer with too many header bytes", got-objects)
