@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sliceedge/sliceedge/segstore"
+	"github.com/sliceedge/sliceedge/slicer"
 )
 
 // adminStore is what the admin API needs of the store beyond Store.
@@ -24,7 +26,7 @@ type adminStore interface {
 	PurgePrefix(prefix string) (int, error)
 	PurgeAll() (int, error)
 	ScanMeta(prefix string, fn func(m *segstore.Meta) bool) error
-	Stored(m *segstore.Meta) (int64, []bool)
+	StoredRuns(m *segstore.Meta) (int64, []slicer.Run)
 	Stats() segstore.Stats
 }
 
@@ -236,10 +238,10 @@ func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	n, bits := st.Stored(m)
+	n, runs := st.StoredRuns(m)
 	in := Inspection{
 		URL: raw, Key: key, Size: m.Size, SliceSize: m.SliceSize, Slices: m.SliceCount(), Stored: n,
-		Map: sliceMap(bits, 64), Version: fmt.Sprintf("%016x", m.Version), ETag: m.ETag, LastModified: m.LastModified,
+		Map: sliceMap(m.SliceCount(), runs, 64), Version: fmt.Sprintf("%016x", m.Version), ETag: m.ETag, LastModified: m.LastModified,
 		StoredAt: m.StoredAt, Lifetime: m.Lifetime.String(), Fresh: s.fresh(m),
 		ExpiresIn: m.StoredAt.Add(m.Lifetime).Sub(s.now()).Round(time.Second).String(), NoRange: m.NoRange,
 		Header: map[string]string{},
@@ -250,25 +252,49 @@ func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
 	adminJSON(w, http.StatusOK, in)
 }
 
-// sliceMap draws which slices are stored in at most width cells: '#' when
-// every slice of a cell is stored, '.' when none is, '+' otherwise.
-func sliceMap(bits []bool, width int) string {
-	if len(bits) == 0 {
+// sliceMap draws which of count slices are stored, given as ascending runs,
+// in at most width cells: '#' when every slice of a cell is stored, '.' when
+// none is, '+' otherwise. Cell c holds slices [c*count/cells,
+// (c+1)*count/cells). It costs O(runs + cells), however many slices the
+// object claims.
+func sliceMap(count int64, runs []slicer.Run, width int) string {
+	if count <= 0 {
 		return "[]"
 	}
-	cells := min(len(bits), width)
+	cells := min(count, int64(width))
+	// start is the first slice of cell c, computed in 128 bits: c*count
+	// overflows for an object of 2^63-1 bytes.
+	start := func(c int64) int64 {
+		hi, lo := bits.Mul64(uint64(c), uint64(count))
+		q, _ := bits.Div64(hi, lo, uint64(cells))
+		return int64(q)
+	}
+	have := make([]int64, cells)
+	for _, r := range runs {
+		first, last := max(r.First, 0), min(r.Last, count-1)
+		if first > last {
+			continue
+		}
+		hi, lo := bits.Mul64(uint64(first), uint64(cells))
+		q, _ := bits.Div64(hi, lo, uint64(count))
+		c := int64(q) // first's cell, give or take one
+		for c > 0 && start(c) > first {
+			c--
+		}
+		for c+1 < cells && start(c+1) <= first {
+			c++
+		}
+		for i := first; i <= last; c++ {
+			n := min(last+1, start(c+1)) - i
+			have[c] += n
+			i += n
+		}
+	}
 	var b strings.Builder
 	b.WriteByte('[')
 	for c := range cells {
-		lo, hi := c*len(bits)/cells, (c+1)*len(bits)/cells
-		have := 0
-		for _, ok := range bits[lo:hi] {
-			if ok {
-				have++
-			}
-		}
-		switch have {
-		case hi - lo:
+		switch have[c] {
+		case start(c+1) - start(c):
 			b.WriteByte('#')
 		case 0:
 			b.WriteByte('.')

@@ -81,7 +81,12 @@
 //
 // Has is on the hot path of every request and does no I/O: the store keeps,
 // per object, the version it holds slices of and a bitset of their indices.
-// Open rebuilds it by scanning keys only; with value separation the slice
+// The bitset is sparse (pages of 1,024 slices, allocated while one of their
+// slices is stored, under a radix directory read with atomic loads: see
+// index.go), so memory and work grow with the slices stored, never with
+// the size an origin claims, up to 2^63-1 bytes; StoredRuns and
+// CountStored cost what is stored, not what is claimed. Open rebuilds it
+// by scanning keys only; with value separation the slice
 // payloads sit in blob files and a key scan never reads them (the value length
 // comes from the blob handle kept in the sstable). Decoded metas are cached in
 // memory, bounded in number; PutMeta and Purge update the cache.

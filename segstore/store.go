@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sliceedge/sliceedge/slicer"
 )
 
 var (
@@ -87,8 +89,8 @@ type Store struct {
 	// slices and index entry: PutMeta, WriteSlice, Purge, evicting, dropping
 	// a missing or corrupt slice, and filling the meta cache from Pebble (so
 	// a fill racing a purge cannot cache what the purge removed). PurgeAll
-	// takes them all. Readers (Meta on a cache hit, Has, Stored, ReadSlice of
-	// a good slice, ScanMeta) never take it.
+	// takes them all. Readers (Meta on a cache hit, Has, StoredRuns,
+	// CountStored, ReadSlice of a good slice, ScanMeta) never take it.
 	keyMu [keyStripes]sync.Mutex
 
 	metaMu sync.RWMutex          // protects metas
@@ -715,10 +717,21 @@ func (s *Store) Has(m *Meta, i int64) bool {
 	return s.idx.has(m.Key, m.Version, i)
 }
 
-// Stored returns how many slices of m's version are stored and, for each of
-// its SliceCount slices, whether it is.
-func (s *Store) Stored(m *Meta) (count int64, stored []bool) {
-	return s.idx.stored(m.Key, m.Version, m.SliceCount())
+// StoredRuns returns how many slices of m's version are stored, and which:
+// runs of consecutive stored slices, ascending and not adjacent. It does no
+// I/O, and its cost and memory grow with the slices stored (in runs), not
+// with the object's size.
+func (s *Store) StoredRuns(m *Meta) (count int64, runs []slicer.Run) {
+	return s.idx.storedRuns(m.Key, m.Version)
+}
+
+// CountStored returns how many of the slices first to last (inclusive) of
+// m's version are stored; indices outside the object count as not stored.
+// It does no I/O and costs O(stored pages of slices in the span), not
+// O(last-first): the edge asks it whether a request is a hit, a miss or
+// partly both.
+func (s *Store) CountStored(m *Meta, first, last int64) int64 {
+	return s.idx.countStored(m.Key, m.Version, first, last)
 }
 
 // ReadSlice copies slice i of m's version into dst (grown if too small) and
