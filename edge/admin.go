@@ -107,6 +107,12 @@ func keyPrefixOf(raw string) (string, error) {
 type PurgeResult struct {
 	Purged int  `json:"purged"` // objects purged (or marked stale)
 	Soft   bool `json:"soft"`
+	// Pending is set, with status 202 Accepted, when the store could not
+	// write the purge to disk: the objects are no longer served, and the
+	// deletion is retried in the background; a restart before it lands
+	// would bring them back. Note says so in words.
+	Pending bool   `json:"pending,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
 // adminPurge: ?url=U, ?prefix=P or ?all=1; &soft=1 marks stale instead of
@@ -149,6 +155,12 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 		s.passes.clear()
 	default:
 		adminError(w, http.StatusBadRequest, "say what to purge: ?url=URL, ?prefix=URL-PREFIX or ?all=1 (add &soft=1 to mark stale instead)")
+		return
+	}
+	if errors.Is(err, segstore.ErrPurgePending) {
+		s.Log.Warn().Err(err).Str("url", q.Get("url")).Str("prefix", q.Get("prefix")).Bool("all", q.Get("all") != "").
+			Int("objects", n).Msg("admin: purged in memory only, the store cannot write now; the deletion on disk is retried in the background, and a restart before it lands would bring the objects back: free space on the store's disk")
+		adminJSON(w, http.StatusAccepted, PurgeResult{Purged: n, Soft: soft, Pending: true, Note: err.Error()})
 		return
 	}
 	if err != nil {

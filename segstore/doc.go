@@ -157,6 +157,13 @@
 // has room. A failed MANIFEST write is fatal to Pebble: the store then stays
 // read-only until the process restarts, without panicking. See health.go.
 //
+// A purge must hold even then: one the store cannot write (or flush) takes
+// effect in memory at once, hiding every key it covers from every read,
+// and is retried in the background until it is on disk; the purge returns
+// an error wrapping ErrPurgePending, which the admin API answers with 202
+// Accepted. A meta stored after the purge is visible again, and the retry
+// spares it. See pending.go.
+//
 // A write stall (Pebble holding commits while flushes catch up) is not a
 // failure: a slice write waits up to stallWait (15 s) for it to end, since
 // a refused slice costs a second origin fetch, while a meta write or a

@@ -85,3 +85,10 @@ func (s *Store) IndexPages(m *Meta) int {
 	ss.eachPage(0, math.MaxInt64, func(int64, *slicePage) bool { n++; return true })
 	return n
 }
+
+// HoldPendingPurges stops (true) or lets (false) the background retry of
+// pending purges land them, so a test can write while one is pending.
+func (s *Store) HoldPendingPurges(hold bool) {
+	s.pend.held.Store(hold)
+	signal(s.pend.kick)
+}

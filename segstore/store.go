@@ -98,6 +98,8 @@ type Store struct {
 
 	idx index // stored slices per object and the clock; lock-free reads, changes under keyMu
 
+	pend pendingPurges // purges that hold in memory, awaiting their deletion on disk (pending.go)
+
 	objects atomic.Int64 // metas stored
 	slices  atomic.Int64 // slices stored (the sum of the index)
 	bytes   atomic.Int64 // payload bytes of those slices
@@ -127,6 +129,10 @@ type Stats struct {
 
 	Evictions    int64 // slices evicted to keep within MaxBytes (not purges or version changes)
 	EvictedBytes int64 // payload bytes of those slices
+	// PendingPurges counts purges that hold in memory but are not on disk
+	// yet, because the store could not write them; they are retried in the
+	// background, and a restart before they land undoes them.
+	PendingPurges int64
 	// WriteErrors counts writes (WriteSlice, PutMeta, purges, evictions)
 	// that returned an error wrapping ErrWriteFailed: refused or failed
 	// because the disk could not be written (full, failing, Pebble stalled)
@@ -186,6 +192,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		metas:    make(map[string]*metaEntry),
 		idle:     make(chan struct{}, 1),
 	}
+	s.pend.kick = make(chan struct{}, 1)
 	s.idx.clock = opts.MaxBytes > 0
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go func() { // a fatal error abandons whatever waits for Pebble
@@ -210,6 +217,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		s.ev = newEvictor(opts.MaxBytes, int64(memTableSize(opts.MaxBytes, opts.CacheBytes)), high, low)
 		s.startEvictor(s.ctx)
 	}
+	s.startRetry(s.ctx)
 	return s, nil
 }
 
@@ -377,6 +385,7 @@ func (s *Store) Close() error {
 		close(s.ev.stop)
 		s.ev.done.Wait()
 	}
+	s.pend.done.Wait()
 	// Wait for the calls that entered before closed was set, unless Pebble
 	// has failed: then one of them may wait on it forever, and Pebble is
 	// left open anyway.
@@ -390,7 +399,17 @@ func (s *Store) Close() error {
 	if err := s.ctl.fatalError(); err != nil {
 		return fmt.Errorf("segstore: close %s: Pebble left open after a fatal error; restart to recover: %w", s.dir, err)
 	}
-	ferr := s.flush(context.Background())
+	var ferr error
+	if s.pend.n.Load() > 0 || s.pend.unflushed.Load() > 0 {
+		// Last chance for pending purges: landPending flushes too.
+		ferr = s.landPending(context.Background())
+		if ferr != nil {
+			s.logf("segstore: close %s: %d purges are not on disk and come back at the next start; purge them again then: %v",
+				s.dir, s.pend.n.Load()+s.pend.unflushed.Load(), ferr)
+		}
+	} else {
+		ferr = s.flush(context.Background())
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("segstore: close %s: %w", s.dir, err)
 	}
@@ -440,7 +459,8 @@ func (s *Store) flush(ctx context.Context) error {
 
 // flushPurge flushes after a purge, so that a crash cannot undo it. If it
 // cannot, the purge holds in memory (reads no longer see the objects) but
-// not on disk, and the error says so.
+// not on disk: a store that cannot write says so with ErrPurgePending, and
+// the flush is retried in the background (pending.go).
 func (s *Store) flushPurge() error {
 	err := s.flush(s.ctx)
 	if err == nil {
@@ -448,6 +468,10 @@ func (s *Store) flushPurge() error {
 	}
 	if errors.Is(err, ErrWriteFailed) {
 		s.writeErrors.Add(1)
+		s.pend.unflushed.Add(1)
+		signal(s.pend.kick)
+		s.logf("segstore: a purge holds in memory only, its flush failed: %v; the flush is retried in the background (a restart before it lands would bring the objects back)", err)
+		return fmt.Errorf("%w: flush: %w", ErrPurgePending, err)
 	}
 	return fmt.Errorf("purged, but not on disk yet (a crash now would undo it): flush: %w", err)
 }
@@ -563,7 +587,7 @@ func (s *Store) Meta(key string) (*Meta, error) {
 	s.metaMu.RLock()
 	e := s.metas[key]
 	s.metaMu.RUnlock()
-	if e != nil {
+	if e != nil && !s.hidden(key) {
 		return e.meta, nil
 	}
 	if err := s.enter(); err != nil {
@@ -584,9 +608,13 @@ func (s *Store) Meta(key string) (*Meta, error) {
 }
 
 // loadMetaLocked returns key's meta from the cache or Pebble (caching it),
-// or nil if there is none. A meta that fails to decode is deleted with its
-// slices and reported as absent. The caller holds key's stripe lock.
+// or nil if there is none or a pending purge hides it. A meta that fails to
+// decode is deleted with its slices and reported as absent. The caller
+// holds key's stripe lock.
 func (s *Store) loadMetaLocked(key string) (*metaEntry, error) {
+	if s.hidden(key) {
+		return nil, nil
+	}
 	s.metaMu.RLock()
 	e := s.metas[key]
 	s.metaMu.RUnlock()
@@ -608,7 +636,7 @@ func (s *Store) loadMetaLocked(key string) (*metaEntry, error) {
 	m, err := decodeMeta(key, raw)
 	if err != nil {
 		s.logf("segstore: dropping meta %q and its slices: %v", key, err)
-		if _, err := s.purgeLocked(key, keyHash(key)); err != nil {
+		if _, _, err := s.purgeLocked(key, keyHash(key)); err != nil {
 			return nil, err
 		}
 		return nil, nil
@@ -659,6 +687,7 @@ func (s *Store) PutMeta(m *Meta) error {
 	mu := s.keyLock(h)
 	mu.Lock()
 	defer mu.Unlock()
+	hidden := s.hidden(m.Key) // by a pending purge: prev is nil
 	prev, err := s.loadMetaLocked(m.Key)
 	if err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
@@ -676,8 +705,17 @@ func (s *Store) PutMeta(m *Meta) error {
 		start, end := versionSpan(h, prev.meta.Version)
 		_ = b.DeleteRange(start, end, nil)
 	}
+	if hidden {
+		// What the pending purge left on disk goes now: the old meta is
+		// overwritten, and its slices, of whatever version, deleted.
+		start, end := hashSpan(h)
+		_ = b.DeleteRange(start, end, nil)
+	}
 	if err := s.commit(b); err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
+	}
+	if hidden {
+		s.markRewritten(m.Key) // visible again, and spared by the retry
 	}
 	s.cacheMeta(m.Key, &metaEntry{meta: m, raw: raw})
 	if replaced {
@@ -766,6 +804,9 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 	}
 	if off < 0 || n < 1 || off > sliceLen-n {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %d bytes at offset %d of a slice of %d: %w", op, i, m.Key, n, off, sliceLen, ErrOutOfRange)
+	}
+	if s.hidden(m.Key) { // purged, though still on disk
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w (purged)", op, i, m.Key, ErrNotFound)
 	}
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -871,7 +912,13 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 		return err
 	}
 	defer s.exit()
+	if s.hidden(m.Key) { // purged, the purge pending: stale, whether or not the disk has room
+		return fmt.Errorf("segstore: write slice %d of %q version %016x: %w (purged)", i, m.Key, m.Version, ErrStale)
+	}
 	if err := s.admit(n); err != nil {
+		if s.stale(m) { // say so rather than blame the disk: the slice is not wanted anyway
+			return fmt.Errorf("segstore: write slice %d of %q version %016x: %w", i, m.Key, m.Version, ErrStale)
+		}
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
 	h := keyHash(m.Key)
@@ -931,26 +978,45 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 	return nil
 }
 
+// stale reports whether m's version is no longer its object's current one
+// (purged or replaced).
+func (s *Store) stale(m *Meta) bool {
+	mu := s.keyLock(keyHash(m.Key))
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.loadMetaLocked(m.Key)
+	return err == nil && (cur == nil || cur.meta.Version != m.Version)
+}
+
 // Purge deletes the meta of key and every slice of every version of it, and
 // flushes so that a crash cannot bring them back. Purging a key the store
 // does not hold is not an error.
+//
+// If the store cannot write the deletion (the disk is full or failing,
+// Pebble stalls past admitWait, or the flush fails), the purge holds in
+// memory at once and is retried in the background until it is on disk:
+// the error then wraps ErrPurgePending and ErrWriteFailed (see pending.go).
 func (s *Store) Purge(key string) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
-	if err := s.writable(); err != nil {
-		return fmt.Errorf("segstore: purge %q: %w", key, err)
-	}
+	err := s.writable()
 	h := keyHash(key)
 	mu := s.keyLock(h)
 	mu.Lock()
-	existed, err := s.purgeLocked(key, h)
+	var deleted bool
+	if err == nil {
+		_, deleted, err = s.purgeLocked(key, h)
+	}
+	if errors.Is(err, ErrWriteFailed) {
+		_, err = s.hideKey(key, err)
+	}
 	mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("segstore: purge %q: %w", key, err)
 	}
-	if !existed {
+	if !deleted {
 		return nil
 	}
 	if err := s.flushPurge(); err != nil {
@@ -959,58 +1025,58 @@ func (s *Store) Purge(key string) error {
 	return nil
 }
 
-// purgeLocked deletes key's meta and all slices of its hash, if key has a
-// meta. The caller holds key's stripe lock.
-func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
-	mk := metaKey(key)
+// purgeLocked deletes key's meta and all slices of its hash, if Pebble holds
+// a meta for key, including one that a pending purge hides (which this
+// lands early). It returns whether key was stored and visible, for counts,
+// and whether anything was deleted. The caller holds key's stripe lock.
+func (s *Store) purgeLocked(key string, h uint64) (existed, deleted bool, err error) {
+	hidden := s.hidden(key)
 	s.metaMu.RLock()
-	_, existed = s.metas[key]
+	_, cached := s.metas[key]
 	s.metaMu.RUnlock()
-	if !existed {
-		_, closer, err := s.db.Get(mk)
-		switch {
-		case err == nil:
-			existed = true
-			if err := closer.Close(); err != nil {
-				return false, err
-			}
-		case errors.Is(err, pebble.ErrNotFound):
-			// Nothing to delete: slices are only written under a meta, and
-			// Open removes any a crash left without one.
-			return false, nil
-		default:
-			return false, err
+	if !cached {
+		// Nothing to delete without a meta: slices are only written under
+		// one, and Open removes any a crash left without one.
+		if exists, err := s.metaOnDisk(key); err != nil || !exists {
+			return false, false, err
 		}
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.Delete(mk, nil)
+	_ = b.Delete(metaKey(key), nil)
 	start, end := hashSpan(h)
 	_ = b.DeleteRange(start, end, nil)
 	if err := s.commit(b); err != nil {
-		return false, err
+		return false, false, err
 	}
-	s.uncacheMeta(key)
-	s.apply(s.idx.drop(key))
-	if existed {
-		s.objects.Add(-1)
+	if hidden { // its memory went when it was hidden
+		return false, true, nil
 	}
-	return existed, nil
+	s.dropLocked(key)
+	return true, true, nil
 }
 
 // PurgePrefix purges every object whose key starts with prefix ("" is
-// everything) and returns how many there were. Like Purge, it flushes.
+// everything) and returns how many there were. Like Purge, it flushes, and
+// if the store cannot write, the purge (of what is left to purge) holds in
+// memory and the error wraps ErrPurgePending; the count includes the
+// objects purged that way.
 func (s *Store) PurgePrefix(prefix string) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.exit()
 	if err := s.writable(); err != nil {
+		if errors.Is(err, ErrWriteFailed) {
+			n, err := s.hidePrefix(prefix, err)
+			return n, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
+		}
 		return 0, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
 	}
 	lower := metaKey(prefix)
 	upper := successor(lower)
 	var purged int
+	var deleted bool
 	for {
 		// Collect a chunk of keys, then purge them with the iterator closed,
 		// so the iterator never pins memtables across many commits.
@@ -1022,21 +1088,26 @@ func (s *Store) PurgePrefix(prefix string) (int, error) {
 			h := keyHash(key)
 			mu := s.keyLock(h)
 			mu.Lock()
-			existed, err := s.purgeLocked(key, h)
+			existed, del, err := s.purgeLocked(key, h)
 			mu.Unlock()
+			if errors.Is(err, ErrWriteFailed) { // hide the rest
+				n, err := s.hidePrefix(prefix, err)
+				return purged + n, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
+			}
 			if err != nil {
 				return purged, fmt.Errorf("segstore: purge prefix %q: key %q: %w", prefix, key, err)
 			}
 			if existed {
 				purged++
 			}
+			deleted = deleted || del
 		}
 		if !more {
 			break
 		}
 		lower = append(metaKey(keys[len(keys)-1]), 0) // the key right after the last one
 	}
-	if purged > 0 {
+	if deleted {
 		if err := s.flushPurge(); err != nil {
 			return purged, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
 		}
@@ -1048,16 +1119,22 @@ func (s *Store) PurgePrefix(prefix string) (int, error) {
 // and returns how many objects there were. Writers wait for it; readers do
 // not, and see either everything or nothing of each object. The disk is
 // given back as Pebble compacts the ranges; the evictor asks for that at
-// once.
+// once. If the store cannot write, the purge holds in memory and the error
+// wraps ErrPurgePending, as for Purge.
 func (s *Store) PurgeAll() (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.exit()
-	if err := s.writable(); err != nil {
-		return 0, fmt.Errorf("segstore: purge all: %w", err)
+	err := s.writable()
+	var n int64
+	if err == nil {
+		n, err = s.purgeAllLocked()
 	}
-	n, err := s.purgeAllLocked()
+	if errors.Is(err, ErrWriteFailed) {
+		n, err := s.hidePrefix("", err)
+		return n, fmt.Errorf("segstore: purge all: %w", err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("segstore: purge all: %w", err)
 	}
@@ -1074,14 +1151,8 @@ func (s *Store) PurgeAll() (int, error) {
 // purgeAllLocked deletes everything, holding every stripe lock so that no
 // write can land between the deletion and the reset of the index.
 func (s *Store) purgeAllLocked() (int64, error) {
-	for i := range s.keyMu {
-		s.keyMu[i].Lock()
-	}
-	defer func() {
-		for i := range s.keyMu {
-			s.keyMu[i].Unlock()
-		}
-	}()
+	s.lockAll()
+	defer s.unlockAll()
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange([]byte{metaPrefix}, []byte{metaPrefix + 1}, nil)
@@ -1109,7 +1180,7 @@ func (s *Store) ScanMeta(prefix string, fn func(m *Meta) bool) error {
 	lower := metaKey(prefix)
 	upper := successor(lower)
 	for {
-		metas, more, err := s.metaChunk(lower, upper, 256)
+		metas, last, more, err := s.metaChunk(lower, upper, 256)
 		if err != nil {
 			return fmt.Errorf("segstore: scan metas %q: %w", prefix, err)
 		}
@@ -1118,30 +1189,37 @@ func (s *Store) ScanMeta(prefix string, fn func(m *Meta) bool) error {
 				return nil
 			}
 		}
-		if !more || len(metas) == 0 {
+		if !more {
 			return nil
 		}
-		lower = append(metaKey(metas[len(metas)-1].Key), 0)
+		lower = append(metaKey(last), 0)
 	}
 }
 
-// metaChunk returns up to limit metas with keys in [lower, upper), and
-// whether there may be more; cached metas are used as they are.
-func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more bool, err error) {
+// metaChunk returns the metas of up to limit keys in [lower, upper), but
+// those that pending purges hide, the last key it looked at, and whether
+// there may be more; cached metas are used as they are.
+func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, last string, more bool, err error) {
 	if err := s.enter(); err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
 	defer s.exit()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
-	for it.First(); it.Valid(); it.Next() {
-		if len(metas) == limit {
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		if n == limit {
 			more = true
 			break
 		}
+		n++
 		key := string(it.Key()[1:])
+		last = key
+		if s.hidden(key) {
+			continue
+		}
 		s.metaMu.RLock()
 		e := s.metas[key]
 		s.metaMu.RUnlock()
@@ -1152,7 +1230,7 @@ func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more b
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return nil, false, fmt.Errorf("read meta %q: %w", key, err)
+			return nil, "", false, fmt.Errorf("read meta %q: %w", key, err)
 		}
 		m, err := decodeMeta(key, v) // copies what it keeps
 		if err != nil {
@@ -1161,7 +1239,7 @@ func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more b
 		}
 		metas = append(metas, m)
 	}
-	return metas, more, it.Close()
+	return metas, last, more, it.Close()
 }
 
 // metaKeys returns up to limit cache keys with meta keys in [lower, upper),
@@ -1184,14 +1262,15 @@ func (s *Store) metaKeys(lower, upper []byte, limit int) (keys []string, more bo
 // Stats returns the store's counters and Pebble's disk usage.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Objects:      s.objects.Load(),
-		Slices:       s.slices.Load(),
-		Bytes:        s.bytes.Load(),
-		MaxBytes:     s.maxBytes,
-		Evictions:    s.evictions.Load(),
-		EvictedBytes: s.evictedBytes.Load(),
-		WriteErrors:  s.writeErrors.Load(),
-		DiskBytes:    s.disk.Load(),
+		Objects:       s.objects.Load(),
+		Slices:        s.slices.Load(),
+		Bytes:         s.bytes.Load(),
+		MaxBytes:      s.maxBytes,
+		Evictions:     s.evictions.Load(),
+		EvictedBytes:  s.evictedBytes.Load(),
+		WriteErrors:   s.writeErrors.Load(),
+		DiskBytes:     s.disk.Load(),
+		PendingPurges: s.pend.n.Load() + s.pend.unflushed.Load(),
 	}
 	if !s.ctl.flushFailing() && s.enter() == nil {
 		st.DiskBytes = int64(diskUsage(s.db.Metrics()))
