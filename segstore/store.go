@@ -443,14 +443,21 @@ func (s *Store) flush(ctx context.Context) error {
 		return err
 	}
 	for {
+		// Look after taking the channel: a flush that failed before it was
+		// taken closed the previous one, and this one may never close.
 		changed := s.ctl.changes()
 		select {
 		case <-done:
 			return nil
+		default:
+		}
+		if err := s.ctl.writeErr(); err != nil && !s.ctl.onlyStalled() {
+			return err
+		}
+		select {
+		case <-done:
+			return nil
 		case <-changed:
-			if err := s.ctl.writeErr(); err != nil && !s.ctl.onlyStalled() {
-				return err
-			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
