@@ -198,10 +198,14 @@ func (s *Server) purgeKeys(st adminStore, key string, exact, soft bool) (int, er
 	}
 	switch {
 	case exact:
+		// Purge even what Meta does not find: a store that is not open
+		// yet (segstore.Reopening) finds nothing, and must still record
+		// the purge. Purging a key the store does not hold costs a lookup.
+		n := 1
 		if _, err := s.Store.Meta(key); errors.Is(err, segstore.ErrNotFound) {
-			return 0, nil
+			n = 0
 		}
-		return 1, s.Store.Purge(key)
+		return n, s.Store.Purge(key)
 	case key == "":
 		return st.PurgeAll()
 	default:

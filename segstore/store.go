@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/sliceedge/sliceedge/slicer"
 )
@@ -55,6 +57,9 @@ type Options struct {
 	// Logger receives notable events (orphans removed at Open, corrupt
 	// records dropped, Pebble errors); nil means silent.
 	Logger func(format string, args ...any)
+	// FS is the filesystem the store lives on; nil means the operating
+	// system's. Tests set it to inject disk faults (Pebble's errorfs).
+	FS vfs.FS
 }
 
 // keyStripes is the number of locks serialising writers per key.
@@ -133,6 +138,9 @@ type Stats struct {
 	// yet, because the store could not write them; they are retried in the
 	// background, and a restart before they land undoes them.
 	PendingPurges int64
+	// NotOpen says why the store is not open, for a Reopening that has not
+	// opened it yet; "" once it is (and always for a Store).
+	NotOpen string `json:",omitempty"`
 	// WriteErrors counts writes (WriteSlice, PutMeta, purges, evictions)
 	// that returned an error wrapping ErrWriteFailed: refused or failed
 	// because the disk could not be written (full, failing, Pebble stalled)
@@ -144,6 +152,13 @@ type Stats struct {
 // Open opens the store in opts.Dir, creating it if needed. It rebuilds the
 // in-memory index from the slice keys and deletes orphan slices: slices with
 // no meta, or of a version other than their meta's.
+//
+// An error that comes from the state of the disk (full, read-only, not
+// writable, failing: ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EIO, or a fatal
+// MANIFEST write) wraps ErrWriteFailed: the store may open once that
+// changes, and Reopening retries it. Any other error (no directory given,
+// bad watermarks, a store locked by another process, written by another
+// version, damaged) does not: it needs an operator.
 func Open(opts Options) (*Store, error) {
 	return open(opts, nil)
 }
@@ -163,8 +178,17 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if !(0 < low && low < high && high <= 1) || opts.MaxBytes < 0 {
 		return nil, fmt.Errorf("segstore: open %s: watermarks low %v, high %v, budget %d: want 0 < low < high <= 1 and a budget >= 0", opts.Dir, low, high, opts.MaxBytes)
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+		if diskState(err) {
+			return nil, fmt.Errorf("segstore: open %s: cannot create the store directory: %w: %w", opts.Dir, ErrWriteFailed, err)
+		}
 		return nil, fmt.Errorf("segstore: open %s: cannot create the store directory; check the path and its permissions: %w", opts.Dir, err)
+	}
+	if err := checkRoom(opts.FS, opts.Dir); err != nil {
+		return nil, fmt.Errorf("segstore: open %s: %w: %w", opts.Dir, ErrWriteFailed, err)
 	}
 	logf := opts.Logger
 	if logf == nil {
@@ -177,8 +201,11 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	}
 	db, err := openPebble(opts.Dir, po, ctl)
 	if err != nil {
-		if isLockError(err) {
+		switch {
+		case isLockError(err):
 			return nil, fmt.Errorf("segstore: open %s: directory is locked by another sliceedge process? Stop it or give this one another store directory: %w", opts.Dir, err)
+		case diskState(err):
+			return nil, fmt.Errorf("segstore: open %s: %w: %w", opts.Dir, ErrWriteFailed, err)
 		}
 		return nil, fmt.Errorf("segstore: open %s: %w (if the store is damaged, delete the directory: its contents are a cache and will be refetched)", opts.Dir, err)
 	}
@@ -205,11 +232,17 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if err := s.checkFormat(); err != nil {
 		s.cancel()
 		_ = db.Close()
+		if diskState(err) {
+			return nil, fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		}
 		return nil, err
 	}
 	if err := s.rebuild(); err != nil {
 		s.cancel()
 		_ = db.Close()
+		if diskState(err) {
+			err = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		}
 		return nil, fmt.Errorf("segstore: open %s: rebuild index: %w", opts.Dir, err)
 	}
 	s.sampleDisk()
@@ -223,7 +256,11 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 
 // openPebble runs pebble.Open on a goroutine of its own, so that a fatal
 // error during Open (which ends the goroutine that meets it: see
-// pebbleLogger.Fatalf) becomes an error here.
+// pebbleLogger.Fatalf) becomes an error here. Such an error (a failed
+// MANIFEST write, on a full disk) may also come from a flush that Open
+// starts and then waits for, forever: that Open never returns, and the
+// directory stays locked in this process, so the store cannot open again
+// before a restart. checkRoom keeps a full disk from getting there.
 func openPebble(dir string, po *pebble.Options, ctl *control) (*pebble.DB, error) {
 	type result struct {
 		db  *pebble.DB
@@ -242,9 +279,60 @@ func openPebble(dir string, po *pebble.Options, ctl *control) (*pebble.DB, error
 	}
 }
 
+// minOpenRoom is the free space below which Open does not try: Pebble
+// writes an OPTIONS file and a MANIFEST at every open, and a failed
+// MANIFEST write is fatal and leaves the directory locked in this process
+// (see openPebble), so that a Reopening could never open it.
+const minOpenRoom = 4 << 20
+
+// checkRoom returns an error wrapping ENOSPC if the filesystem holding dir
+// has less than minOpenRoom free for this process (root may use the blocks
+// reserved for it). It says nothing if it cannot tell.
+func checkRoom(fs vfs.FS, dir string) error {
+	du, err := fs.GetDiskUsage(dir)
+	if err != nil || du.TotalBytes == 0 {
+		return nil
+	}
+	free := du.AvailBytes
+	if os.Geteuid() == 0 {
+		free = du.TotalBytes - du.UsedBytes
+	}
+	if free < minOpenRoom {
+		return fmt.Errorf("%d bytes free on its filesystem, under the %d needed to open it: %w", free, minOpenRoom, syscall.ENOSPC)
+	}
+	return nil
+}
+
+// isLockError reports whether Pebble could not lock the directory because
+// another process (or this one) holds the lock. fcntl says so with EAGAIN
+// or EACCES, as a bare errno; failing to open the LOCK file at all (a
+// *fs.PathError) is the disk's state, not a lock.
 func isLockError(err error) bool {
-	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
-		strings.Contains(err.Error(), "lock held by current process")
+	if strings.Contains(err.Error(), "lock held by current process") {
+		return true
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)
+}
+
+// diskState reports whether err comes from the state of the disk: full,
+// over quota, read-only, not writable by us, failing, or a fatal MANIFEST
+// write (see pebbleLogger.Fatalf). Those may change without a new
+// configuration.
+func diskState(err error) bool {
+	var fatal *fatalIOError
+	if errors.As(err, &fatal) {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EIO} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkFormat refuses a directory written in a layout this code does not
