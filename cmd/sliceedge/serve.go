@@ -119,6 +119,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 		return cli.Exit(err.Error(), 1)
 	}
 	defer st.Close()
+	if _, err := segstore.CheckCapacity(cfg.Store.Dir, cfg.Store.MaxBytes); errors.Is(err, segstore.ErrOverCapacity) {
+		log.Warn().Msg(err.Error())
+	} else if err != nil {
+		log.Warn().Err(err).Msg("cannot tell whether store.max_bytes fits the store's filesystem")
+	}
 	warnUncachedSlices(log, cfg)
 
 	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout}

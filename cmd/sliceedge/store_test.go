@@ -136,3 +136,25 @@ func TestServeExitsOnStoreConfigurationError(t *testing.T) {
 		}
 	}
 }
+
+// serve warns at start when store.max_bytes is more than the store's
+// filesystem holds, naming both figures and what to do, and not otherwise.
+func TestServeWarnsOverCapacity(t *testing.T) {
+	o := origintest.NewTest(t)
+	for _, c := range []struct {
+		maxBytes string
+		warn     bool
+	}{{"1048576TiB", true}, {"64MiB", false}} {
+		addr, logs, _ := serveInProcess(t, o, t.TempDir(), c.maxBytes)
+		if addr == "" {
+			t.Fatalf("serve with max_bytes %s did not start; log:\n%s", c.maxBytes, logs.String())
+		}
+		warned := strings.Contains(logs.String(), "store.max_bytes is 1152921504606846976 bytes, but the filesystem holding")
+		if warned != c.warn || c.warn && !strings.Contains(logs.String(), "bytes free and the store uses") {
+			t.Errorf("max_bytes %s: warned %v, want %v; log:\n%s", c.maxBytes, warned, c.warn, logs.String())
+		}
+		if strings.Contains(logs.String(), "cannot tell whether store.max_bytes fits") {
+			t.Errorf("max_bytes %s: could not measure the filesystem; log:\n%s", c.maxBytes, logs.String())
+		}
+	}
+}
