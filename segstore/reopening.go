@@ -44,9 +44,9 @@ type Reopening struct {
 
 	st atomic.Pointer[Store] // nil until open
 
-	// mu protects why, purges and closed, and is held while recorded
-	// purges are applied to a store just opened and it is swapped in: a
-	// purge either is recorded before that or finds the store open.
+	// mu protects the fields below, and is held while recorded purges are
+	// applied to a store just opened and it is swapped in: a purge either
+	// is recorded before that or finds the store open.
 	mu      sync.Mutex
 	why     error         // why the last attempt to open failed
 	purges  []recorded    // purges made while not open, in order
@@ -71,7 +71,7 @@ func (r *Reopening) Open() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stop != nil || r.closed {
-		return errors.New("segstore: Reopening.Open called twice")
+		return errors.New("segstore: Reopening.Open called twice, or after Close")
 	}
 	r.stop = make(chan struct{})
 	st, err := Open(r.Options)
@@ -365,5 +365,12 @@ func (r *Reopening) Stats() Stats {
 	if st := r.st.Load(); st != nil { // opened meanwhile
 		return st.Stats()
 	}
-	return Stats{MaxBytes: r.Options.MaxBytes, PendingPurges: int64(len(r.purges)), NotOpen: fmt.Sprint(r.why)}
+	why := "Open not called"
+	switch {
+	case r.closed:
+		why = "closed"
+	case r.why != nil:
+		why = r.why.Error()
+	}
+	return Stats{MaxBytes: r.Options.MaxBytes, PendingPurges: int64(len(r.purges)), NotOpen: why}
 }
