@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/segstore"
+	"github.com/sliceedge/sliceedge/slicer"
 )
 
 // adminStore is what the admin API needs of the store beyond Store.
@@ -25,7 +27,7 @@ type adminStore interface {
 	PurgePrefix(prefix string) (int, error)
 	PurgeAll() (int, error)
 	ScanMeta(prefix string, fn func(m *segstore.Meta) bool) error
-	Stored(m *segstore.Meta) (int64, []bool)
+	StoredRuns(m *segstore.Meta) (int64, []slicer.Run)
 	Stats() segstore.Stats
 }
 
@@ -135,6 +137,12 @@ func keyPrefixOf(raw string) (string, error) {
 type PurgeResult struct {
 	Purged int  `json:"purged"` // objects purged (or marked stale)
 	Soft   bool `json:"soft"`
+	// Pending is set, with status 202 Accepted, when the store could not
+	// write the purge to disk: the objects are no longer served, and the
+	// deletion is retried in the background; a restart before it lands
+	// would bring them back. Note says so in words.
+	Pending bool   `json:"pending,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
 // adminPurge: ?url=U, ?prefix=P or ?all=1; &soft=1 marks stale instead of
@@ -179,6 +187,12 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, "say what to purge: ?url=URL, ?prefix=URL-PREFIX or ?all=1 (add &soft=1 to mark stale instead)")
 		return
 	}
+	if errors.Is(err, segstore.ErrPurgePending) {
+		s.Log.Warn().Err(err).Str("url", q.Get("url")).Str("prefix", q.Get("prefix")).Bool("all", q.Get("all") != "").
+			Int("objects", n).Msg("admin: purged in memory only, the store cannot write now; the deletion on disk is retried in the background, and a restart before it lands would bring the objects back: free space on the store's disk")
+		adminJSON(w, http.StatusAccepted, PurgeResult{Purged: n, Soft: soft, Pending: true, Note: err.Error()})
+		return
+	}
 	if err != nil {
 		s.Log.Error().Err(err).Msg("admin: purge failed")
 		adminError(w, http.StatusInternalServerError, "purge failed: "+err.Error())
@@ -214,10 +228,14 @@ func (s *Server) purgeKeys(st adminStore, key string, exact, soft bool) (int, er
 	}
 	switch {
 	case exact:
+		// Purge even what Meta does not find: a store that is not open
+		// yet (segstore.Reopening) finds nothing, and must still record
+		// the purge. Purging a key the store does not hold costs a lookup.
+		n := 1
 		if _, err := s.Store.Meta(key); errors.Is(err, segstore.ErrNotFound) {
-			return 0, nil
+			n = 0
 		}
-		return 1, s.Store.Purge(key)
+		return n, s.Store.Purge(key)
 	case key == "":
 		return st.PurgeAll()
 	default:
@@ -266,10 +284,10 @@ func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	n, bits := st.Stored(m)
+	n, runs := st.StoredRuns(m)
 	in := Inspection{
 		URL: raw, Key: key, Size: m.Size, SliceSize: m.SliceSize, Slices: m.SliceCount(), Stored: n,
-		Map: sliceMap(bits, 64), Version: fmt.Sprintf("%016x", m.Version), ETag: m.ETag, LastModified: m.LastModified,
+		Map: sliceMap(m.SliceCount(), runs, 64), Version: fmt.Sprintf("%016x", m.Version), ETag: m.ETag, LastModified: m.LastModified,
 		StoredAt: m.StoredAt, Lifetime: m.Lifetime.String(), Fresh: s.fresh(m),
 		ExpiresIn: m.StoredAt.Add(m.Lifetime).Sub(s.now()).Round(time.Second).String(), NoRange: m.NoRange,
 		Header: map[string]string{},
@@ -280,25 +298,49 @@ func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
 	adminJSON(w, http.StatusOK, in)
 }
 
-// sliceMap draws which slices are stored in at most width cells: '#' when
-// every slice of a cell is stored, '.' when none is, '+' otherwise.
-func sliceMap(bits []bool, width int) string {
-	if len(bits) == 0 {
+// sliceMap draws which of count slices are stored, given as ascending runs,
+// in at most width cells: '#' when every slice of a cell is stored, '.' when
+// none is, '+' otherwise. Cell c holds slices [c*count/cells,
+// (c+1)*count/cells). It costs O(runs + cells), however many slices the
+// object claims.
+func sliceMap(count int64, runs []slicer.Run, width int) string {
+	if count <= 0 {
 		return "[]"
 	}
-	cells := min(len(bits), width)
+	cells := min(count, int64(width))
+	// start is the first slice of cell c, computed in 128 bits: c*count
+	// overflows for an object of 2^63-1 bytes.
+	start := func(c int64) int64 {
+		hi, lo := bits.Mul64(uint64(c), uint64(count))
+		q, _ := bits.Div64(hi, lo, uint64(cells))
+		return int64(q)
+	}
+	have := make([]int64, cells)
+	for _, r := range runs {
+		first, last := max(r.First, 0), min(r.Last, count-1)
+		if first > last {
+			continue
+		}
+		hi, lo := bits.Mul64(uint64(first), uint64(cells))
+		q, _ := bits.Div64(hi, lo, uint64(count))
+		c := int64(q) // first's cell, give or take one
+		for c > 0 && start(c) > first {
+			c--
+		}
+		for c+1 < cells && start(c+1) <= first {
+			c++
+		}
+		for i := first; i <= last; c++ {
+			n := min(last+1, start(c+1)) - i
+			have[c] += n
+			i += n
+		}
+	}
 	var b strings.Builder
 	b.WriteByte('[')
 	for c := range cells {
-		lo, hi := c*len(bits)/cells, (c+1)*len(bits)/cells
-		have := 0
-		for _, ok := range bits[lo:hi] {
-			if ok {
-				have++
-			}
-		}
-		switch have {
-		case hi - lo:
+		switch have[c] {
+		case start(c+1) - start(c):
 			b.WriteByte('#')
 		case 0:
 			b.WriteByte('.')

@@ -1,18 +1,26 @@
 package edge_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/segstore"
 )
 
 // An origin whose answer claims an object beyond max_object_size (the
@@ -379,5 +387,101 @@ func TestOriginHeaderBounds(t *testing.T) {
 		if resp.Header.Get("X-Cache") != want || resp.Header.Get("X-Hop-Secret") != "" || resp.Header.Get("X-Kept") != "yes" {
 			t.Errorf("%s: X-Cache %q, X-Hop-Secret %q, X-Kept %q; want the Connection-named header gone", want, resp.Header.Get("X-Cache"), resp.Header.Get("X-Hop-Secret"), resp.Header.Get("X-Kept"))
 		}
+	}
+}
+
+// hasCounter is a real store that counts the slices asked about one by
+// one.
+type hasCounter struct {
+	*segstore.Store
+	has atomic.Int64
+}
+
+func (c *hasCounter) Has(m *segstore.Meta, i int64) bool {
+	c.has.Add(1)
+	return c.Store.Has(m, i)
+}
+
+// An object an origin says is 64 PiB, where a rule allows it: the HEADs,
+// the ranged GETs and inspect that follow cost what is stored of it, not
+// 2^36 slices each.
+func TestHugeObjectCostsWhatIsStored(t *testing.T) {
+	_, _, st := storeBehind(t)
+	const path, claimed = "/obj/64pib.bin", int64(64 << 50)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var a, b int64
+		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b)
+		w.Header().Set("ETag", `"petabyte"`)
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b, claimed))
+		w.Header().Set("Content-Length", strconv.FormatInt(b-a+1, 10))
+		w.WriteHeader(206)
+		w.Write(origintest.Expected(path, 1, a, b+1))
+	}))
+	defer front.Close()
+	cfg, err := config.Parse("huge.yaml", []byte(fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:1, token: %s}
+store: {dir: unused, max_bytes: 1GiB}
+origins: {default: {url: %q}}
+rules:
+  - {match: /, origin: default, max_object_size: 65536TiB}
+`, adminToken, front.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &hasCounter{Store: st}
+	srv := &edge.Server{Config: cfg, Store: cs, Log: zerolog.Nop()}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	adm := httptest.NewServer(srv.AdminHandler())
+	defer adm.Close()
+	do := func(method string, headers ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.URL+path, nil)
+		req.Host = "edge.test"
+		for _, hv := range headers {
+			k, v, _ := strings.Cut(hv, ": ")
+			req.Header.Set(k, v)
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 206 {
+			var a int64
+			fmt.Sscanf(req.Header.Get("Range"), "bytes=%d-", &a)
+			wantBytes(t, "range", body, path, 1, a)
+		}
+		return resp
+	}
+	do("GET", "Range: bytes=0-99")
+	do("GET", fmt.Sprintf("Range: bytes=%d-%d", claimed-100, claimed-1))
+	waitFor(t, "fills to settle", func() bool { return srv.InFlight() == 0 })
+	cs.has.Store(0)
+	for range 3 {
+		if resp := do("HEAD"); resp.StatusCode != 200 || resp.ContentLength != claimed {
+			t.Fatalf("HEAD: status %d, length %d", resp.StatusCode, resp.ContentLength)
+		}
+		if resp := do("GET", "Range: bytes=0-99", "If-None-Match: \"x\""); resp.StatusCode != 206 || resp.Header.Get("X-Cache") != "HIT" {
+			t.Fatalf("stored range: status %d, X-Cache %q", resp.StatusCode, resp.Header.Get("X-Cache"))
+		}
+	}
+	req, _ := http.NewRequest("GET", adm.URL+"/inspect?url="+url.QueryEscape("http://edge.test"+path), nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in edge.Inspection
+	json.NewDecoder(resp.Body).Decode(&in)
+	resp.Body.Close()
+	if in.Size != claimed || in.Stored != 2 || len(in.Map) != 66 || in.Map[1] != '+' || in.Map[64] != '+' {
+		t.Errorf("inspect: size %d, stored %d, map %q", in.Size, in.Stored, in.Map)
+	}
+	if n := cs.has.Load(); n > 100 {
+		t.Errorf("3 HEADs, 3 stored ranges and an inspect asked the store about %d slices one by one, want a handful", n)
 	}
 }

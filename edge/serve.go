@@ -208,15 +208,12 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 	}
 
 	// X-Cache and Cache-Status say what this answer needed from the origin.
+	// Counted per run, not per slice: a HEAD or a full GET of an object
+	// an origin says is a petabyte costs what is stored of it.
 	hits, misses := int64(0), int64(0)
 	for _, run := range slicer.Cover(parts, m.SliceSize) {
-		for i := run.First; i <= run.Last; i++ {
-			if s.Store.Has(m, i) {
-				hits++
-			} else {
-				misses++
-			}
-		}
+		n := s.Store.CountStored(m, run.First, run.Last)
+		hits, misses = hits+n, misses+run.Len()-n
 	}
 	switch {
 	case r.Method == http.MethodHead:

@@ -34,6 +34,9 @@ type Store interface {
 	Meta(key string) (*segstore.Meta, error)
 	PutMeta(m *segstore.Meta) error
 	Has(m *segstore.Meta, i int64) bool
+	// CountStored is how many of slices first..last of m are stored, at
+	// a cost that follows the slices stored, not the span.
+	CountStored(m *segstore.Meta, first, last int64) int64
 	ReadSlice(m *segstore.Meta, i int64, dst []byte) ([]byte, error)
 	// ReadSliceRange reads bytes [off, off+n) of slice i, verifying only
 	// the checksums of the chunks they overlap: the hit path.

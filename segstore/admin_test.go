@@ -46,7 +46,7 @@ func TestSoftPurge(t *testing.T) {
 			if err != nil || got.Lifetime != 0 || got.Version != m.Version || got.ETag != m.ETag {
 				t.Errorf("%s: Meta(%q) = %+v, %v; want the same version with Lifetime 0", when, m.Key, got, err)
 			}
-			if n, _ := s.Stored(m); n != m.SliceCount() {
+			if n, _ := storedBits(s, m); n != m.SliceCount() {
 				t.Errorf("%s: %q has %d slices stored, want %d", when, m.Key, n, m.SliceCount())
 			}
 		}

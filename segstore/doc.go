@@ -81,7 +81,12 @@
 //
 // Has is on the hot path of every request and does no I/O: the store keeps,
 // per object, the version it holds slices of and a bitset of their indices.
-// Open rebuilds it by scanning keys only; with value separation the slice
+// The bitset is sparse (pages of 1,024 slices, allocated while one of their
+// slices is stored, under a radix directory read with atomic loads: see
+// index.go), so memory and work grow with the slices stored, never with
+// the size an origin claims, up to 2^63-1 bytes; StoredRuns and
+// CountStored cost what is stored, not what is claimed. Open rebuilds it
+// by scanning keys only; with value separation the slice
 // payloads sit in blob files and a key scan never reads them (the value length
 // comes from the blob handle kept in the sstable). Decoded metas are cached in
 // memory, bounded in number; PutMeta and Purge update the cache.
@@ -151,6 +156,13 @@
 // Pebble's retries (backed off by the store) resume writing once the disk
 // has room. A failed MANIFEST write is fatal to Pebble: the store then stays
 // read-only until the process restarts, without panicking. See health.go.
+//
+// A purge must hold even then: one the store cannot write (or flush) takes
+// effect in memory at once, hiding every key it covers from every read,
+// and is retried in the background until it is on disk; the purge returns
+// an error wrapping ErrPurgePending, which the admin API answers with 202
+// Accepted. A meta stored after the purge is visible again, and the retry
+// spares it. See pending.go.
 //
 // A write stall (Pebble holding commits while flushes catch up) is not a
 // failure: a slice write waits up to stallWait (15 s) for it to end, since

@@ -26,12 +26,15 @@ import (
 // the blob file on disk.
 // edgeConfig is an edge in front of a new test origin, with 1 MiB slices
 // for every path.
+// testAdminToken is the admin token of edgeConfig's configuration.
+const testAdminToken = "segstore-tests-admin-token"
+
 func edgeConfig(t *testing.T) (*origintest.Server, *config.Config) {
 	t.Helper()
 	o := origintest.NewTest(t)
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(
-		"listen: 127.0.0.1:0\nstore: {dir: unused, max_bytes: 1GiB}\norigins: {default: {url: %q}}\n"+
-			"rules:\n  - {match: /, origin: default, slice_size: 1MiB}\n", o.URL())))
+		"listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:1, token: %s}\nstore: {dir: unused, max_bytes: 1GiB}\norigins: {default: {url: %q}}\n"+
+			"rules:\n  - {match: /, origin: default, slice_size: 1MiB}\n", testAdminToken, o.URL())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -339,7 +339,7 @@ func TestClockOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stored := func(m *segstore.Meta) []bool { _, st := s.Stored(m); return st }
+	stored := func(m *segstore.Meta) []bool { _, st := storedBits(s, m); return st }
 
 	// 10 slices: a's 7 unread slices, then b's slices 2, 3, 4 (0 and 1 were read).
 	if got := s.Evict(10 * 16 * kib); got != 10*16*kib {
@@ -362,7 +362,7 @@ func TestClockOrder(t *testing.T) {
 	if got, want := stored(b), []bool{true, true, false, false, false, false, false, false}; !reflect.DeepEqual(got, want) {
 		t.Errorf("b stored %v, want %v", got, want)
 	}
-	if n, _ := s.Stored(c); n != 0 {
+	if n, _ := storedBits(s, c); n != 0 {
 		t.Errorf("c has %d slices left, want 0", n)
 	}
 	st := s.Stats()

@@ -1,6 +1,10 @@
 package segstore
 
-import "github.com/cockroachdb/pebble/v2"
+import (
+	"math"
+
+	"github.com/cockroachdb/pebble/v2"
+)
 
 // Test hooks: the underlying Pebble DB and key encodings, so tests can
 // damage records and scan keys directly.
@@ -67,3 +71,24 @@ func CacheShardBytes(cacheBytes, maxBytes int64) int64 {
 
 // Stalled reports whether Pebble is stalling writes now (and nothing worse).
 func (s *Store) Stalled() bool { return s.ctl.onlyStalled() }
+
+// IndexPageSlices is the number of slices of one page of the index.
+const IndexPageSlices = pageSlices
+
+// IndexPages returns how many pages the index holds for m's version.
+func (s *Store) IndexPages(m *Meta) int {
+	ss := s.idx.load(m.Key)
+	if ss == nil || ss.version != m.Version {
+		return 0
+	}
+	n := 0
+	ss.eachPage(0, math.MaxInt64, func(int64, *slicePage) bool { n++; return true })
+	return n
+}
+
+// HoldPendingPurges stops (true) or lets (false) the background retry of
+// pending purges land them, so a test can write while one is pending.
+func (s *Store) HoldPendingPurges(hold bool) {
+	s.pend.held.Store(hold)
+	signal(s.pend.kick)
+}

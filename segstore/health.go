@@ -41,9 +41,9 @@ import (
 
 // ErrWriteFailed: the store cannot write now: the disk is full or failing,
 // Pebble is stalling writes, or (WriteSlice) the store is full because fills
-// outran eviction. Nothing was written, except that a purge whose final
-// flush failed holds in memory but not yet on disk. Reads still work. The
-// error says why, and whether writes will resume by themselves.
+// outran eviction. Nothing was written, except by purges, which then hold
+// in memory and also wrap ErrPurgePending. Reads still work. The error says
+// why, and whether writes will resume by themselves.
 var ErrWriteFailed = errors.New("segstore: cannot write")
 
 // control is the store's side of Pebble's callbacks: the event listener and

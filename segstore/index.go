@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sliceedge/sliceedge/slicer"
 )
 
 // index records which slices the store holds, per object, in memory, and
@@ -12,7 +14,7 @@ import (
 // key: the one its meta names (older versions are deleted when the meta
 // changes, and Open drops any it finds).
 //
-// Reads (has, stored, touch) take no lock, and touch writes only a slice's
+// Reads (has, storedRuns, countStored, touch) take no lock, and touch writes only a slice's
 // reference bit (and only when it is clear), so ReadSlice on a popular object
 // scales across cores. Changes to one key's entry must be serialised by the
 // caller (the store's per-key stripe lock).
@@ -35,8 +37,8 @@ type index struct {
 	// by Open before anything else uses the index.
 	clock bool
 
-	// clockMu protects the queue (runs, head, seq) and every sliceSet's
-	// stamps. Taken by writers (add) and the evictor; never by reads.
+	// clockMu protects the queue (runs, head, seq) and the stamps of every
+	// sliceSet's pages. Taken by writers (add) and the evictor; never by reads.
 	clockMu sync.Mutex
 	runs    []clockRun // runs[head:] is the queue, oldest first
 	head    int
@@ -60,6 +62,76 @@ type clockVictim struct {
 	i  int64
 }
 
+// The slice set of an object is sparse, so that memory and work grow with
+// the slices stored, never with the size an origin claims: an origin may
+// say its object has 2^63-1 bytes, and a client may then ask for its last
+// byte. The slices are grouped in pages of pageSlices consecutive slices;
+// a page (its stored bits, reference bits and clock stamps) exists only
+// while at least one of its slices is stored: add allocates it, remove
+// frees it when its last slice goes, and with it any directory node left
+// empty. Pages are found through a radix tree of directory nodes with
+// dirFanout children each, tall enough for the object's page count: one
+// leaf for objects of up to dirFanout pages (64 Ki slices: 64 GiB of
+// 1 MiB slices), at most 9 levels for the largest object (2^63 slices of
+// one byte). Readers walk it with atomic loads and no lock; writers of one
+// key are serialised by the caller, and publish a page or node only once
+// it is initialised.
+//
+// A page of pageSlices slices costs 2 × 128 bytes of bits and, with a
+// clock, 2 KiB of stamps; a node 512 bytes. The last page and the nodes at
+// the end of the object are cut to what they cover, so an object of one
+// slice costs a few words, as a dense set would. The worst case is a
+// store whose objects hold one slice per page (a client reading one
+// slice every GiB of 1 MiB slices): about 3 KiB per stored slice, on top
+// of the slice itself.
+const (
+	pageShift  = 10
+	pageSlices = 1 << pageShift
+	dirShift   = 6
+	dirFanout  = 1 << dirShift
+)
+
+// slicePage is the state of the slices [p*pageSlices, p*pageSlices+n) of
+// one sliceSet, for page p.
+type slicePage struct {
+	bits   []atomic.Uint64 // bit j set: slice j of the page is stored
+	ref    []atomic.Uint64 // bit j set: slice j was read since the hand last passed it
+	count  atomic.Int64    // bits set; changed by the key's writer only
+	stamps []uint16        // stamp of each slice's current queue entry; protected by index.clockMu; nil without a clock
+}
+
+func newSlicePage(n int64, clock bool) *slicePage {
+	words := (n + 63) / 64
+	pg := &slicePage{bits: make([]atomic.Uint64, words), ref: make([]atomic.Uint64, words)}
+	if clock {
+		pg.stamps = make([]uint16, n)
+	}
+	return pg
+}
+
+func (pg *slicePage) has(j int64) bool { return pg.bits[j/64].Load()&(1<<(j%64)) != 0 }
+
+// dirNode is a node of a sliceSet's page directory. A node of height h
+// covers dirFanout^(h+1) pages from a multiple of that; a leaf (h = 0)
+// holds pages, any other node holds nodes of height h-1. Entries past the
+// object's last page are not allocated.
+type dirNode struct {
+	kids  []atomic.Pointer[dirNode]   // h > 0
+	pages []atomic.Pointer[slicePage] // h = 0
+	live  int                         // non-nil entries; changed by the key's writer only, read by nobody else
+}
+
+// newDirNode returns an empty node of height h covering pages from base,
+// for an object of n pages.
+func newDirNode(h int, base, n int64) *dirNode {
+	unit := int64(1) << (dirShift * h) // pages under one entry
+	entries := min(dirFanout, (n-base+unit-1)/unit)
+	if h == 0 {
+		return &dirNode{pages: make([]atomic.Pointer[slicePage], entries)}
+	}
+	return &dirNode{kids: make([]atomic.Pointer[dirNode], entries)}
+}
+
 // sliceSet is the stored slices of one version of one object.
 type sliceSet struct {
 	// Fixed at creation.
@@ -68,30 +140,34 @@ type sliceSet struct {
 	version   uint64
 	size      int64
 	sliceSize int64
+	slices    int64    // the object's slice count
+	pages     int64    // its page count
+	height    int      // of root
+	root      *dirNode // never nil
+	clock     bool     // pages have stamps
 
-	bits  []atomic.Uint64 // bit i set: slice i is stored; length fixed by the slice count
-	ref   []atomic.Uint64 // bit i set: slice i was read since the hand last passed it
-	count atomic.Int64    // bits set
-	bytes atomic.Int64    // payload bytes of those slices
-
-	stamps []uint16    // stamp of each slice's current queue entry; protected by index.clockMu
-	gone   atomic.Bool // dropped from the index (purged, replaced): its queue entries are dead
+	count atomic.Int64 // slices stored
+	bytes atomic.Int64 // payload bytes of those slices
+	gone  atomic.Bool  // dropped from the index (purged, replaced): its queue entries are dead
 }
 
 func newSliceSet(m *Meta, clock bool) *sliceSet {
-	words := (m.SliceCount() + 63) / 64
 	ss := &sliceSet{
 		key:       m.Key,
 		hash:      keyHash(m.Key),
 		version:   m.Version,
 		size:      m.Size,
 		sliceSize: m.SliceSize,
-		bits:      make([]atomic.Uint64, words),
-		ref:       make([]atomic.Uint64, words),
+		slices:    m.SliceCount(),
+		clock:     clock,
 	}
-	if clock {
-		ss.stamps = make([]uint16, m.SliceCount())
+	if ss.slices > 0 {
+		ss.pages = (ss.slices-1)>>pageShift + 1 // without overflow: an object may have 2^63-1 slices
 	}
+	for span := int64(dirFanout); span < ss.pages; span <<= dirShift {
+		ss.height++
+	}
+	ss.root = newDirNode(ss.height, 0, ss.pages)
 	return ss
 }
 
@@ -103,8 +179,114 @@ func (ss *sliceSet) sliceLen(i int64) int64 {
 	return min(ss.sliceSize, ss.size-i*ss.sliceSize)
 }
 
+// pageLen is the number of slices of page p.
+func (ss *sliceSet) pageLen(p int64) int64 {
+	return min(pageSlices, ss.slices-p<<pageShift)
+}
+
+// page returns page p, or nil if none of its slices is stored. p must be a
+// page of the object.
+func (ss *sliceSet) page(p int64) *slicePage {
+	n := ss.root
+	for h := ss.height; h > 0; h-- {
+		if n = n.kids[(p>>(dirShift*h))&(dirFanout-1)].Load(); n == nil {
+			return nil
+		}
+	}
+	return n.pages[p&(dirFanout-1)].Load()
+}
+
+// pageOf returns the page holding slice i and i's place in it; pg is nil
+// if i is not a slice of the object or its page does not exist.
+func (ss *sliceSet) pageOf(i int64) (pg *slicePage, j int64) {
+	if i < 0 || i >= ss.slices {
+		return nil, 0
+	}
+	return ss.page(i >> pageShift), i & (pageSlices - 1)
+}
+
 func (ss *sliceSet) stored(i int64) bool {
-	return i >= 0 && i/64 < int64(len(ss.bits)) && ss.bits[i/64].Load()&(1<<(i%64)) != 0
+	pg, j := ss.pageOf(i)
+	return pg != nil && pg.has(j)
+}
+
+// makePage returns page p, creating it and the nodes above it if missing.
+// The caller is the key's writer.
+func (ss *sliceSet) makePage(p int64) *slicePage {
+	n := ss.root
+	for h := ss.height; h > 0; h-- {
+		e := &n.kids[(p>>(dirShift*h))&(dirFanout-1)]
+		next := e.Load()
+		if next == nil {
+			base := p >> (dirShift * h) << (dirShift * h) // first page under the child
+			next = newDirNode(h-1, base, ss.pages)
+			e.Store(next)
+			n.live++
+		}
+		n = next
+	}
+	e := &n.pages[p&(dirFanout-1)]
+	pg := e.Load()
+	if pg == nil {
+		pg = newSlicePage(ss.pageLen(p), ss.clock)
+		e.Store(pg)
+		n.live++
+	}
+	return pg
+}
+
+// freePage unlinks page p, which has no slice stored any more, and every
+// node it leaves empty. Readers holding them see a snapshot that says
+// nothing is stored, which is true. The caller is the key's writer.
+func (ss *sliceSet) freePage(p int64) {
+	var path [16]*dirNode // 9 levels at most
+	n := ss.root
+	for h := ss.height; h > 0; h-- {
+		path[h] = n
+		if n = n.kids[(p>>(dirShift*h))&(dirFanout-1)].Load(); n == nil {
+			return
+		}
+	}
+	n.pages[p&(dirFanout-1)].Store(nil)
+	n.live--
+	for h := 1; h <= ss.height && n.live == 0; h++ {
+		n = path[h]
+		n.kids[(p>>(dirShift*h))&(dirFanout-1)].Store(nil)
+		n.live--
+	}
+}
+
+// eachPage calls fn for every existing page p with lo <= p <= hi, in
+// ascending order, until fn returns false. It costs O(existing pages and
+// nodes in the span), whatever the span.
+func (ss *sliceSet) eachPage(lo, hi int64, fn func(p int64, pg *slicePage) bool) {
+	hi = min(hi, ss.pages-1)
+	if lo < 0 {
+		lo = 0
+	}
+	if lo > hi {
+		return
+	}
+	ss.root.each(ss.height, 0, lo, hi, fn)
+}
+
+func (n *dirNode) each(h int, base, lo, hi int64, fn func(p int64, pg *slicePage) bool) bool {
+	shift := dirShift * h
+	c0, c1 := max(lo-base, 0)>>shift, (hi-base)>>shift
+	if h == 0 {
+		for c := c0; c <= c1 && c < int64(len(n.pages)); c++ {
+			if pg := n.pages[c].Load(); pg != nil && !fn(base+c, pg) {
+				return false
+			}
+		}
+		return true
+	}
+	for c := c0; c <= c1 && c < int64(len(n.kids)); c++ {
+		if k := n.kids[c].Load(); k != nil && !k.each(h-1, base+c<<shift, lo, hi, fn) {
+			return false
+		}
+	}
+	return true
 }
 
 func (x *index) load(key string) *sliceSet {
@@ -126,10 +308,14 @@ func (x *index) has(key string, version uint64, i int64) bool {
 // memory only when the bit is clear, so hot slices cost one atomic load.
 func (x *index) touch(key string, version uint64, i int64) {
 	ss := x.load(key)
-	if ss == nil || ss.version != version || i < 0 || i/64 >= int64(len(ss.ref)) {
+	if ss == nil || ss.version != version {
 		return
 	}
-	w, b := &ss.ref[i/64], uint64(1)<<(i%64)
+	pg, j := ss.pageOf(i)
+	if pg == nil {
+		return
+	}
+	w, b := &pg.ref[j/64], uint64(1)<<(j%64)
 	if w.Load()&b == 0 {
 		w.Or(b)
 	}
@@ -155,7 +341,9 @@ func (x *index) add(m *Meta, i int64) (dSlices, dBytes int64) {
 		ss = newSliceSet(m, x.clock)
 		x.objects.Store(m.Key, ss)
 	}
-	if old := ss.bits[i/64].Or(1 << (i % 64)); old&(1<<(i%64)) == 0 {
+	pg, j := ss.makePage(i>>pageShift), i&(pageSlices-1)
+	if old := pg.bits[j/64].Or(1 << (j % 64)); old&(1<<(j%64)) == 0 {
+		pg.count.Add(1)
 		ss.count.Add(1)
 		ss.bytes.Add(n)
 		dSlices, dBytes = dSlices+1, dBytes+n
@@ -169,12 +357,17 @@ func (x *index) add(m *Meta, i int64) (dSlices, dBytes int64) {
 }
 
 // push queues slice i of ss at the back, extending the last run if it ends
-// just before i. The caller holds clockMu.
+// just before i. The caller holds clockMu. A slice whose page is gone (its
+// last slice removed meanwhile) is not stored and not queued.
 func (x *index) push(ss *sliceSet, i int64) {
+	pg, j := ss.pageOf(i)
+	if pg == nil {
+		return
+	}
 	if k := len(x.runs) - 1; k >= x.head {
 		if r := &x.runs[k]; r.ss == ss && r.first+int64(r.n) == i && r.n < math.MaxInt32 {
 			r.n++
-			ss.stamps[i] = r.stamp
+			pg.stamps[j] = r.stamp
 			return
 		}
 	}
@@ -185,20 +378,28 @@ func (x *index) push(ss *sliceSet, i int64) {
 	}
 	x.seq++
 	x.runs = append(x.runs, clockRun{ss: ss, first: i, n: 1, stamp: x.seq})
-	ss.stamps[i] = x.seq
+	pg.stamps[j] = x.seq
 }
 
 // remove marks slice i of (key, version), n payload bytes, as not stored
-// (its queue entry dies with it). The caller serialises changes to key.
+// (its queue entry dies with it), freeing its page if it was the page's
+// last. The caller serialises changes to key.
 func (x *index) remove(key string, version uint64, i, n int64) (dSlices, dBytes int64) {
 	ss := x.load(key)
-	if ss == nil || ss.version != version || i < 0 || i/64 >= int64(len(ss.bits)) {
+	if ss == nil || ss.version != version {
 		return 0, 0
 	}
-	if old := ss.bits[i/64].And(^(1 << (i % 64))); old&(1<<(i%64)) == 0 {
+	pg, j := ss.pageOf(i)
+	if pg == nil {
 		return 0, 0
 	}
-	ss.ref[i/64].And(^(1 << (i % 64)))
+	if old := pg.bits[j/64].And(^(1 << (j % 64))); old&(1<<(j%64)) == 0 {
+		return 0, 0
+	}
+	pg.ref[j/64].And(^(1 << (j % 64)))
+	if pg.count.Add(-1) == 0 {
+		ss.freePage(i >> pageShift)
+	}
 	ss.count.Add(-1)
 	ss.bytes.Add(-n)
 	return -1, -n
@@ -228,27 +429,69 @@ func (x *index) clear() {
 	x.runs, x.head = x.runs[:0], 0
 }
 
-// stored returns the number of stored slices of (key, version) and, for each
-// of the object's count slices, whether it is stored.
-func (x *index) stored(key string, version uint64, count int64) (int64, []bool) {
-	out := make([]bool, max(count, 0))
+// storedRuns returns the stored slices of (key, version) as runs of
+// consecutive slices, ascending, and their number. It costs O(pages
+// stored + runs), whatever the object's size.
+func (x *index) storedRuns(key string, version uint64) (n int64, runs []slicer.Run) {
 	ss := x.load(key)
 	if ss == nil || ss.version != version {
-		return 0, out
+		return 0, nil
 	}
-	var n int64
-	for w := range ss.bits {
-		word := ss.bits[w].Load()
-		for word != 0 {
-			b := bits.TrailingZeros64(word)
-			word &^= 1 << b
-			if i := int64(w)*64 + int64(b); i < count {
-				out[i] = true
-				n++
+	ss.eachPage(0, math.MaxInt64, func(p int64, pg *slicePage) bool {
+		for w := range pg.bits {
+			word, off := pg.bits[w].Load(), int64(0)
+			base := p<<pageShift + int64(w)*64
+			for word != 0 {
+				z := int64(bits.TrailingZeros64(word)) // clear bits before the run
+				word >>= z
+				o := int64(bits.TrailingZeros64(^word)) // its length; 64 when word is all ones
+				word >>= o                              // 0 when o is 64
+				first := base + off + z
+				if k := len(runs) - 1; k >= 0 && runs[k].Last+1 == first {
+					runs[k].Last += o
+				} else {
+					runs = append(runs, slicer.Run{First: first, Last: first + o - 1})
+				}
+				off += z + o
+				n += o
 			}
 		}
+		return true
+	})
+	return n, runs
+}
+
+// countStored returns the number of slices of (key, version) stored in
+// [first, last]. It costs O(pages stored in the span), whatever its length.
+func (x *index) countStored(key string, version uint64, first, last int64) int64 {
+	ss := x.load(key)
+	if ss == nil || ss.version != version {
+		return 0
 	}
-	return n, out
+	first, last = max(first, 0), min(last, ss.slices-1)
+	if first > last {
+		return 0
+	}
+	var n int64
+	ss.eachPage(first>>pageShift, last>>pageShift, func(p int64, pg *slicePage) bool {
+		lo, hi := max(first-p<<pageShift, 0), min(last-p<<pageShift, ss.pageLen(p)-1) // in the page
+		if lo == 0 && hi == ss.pageLen(p)-1 {
+			n += pg.count.Load()
+			return true
+		}
+		for w := lo / 64; w <= hi/64; w++ {
+			word := pg.bits[w].Load()
+			if w == lo/64 {
+				word &= ^uint64(0) << (lo % 64)
+			}
+			if w == hi/64 {
+				word &= ^uint64(0) >> (63 - hi%64)
+			}
+			n += int64(bits.OnesCount64(word))
+		}
+		return true
+	})
+	return n
 }
 
 // queued returns the number of runs in the clock queue.
@@ -280,11 +523,15 @@ func (x *index) sweep(need int64, limit int) (victims []clockVictim, vBytes int6
 			r.first++
 			r.n--
 		}
-		if ss.gone.Load() || !ss.stored(i) || ss.stamps[i] != stamp {
+		if ss.gone.Load() {
+			continue
+		}
+		pg, j := ss.pageOf(i)
+		if pg == nil || !pg.has(j) || pg.stamps[j] != stamp {
 			continue
 		}
 		looked++
-		if w, b := &ss.ref[i/64], uint64(1)<<(i%64); w.Load()&b != 0 {
+		if w, b := &pg.ref[j/64], uint64(1)<<(j%64); w.Load()&b != 0 {
 			w.And(^b)
 			x.push(ss, i)
 			continue
@@ -318,11 +565,17 @@ func (x *index) prune() {
 		if r.ss.gone.Load() {
 			continue
 		}
-		for j := r.first; j < r.first+int64(r.n); j++ {
-			if r.ss.stored(j) && r.ss.stamps[j] == r.stamp {
+		for i, end := r.first, r.first+int64(r.n); i < end; {
+			pg, j := r.ss.pageOf(i)
+			if pg == nil { // none of the page's slices is stored: skip it
+				i = (i>>pageShift + 1) << pageShift
+				continue
+			}
+			if pg.has(j) && pg.stamps[j] == r.stamp {
 				live = append(live, r)
 				break
 			}
+			i++
 		}
 	}
 	clear(x.runs[len(live):])

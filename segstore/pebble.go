@@ -174,6 +174,9 @@ func pebbleOptions(o Options, c *control) *pebble.Options {
 		// Flush failures, write stalls and background errors drive the
 		// store's write health (health.go).
 		EventListener: c.eventListener(),
+
+		// The operating system's, unless a test injects faults.
+		FS: o.FS,
 	}
 
 	// One sstable per flush. Pebble splits a flush's output to keep each
@@ -275,11 +278,28 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 		// mid-way, so later fatal calls (another job meeting the state it
 		// left) are consequences of it, not new bugs: they end their
 		// goroutine too rather than crash a store that still serves reads.
-		l.c.setFatal(fmt.Errorf("pebble: %s", msg))
+		var cause error // the I/O error, for errors.Is(err, syscall.ENOSPC)
+		for _, a := range args {
+			if e, ok := a.(error); ok {
+				cause = e
+				break
+			}
+		}
+		l.c.setFatal(&fatalIOError{msg: "pebble: " + msg, err: cause})
 		runtime.Goexit()
 	}
 	panic("segstore: pebble: " + msg)
 }
+
+// fatalIOError is a fatal Pebble I/O error (a failed MANIFEST write or
+// sync), with the error that caused it.
+type fatalIOError struct {
+	msg string
+	err error // nil if the message carried none
+}
+
+func (e *fatalIOError) Error() string { return e.msg }
+func (e *fatalIOError) Unwrap() error { return e.err }
 
 // isManifestIOError reports whether a Fatalf message is one of Pebble's
 // MANIFEST I/O failures (version_set.go), rather than a broken invariant.

@@ -513,7 +513,7 @@ func TestReadSliceRangeReferenceBit(t *testing.T) {
 	if got := s.Evict(2 * 16 * kib); got != 2*16*kib {
 		t.Fatalf("evicted %d bytes, want %d", got, 2*16*kib)
 	}
-	if _, st := s.Stored(m); !st[0] || st[1] || st[2] || !st[3] {
+	if _, st := storedBits(s, m); !st[0] || st[1] || st[2] || !st[3] {
 		t.Fatalf("stored %v after evicting two: want slice 0 (read) and 3 kept", st)
 	}
 }

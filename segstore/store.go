@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -14,6 +15,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sliceedge/sliceedge/slicer"
 )
 
 var (
@@ -53,6 +57,9 @@ type Options struct {
 	// Logger receives notable events (orphans removed at Open, corrupt
 	// records dropped, Pebble errors); nil means silent.
 	Logger func(format string, args ...any)
+	// FS is the filesystem the store lives on; nil means the operating
+	// system's. Tests set it to inject disk faults (Pebble's errorfs).
+	FS vfs.FS
 }
 
 // keyStripes is the number of locks serialising writers per key.
@@ -87,14 +94,16 @@ type Store struct {
 	// slices and index entry: PutMeta, WriteSlice, Purge, evicting, dropping
 	// a missing or corrupt slice, and filling the meta cache from Pebble (so
 	// a fill racing a purge cannot cache what the purge removed). PurgeAll
-	// takes them all. Readers (Meta on a cache hit, Has, Stored, ReadSlice of
-	// a good slice, ScanMeta) never take it.
+	// takes them all. Readers (Meta on a cache hit, Has, StoredRuns,
+	// CountStored, ReadSlice of a good slice, ScanMeta) never take it.
 	keyMu [keyStripes]sync.Mutex
 
 	metaMu sync.RWMutex          // protects metas
 	metas  map[string]*metaEntry // decoded metas, a subset of those stored
 
 	idx index // stored slices per object and the clock; lock-free reads, changes under keyMu
+
+	pend pendingPurges // purges that hold in memory, awaiting their deletion on disk (pending.go)
 
 	objects atomic.Int64 // metas stored
 	slices  atomic.Int64 // slices stored (the sum of the index)
@@ -125,6 +134,13 @@ type Stats struct {
 
 	Evictions    int64 // slices evicted to keep within MaxBytes (not purges or version changes)
 	EvictedBytes int64 // payload bytes of those slices
+	// PendingPurges counts purges that hold in memory but are not on disk
+	// yet, because the store could not write them; they are retried in the
+	// background, and a restart before they land undoes them.
+	PendingPurges int64
+	// NotOpen says why the store is not open, for a Reopening that has not
+	// opened it yet; "" once it is (and always for a Store).
+	NotOpen string `json:",omitempty"`
 	// WriteErrors counts writes (WriteSlice, PutMeta, purges, evictions)
 	// that returned an error wrapping ErrWriteFailed: refused or failed
 	// because the disk could not be written (full, failing, Pebble stalled)
@@ -136,6 +152,13 @@ type Stats struct {
 // Open opens the store in opts.Dir, creating it if needed. It rebuilds the
 // in-memory index from the slice keys and deletes orphan slices: slices with
 // no meta, or of a version other than their meta's.
+//
+// An error that comes from the state of the disk (full, read-only, not
+// writable, failing: ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EIO, or a fatal
+// MANIFEST write) wraps ErrWriteFailed: the store may open once that
+// changes, and Reopening retries it. Any other error (no directory given,
+// bad watermarks, a store locked by another process, written by another
+// version, damaged) does not: it needs an operator.
 func Open(opts Options) (*Store, error) {
 	return open(opts, nil)
 }
@@ -155,8 +178,17 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if !(0 < low && low < high && high <= 1) || opts.MaxBytes < 0 {
 		return nil, fmt.Errorf("segstore: open %s: watermarks low %v, high %v, budget %d: want 0 < low < high <= 1 and a budget >= 0", opts.Dir, low, high, opts.MaxBytes)
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+		if diskState(err) {
+			return nil, fmt.Errorf("segstore: open %s: cannot create the store directory: %w: %w", opts.Dir, ErrWriteFailed, err)
+		}
 		return nil, fmt.Errorf("segstore: open %s: cannot create the store directory; check the path and its permissions: %w", opts.Dir, err)
+	}
+	if err := checkRoom(opts.FS, opts.Dir); err != nil {
+		return nil, fmt.Errorf("segstore: open %s: %w: %w", opts.Dir, ErrWriteFailed, err)
 	}
 	logf := opts.Logger
 	if logf == nil {
@@ -169,8 +201,11 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	}
 	db, err := openPebble(opts.Dir, po, ctl)
 	if err != nil {
-		if isLockError(err) {
+		switch {
+		case isLockError(err):
 			return nil, fmt.Errorf("segstore: open %s: directory is locked by another sliceedge process? Stop it or give this one another store directory: %w", opts.Dir, err)
+		case diskState(err):
+			return nil, fmt.Errorf("segstore: open %s: %w: %w", opts.Dir, ErrWriteFailed, err)
 		}
 		return nil, fmt.Errorf("segstore: open %s: %w (if the store is damaged, delete the directory: its contents are a cache and will be refetched)", opts.Dir, err)
 	}
@@ -184,6 +219,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		metas:    make(map[string]*metaEntry),
 		idle:     make(chan struct{}, 1),
 	}
+	s.pend.kick = make(chan struct{}, 1)
 	s.idx.clock = opts.MaxBytes > 0
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go func() { // a fatal error abandons whatever waits for Pebble
@@ -196,11 +232,17 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if err := s.checkFormat(); err != nil {
 		s.cancel()
 		_ = db.Close()
+		if diskState(err) {
+			return nil, fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		}
 		return nil, err
 	}
 	if err := s.rebuild(); err != nil {
 		s.cancel()
 		_ = db.Close()
+		if diskState(err) {
+			err = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		}
 		return nil, fmt.Errorf("segstore: open %s: rebuild index: %w", opts.Dir, err)
 	}
 	s.sampleDisk()
@@ -208,12 +250,17 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		s.ev = newEvictor(opts.MaxBytes, int64(memTableSize(opts.MaxBytes, opts.CacheBytes)), high, low)
 		s.startEvictor(s.ctx)
 	}
+	s.startRetry(s.ctx)
 	return s, nil
 }
 
 // openPebble runs pebble.Open on a goroutine of its own, so that a fatal
 // error during Open (which ends the goroutine that meets it: see
-// pebbleLogger.Fatalf) becomes an error here.
+// pebbleLogger.Fatalf) becomes an error here. Such an error (a failed
+// MANIFEST write, on a full disk) may also come from a flush that Open
+// starts and then waits for, forever: that Open never returns, and the
+// directory stays locked in this process, so the store cannot open again
+// before a restart. checkRoom keeps a full disk from getting there.
 func openPebble(dir string, po *pebble.Options, ctl *control) (*pebble.DB, error) {
 	type result struct {
 		db  *pebble.DB
@@ -232,9 +279,60 @@ func openPebble(dir string, po *pebble.Options, ctl *control) (*pebble.DB, error
 	}
 }
 
+// minOpenRoom is the free space below which Open does not try: Pebble
+// writes an OPTIONS file and a MANIFEST at every open, and a failed
+// MANIFEST write is fatal and leaves the directory locked in this process
+// (see openPebble), so that a Reopening could never open it.
+const minOpenRoom = 4 << 20
+
+// checkRoom returns an error wrapping ENOSPC if the filesystem holding dir
+// has less than minOpenRoom free for this process (root may use the blocks
+// reserved for it). It says nothing if it cannot tell.
+func checkRoom(fs vfs.FS, dir string) error {
+	du, err := fs.GetDiskUsage(dir)
+	if err != nil || du.TotalBytes == 0 {
+		return nil
+	}
+	free := du.AvailBytes
+	if os.Geteuid() == 0 {
+		free = du.TotalBytes - du.UsedBytes
+	}
+	if free < minOpenRoom {
+		return fmt.Errorf("%d bytes free on its filesystem, under the %d needed to open it: %w", free, minOpenRoom, syscall.ENOSPC)
+	}
+	return nil
+}
+
+// isLockError reports whether Pebble could not lock the directory because
+// another process (or this one) holds the lock. fcntl says so with EAGAIN
+// or EACCES, as a bare errno; failing to open the LOCK file at all (a
+// *fs.PathError) is the disk's state, not a lock.
 func isLockError(err error) bool {
-	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
-		strings.Contains(err.Error(), "lock held by current process")
+	if strings.Contains(err.Error(), "lock held by current process") {
+		return true
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)
+}
+
+// diskState reports whether err comes from the state of the disk: full,
+// over quota, read-only, not writable by us, failing, or a fatal MANIFEST
+// write (see pebbleLogger.Fatalf). Those may change without a new
+// configuration.
+func diskState(err error) bool {
+	var fatal *fatalIOError
+	if errors.As(err, &fatal) {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EIO} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkFormat refuses a directory written in a layout this code does not
@@ -375,6 +473,7 @@ func (s *Store) Close() error {
 		close(s.ev.stop)
 		s.ev.done.Wait()
 	}
+	s.pend.done.Wait()
 	// Wait for the calls that entered before closed was set, unless Pebble
 	// has failed: then one of them may wait on it forever, and Pebble is
 	// left open anyway.
@@ -388,7 +487,17 @@ func (s *Store) Close() error {
 	if err := s.ctl.fatalError(); err != nil {
 		return fmt.Errorf("segstore: close %s: Pebble left open after a fatal error; restart to recover: %w", s.dir, err)
 	}
-	ferr := s.flush(context.Background())
+	var ferr error
+	if s.pend.n.Load() > 0 || s.pend.unflushed.Load() > 0 {
+		// Last chance for pending purges: landPending flushes too.
+		ferr = s.landPending(context.Background())
+		if ferr != nil {
+			s.logf("segstore: close %s: %d purges are not on disk and come back at the next start; purge them again then: %v",
+				s.dir, s.pend.n.Load()+s.pend.unflushed.Load(), ferr)
+		}
+	} else {
+		ferr = s.flush(context.Background())
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("segstore: close %s: %w", s.dir, err)
 	}
@@ -422,14 +531,21 @@ func (s *Store) flush(ctx context.Context) error {
 		return err
 	}
 	for {
+		// Look after taking the channel: a flush that failed before it was
+		// taken closed the previous one, and this one may never close.
 		changed := s.ctl.changes()
 		select {
 		case <-done:
 			return nil
+		default:
+		}
+		if err := s.ctl.writeErr(); err != nil && !s.ctl.onlyStalled() {
+			return err
+		}
+		select {
+		case <-done:
+			return nil
 		case <-changed:
-			if err := s.ctl.writeErr(); err != nil && !s.ctl.onlyStalled() {
-				return err
-			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -438,7 +554,8 @@ func (s *Store) flush(ctx context.Context) error {
 
 // flushPurge flushes after a purge, so that a crash cannot undo it. If it
 // cannot, the purge holds in memory (reads no longer see the objects) but
-// not on disk, and the error says so.
+// not on disk: a store that cannot write says so with ErrPurgePending, and
+// the flush is retried in the background (pending.go).
 func (s *Store) flushPurge() error {
 	err := s.flush(s.ctx)
 	if err == nil {
@@ -446,6 +563,10 @@ func (s *Store) flushPurge() error {
 	}
 	if errors.Is(err, ErrWriteFailed) {
 		s.writeErrors.Add(1)
+		s.pend.unflushed.Add(1)
+		signal(s.pend.kick)
+		s.logf("segstore: a purge holds in memory only, its flush failed: %v; the flush is retried in the background (a restart before it lands would bring the objects back)", err)
+		return fmt.Errorf("%w: flush: %w", ErrPurgePending, err)
 	}
 	return fmt.Errorf("purged, but not on disk yet (a crash now would undo it): flush: %w", err)
 }
@@ -561,7 +682,7 @@ func (s *Store) Meta(key string) (*Meta, error) {
 	s.metaMu.RLock()
 	e := s.metas[key]
 	s.metaMu.RUnlock()
-	if e != nil {
+	if e != nil && !s.hidden(key) {
 		return e.meta, nil
 	}
 	if err := s.enter(); err != nil {
@@ -582,9 +703,13 @@ func (s *Store) Meta(key string) (*Meta, error) {
 }
 
 // loadMetaLocked returns key's meta from the cache or Pebble (caching it),
-// or nil if there is none. A meta that fails to decode is deleted with its
-// slices and reported as absent. The caller holds key's stripe lock.
+// or nil if there is none or a pending purge hides it. A meta that fails to
+// decode is deleted with its slices and reported as absent. The caller
+// holds key's stripe lock.
 func (s *Store) loadMetaLocked(key string) (*metaEntry, error) {
+	if s.hidden(key) {
+		return nil, nil
+	}
 	s.metaMu.RLock()
 	e := s.metas[key]
 	s.metaMu.RUnlock()
@@ -606,7 +731,7 @@ func (s *Store) loadMetaLocked(key string) (*metaEntry, error) {
 	m, err := decodeMeta(key, raw)
 	if err != nil {
 		s.logf("segstore: dropping meta %q and its slices: %v", key, err)
-		if _, err := s.purgeLocked(key, keyHash(key)); err != nil {
+		if _, _, err := s.purgeLocked(key, keyHash(key)); err != nil {
 			return nil, err
 		}
 		return nil, nil
@@ -657,6 +782,7 @@ func (s *Store) PutMeta(m *Meta) error {
 	mu := s.keyLock(h)
 	mu.Lock()
 	defer mu.Unlock()
+	hidden := s.hidden(m.Key) // by a pending purge: prev is nil
 	prev, err := s.loadMetaLocked(m.Key)
 	if err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
@@ -674,8 +800,17 @@ func (s *Store) PutMeta(m *Meta) error {
 		start, end := versionSpan(h, prev.meta.Version)
 		_ = b.DeleteRange(start, end, nil)
 	}
+	if hidden {
+		// What the pending purge left on disk goes now: the old meta is
+		// overwritten, and its slices, of whatever version, deleted.
+		start, end := hashSpan(h)
+		_ = b.DeleteRange(start, end, nil)
+	}
 	if err := s.commit(b); err != nil {
 		return fmt.Errorf("segstore: put meta %q: %w", m.Key, err)
+	}
+	if hidden {
+		s.markRewritten(m.Key) // visible again, and spared by the retry
 	}
 	s.cacheMeta(m.Key, &metaEntry{meta: m, raw: raw})
 	if replaced {
@@ -715,10 +850,21 @@ func (s *Store) Has(m *Meta, i int64) bool {
 	return s.idx.has(m.Key, m.Version, i)
 }
 
-// Stored returns how many slices of m's version are stored and, for each of
-// its SliceCount slices, whether it is.
-func (s *Store) Stored(m *Meta) (count int64, stored []bool) {
-	return s.idx.stored(m.Key, m.Version, m.SliceCount())
+// StoredRuns returns how many slices of m's version are stored, and which:
+// runs of consecutive stored slices, ascending and not adjacent. It does no
+// I/O, and its cost and memory grow with the slices stored (in runs), not
+// with the object's size.
+func (s *Store) StoredRuns(m *Meta) (count int64, runs []slicer.Run) {
+	return s.idx.storedRuns(m.Key, m.Version)
+}
+
+// CountStored returns how many of the slices first to last (inclusive) of
+// m's version are stored; indices outside the object count as not stored.
+// It does no I/O and costs O(stored pages of slices in the span), not
+// O(last-first): the edge asks it whether a request is a hit, a miss or
+// partly both.
+func (s *Store) CountStored(m *Meta, first, last int64) int64 {
+	return s.idx.countStored(m.Key, m.Version, first, last)
 }
 
 // ReadSlice copies slice i of m's version into dst (grown if too small) and
@@ -753,6 +899,9 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 	}
 	if off < 0 || n < 1 || off > sliceLen-n {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %d bytes at offset %d of a slice of %d: %w", op, i, m.Key, n, off, sliceLen, ErrOutOfRange)
+	}
+	if s.hidden(m.Key) { // purged, though still on disk
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w (purged)", op, i, m.Key, ErrNotFound)
 	}
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -858,7 +1007,13 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 		return err
 	}
 	defer s.exit()
+	if s.hidden(m.Key) { // purged, the purge pending: stale, whether or not the disk has room
+		return fmt.Errorf("segstore: write slice %d of %q version %016x: %w (purged)", i, m.Key, m.Version, ErrStale)
+	}
 	if err := s.admit(n); err != nil {
+		if s.stale(m) { // say so rather than blame the disk: the slice is not wanted anyway
+			return fmt.Errorf("segstore: write slice %d of %q version %016x: %w", i, m.Key, m.Version, ErrStale)
+		}
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
 	h := keyHash(m.Key)
@@ -918,26 +1073,45 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 	return nil
 }
 
+// stale reports whether m's version is no longer its object's current one
+// (purged or replaced).
+func (s *Store) stale(m *Meta) bool {
+	mu := s.keyLock(keyHash(m.Key))
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.loadMetaLocked(m.Key)
+	return err == nil && (cur == nil || cur.meta.Version != m.Version)
+}
+
 // Purge deletes the meta of key and every slice of every version of it, and
 // flushes so that a crash cannot bring them back. Purging a key the store
 // does not hold is not an error.
+//
+// If the store cannot write the deletion (the disk is full or failing,
+// Pebble stalls past admitWait, or the flush fails), the purge holds in
+// memory at once and is retried in the background until it is on disk:
+// the error then wraps ErrPurgePending and ErrWriteFailed (see pending.go).
 func (s *Store) Purge(key string) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
-	if err := s.writable(); err != nil {
-		return fmt.Errorf("segstore: purge %q: %w", key, err)
-	}
+	err := s.writable()
 	h := keyHash(key)
 	mu := s.keyLock(h)
 	mu.Lock()
-	existed, err := s.purgeLocked(key, h)
+	var deleted bool
+	if err == nil {
+		_, deleted, err = s.purgeLocked(key, h)
+	}
+	if errors.Is(err, ErrWriteFailed) {
+		_, err = s.hideKey(key, err)
+	}
 	mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("segstore: purge %q: %w", key, err)
 	}
-	if !existed {
+	if !deleted {
 		return nil
 	}
 	if err := s.flushPurge(); err != nil {
@@ -946,58 +1120,58 @@ func (s *Store) Purge(key string) error {
 	return nil
 }
 
-// purgeLocked deletes key's meta and all slices of its hash, if key has a
-// meta. The caller holds key's stripe lock.
-func (s *Store) purgeLocked(key string, h uint64) (existed bool, err error) {
-	mk := metaKey(key)
+// purgeLocked deletes key's meta and all slices of its hash, if Pebble holds
+// a meta for key, including one that a pending purge hides (which this
+// lands early). It returns whether key was stored and visible, for counts,
+// and whether anything was deleted. The caller holds key's stripe lock.
+func (s *Store) purgeLocked(key string, h uint64) (existed, deleted bool, err error) {
+	hidden := s.hidden(key)
 	s.metaMu.RLock()
-	_, existed = s.metas[key]
+	_, cached := s.metas[key]
 	s.metaMu.RUnlock()
-	if !existed {
-		_, closer, err := s.db.Get(mk)
-		switch {
-		case err == nil:
-			existed = true
-			if err := closer.Close(); err != nil {
-				return false, err
-			}
-		case errors.Is(err, pebble.ErrNotFound):
-			// Nothing to delete: slices are only written under a meta, and
-			// Open removes any a crash left without one.
-			return false, nil
-		default:
-			return false, err
+	if !cached {
+		// Nothing to delete without a meta: slices are only written under
+		// one, and Open removes any a crash left without one.
+		if exists, err := s.metaOnDisk(key); err != nil || !exists {
+			return false, false, err
 		}
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.Delete(mk, nil)
+	_ = b.Delete(metaKey(key), nil)
 	start, end := hashSpan(h)
 	_ = b.DeleteRange(start, end, nil)
 	if err := s.commit(b); err != nil {
-		return false, err
+		return false, false, err
 	}
-	s.uncacheMeta(key)
-	s.apply(s.idx.drop(key))
-	if existed {
-		s.objects.Add(-1)
+	if hidden { // its memory went when it was hidden
+		return false, true, nil
 	}
-	return existed, nil
+	s.dropLocked(key)
+	return true, true, nil
 }
 
 // PurgePrefix purges every object whose key starts with prefix ("" is
-// everything) and returns how many there were. Like Purge, it flushes.
+// everything) and returns how many there were. Like Purge, it flushes, and
+// if the store cannot write, the purge (of what is left to purge) holds in
+// memory and the error wraps ErrPurgePending; the count includes the
+// objects purged that way.
 func (s *Store) PurgePrefix(prefix string) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.exit()
 	if err := s.writable(); err != nil {
+		if errors.Is(err, ErrWriteFailed) {
+			n, err := s.hidePrefix(prefix, err)
+			return n, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
+		}
 		return 0, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
 	}
 	lower := metaKey(prefix)
 	upper := successor(lower)
 	var purged int
+	var deleted bool
 	for {
 		// Collect a chunk of keys, then purge them with the iterator closed,
 		// so the iterator never pins memtables across many commits.
@@ -1009,21 +1183,26 @@ func (s *Store) PurgePrefix(prefix string) (int, error) {
 			h := keyHash(key)
 			mu := s.keyLock(h)
 			mu.Lock()
-			existed, err := s.purgeLocked(key, h)
+			existed, del, err := s.purgeLocked(key, h)
 			mu.Unlock()
+			if errors.Is(err, ErrWriteFailed) { // hide the rest
+				n, err := s.hidePrefix(prefix, err)
+				return purged + n, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
+			}
 			if err != nil {
 				return purged, fmt.Errorf("segstore: purge prefix %q: key %q: %w", prefix, key, err)
 			}
 			if existed {
 				purged++
 			}
+			deleted = deleted || del
 		}
 		if !more {
 			break
 		}
 		lower = append(metaKey(keys[len(keys)-1]), 0) // the key right after the last one
 	}
-	if purged > 0 {
+	if deleted {
 		if err := s.flushPurge(); err != nil {
 			return purged, fmt.Errorf("segstore: purge prefix %q: %w", prefix, err)
 		}
@@ -1035,16 +1214,22 @@ func (s *Store) PurgePrefix(prefix string) (int, error) {
 // and returns how many objects there were. Writers wait for it; readers do
 // not, and see either everything or nothing of each object. The disk is
 // given back as Pebble compacts the ranges; the evictor asks for that at
-// once.
+// once. If the store cannot write, the purge holds in memory and the error
+// wraps ErrPurgePending, as for Purge.
 func (s *Store) PurgeAll() (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.exit()
-	if err := s.writable(); err != nil {
-		return 0, fmt.Errorf("segstore: purge all: %w", err)
+	err := s.writable()
+	var n int64
+	if err == nil {
+		n, err = s.purgeAllLocked()
 	}
-	n, err := s.purgeAllLocked()
+	if errors.Is(err, ErrWriteFailed) {
+		n, err := s.hidePrefix("", err)
+		return n, fmt.Errorf("segstore: purge all: %w", err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("segstore: purge all: %w", err)
 	}
@@ -1061,14 +1246,8 @@ func (s *Store) PurgeAll() (int, error) {
 // purgeAllLocked deletes everything, holding every stripe lock so that no
 // write can land between the deletion and the reset of the index.
 func (s *Store) purgeAllLocked() (int64, error) {
-	for i := range s.keyMu {
-		s.keyMu[i].Lock()
-	}
-	defer func() {
-		for i := range s.keyMu {
-			s.keyMu[i].Unlock()
-		}
-	}()
+	s.lockAll()
+	defer s.unlockAll()
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange([]byte{metaPrefix}, []byte{metaPrefix + 1}, nil)
@@ -1096,7 +1275,7 @@ func (s *Store) ScanMeta(prefix string, fn func(m *Meta) bool) error {
 	lower := metaKey(prefix)
 	upper := successor(lower)
 	for {
-		metas, more, err := s.metaChunk(lower, upper, 256)
+		metas, last, more, err := s.metaChunk(lower, upper, 256)
 		if err != nil {
 			return fmt.Errorf("segstore: scan metas %q: %w", prefix, err)
 		}
@@ -1105,30 +1284,37 @@ func (s *Store) ScanMeta(prefix string, fn func(m *Meta) bool) error {
 				return nil
 			}
 		}
-		if !more || len(metas) == 0 {
+		if !more {
 			return nil
 		}
-		lower = append(metaKey(metas[len(metas)-1].Key), 0)
+		lower = append(metaKey(last), 0)
 	}
 }
 
-// metaChunk returns up to limit metas with keys in [lower, upper), and
-// whether there may be more; cached metas are used as they are.
-func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more bool, err error) {
+// metaChunk returns the metas of up to limit keys in [lower, upper), but
+// those that pending purges hide, the last key it looked at, and whether
+// there may be more; cached metas are used as they are.
+func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, last string, more bool, err error) {
 	if err := s.enter(); err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
 	defer s.exit()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, false, err
+		return nil, "", false, err
 	}
-	for it.First(); it.Valid(); it.Next() {
-		if len(metas) == limit {
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		if n == limit {
 			more = true
 			break
 		}
+		n++
 		key := string(it.Key()[1:])
+		last = key
+		if s.hidden(key) {
+			continue
+		}
 		s.metaMu.RLock()
 		e := s.metas[key]
 		s.metaMu.RUnlock()
@@ -1139,7 +1325,7 @@ func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more b
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return nil, false, fmt.Errorf("read meta %q: %w", key, err)
+			return nil, "", false, fmt.Errorf("read meta %q: %w", key, err)
 		}
 		m, err := decodeMeta(key, v) // copies what it keeps
 		if err != nil {
@@ -1148,7 +1334,7 @@ func (s *Store) metaChunk(lower, upper []byte, limit int) (metas []*Meta, more b
 		}
 		metas = append(metas, m)
 	}
-	return metas, more, it.Close()
+	return metas, last, more, it.Close()
 }
 
 // metaKeys returns up to limit cache keys with meta keys in [lower, upper),
@@ -1171,14 +1357,15 @@ func (s *Store) metaKeys(lower, upper []byte, limit int) (keys []string, more bo
 // Stats returns the store's counters and Pebble's disk usage.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Objects:      s.objects.Load(),
-		Slices:       s.slices.Load(),
-		Bytes:        s.bytes.Load(),
-		MaxBytes:     s.maxBytes,
-		Evictions:    s.evictions.Load(),
-		EvictedBytes: s.evictedBytes.Load(),
-		WriteErrors:  s.writeErrors.Load(),
-		DiskBytes:    s.disk.Load(),
+		Objects:       s.objects.Load(),
+		Slices:        s.slices.Load(),
+		Bytes:         s.bytes.Load(),
+		MaxBytes:      s.maxBytes,
+		Evictions:     s.evictions.Load(),
+		EvictedBytes:  s.evictedBytes.Load(),
+		WriteErrors:   s.writeErrors.Load(),
+		DiskBytes:     s.disk.Load(),
+		PendingPurges: s.pend.n.Load() + s.pend.unflushed.Load(),
 	}
 	if !s.ctl.flushFailing() && s.enter() == nil {
 		st.DiskBytes = int64(diskUsage(s.db.Metrics()))

@@ -16,9 +16,31 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/sliceedge/sliceedge/segstore"
+	"github.com/sliceedge/sliceedge/slicer"
 )
 
 const kib = 1 << 10
+
+// storedBits returns StoredRuns as one bool per slice of m (a small m), and
+// checks that the runs are ascending, not adjacent, and add up to count.
+func storedBits(s *segstore.Store, m *segstore.Meta) (int64, []bool) {
+	n, runs := s.StoredRuns(m)
+	bits := make([]bool, m.SliceCount())
+	var sum int64
+	for k, r := range runs {
+		if r.First > r.Last || r.First < 0 || r.Last >= m.SliceCount() || (k > 0 && runs[k-1].Last+1 >= r.First) {
+			panic(fmt.Sprintf("StoredRuns(%q) = %d %v: run %d is out of order or out of range", m.Key, n, runs, k))
+		}
+		for i := r.First; i <= r.Last; i++ {
+			bits[i] = true
+		}
+		sum += r.Len()
+	}
+	if sum != n {
+		panic(fmt.Sprintf("StoredRuns(%q) = %d %v: the runs hold %d slices", m.Key, n, runs, sum))
+	}
+	return n, bits
+}
 
 func openStore(t testing.TB, dir string) *segstore.Store {
 	t.Helper()
@@ -201,9 +223,12 @@ func TestWriteReadSlices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, bits := s.Stored(m)
-	if want := []bool{false, true, false, true}; n != 2 || !reflect.DeepEqual(bits, want) {
-		t.Fatalf("Stored = %d %v, want 2 %v", n, bits, want)
+	n, runs := s.StoredRuns(m)
+	if want := []slicer.Run{{First: 1, Last: 1}, {First: 3, Last: 3}}; n != 2 || !reflect.DeepEqual(runs, want) {
+		t.Fatalf("StoredRuns = %d %v, want 2 %v", n, runs, want)
+	}
+	if got := s.CountStored(m, 1, 2); got != 1 {
+		t.Fatalf("CountStored(1, 2) = %d, want 1", got)
 	}
 	writeAll(t, s, m) // rewriting a slice is harmless
 	buf := make([]byte, 0, 64*kib)
@@ -344,7 +369,7 @@ func TestVersionChange(t *testing.T) {
 	if err := s.PutMeta(&refreshed); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.Stored(old); n != 5 {
+	if n, _ := storedBits(s, old); n != 5 {
 		t.Fatalf("after a refresh Stored = %d, want 5", n)
 	}
 
@@ -522,7 +547,7 @@ func TestRestart(t *testing.T) {
 			t.Fatalf("Meta(%q) after restart = %+v, %v", m.Key, got, err)
 		}
 	}
-	if _, bits := s.Stored(ms[1]); !reflect.DeepEqual(bits, []bool{true, false, true, false, true}) {
+	if _, bits := storedBits(s, ms[1]); !reflect.DeepEqual(bits, []bool{true, false, true, false, true}) {
 		t.Fatalf("Stored after restart = %v", bits)
 	}
 	for _, m := range ms[:2] {
@@ -674,7 +699,8 @@ func TestConcurrent(t *testing.T) {
 					hits.Add(1)
 				}
 				if r.IntN(16) == 0 {
-					s.Stored(m)
+					s.StoredRuns(m)
+					s.CountStored(m, 0, m.SliceCount()-1)
 					s.Stats()
 				}
 			}

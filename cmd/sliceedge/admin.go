@@ -85,7 +85,9 @@ func (a *adminClient) call(ctx context.Context, method, path string, q url.Value
 	if resp.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("the admin API at %s refused the token: check --token / SLICEEDGE_TOKEN against admin.token in the node's config", a.base)
 	}
-	if resp.StatusCode != http.StatusOK {
+	// 202: accepted but not done yet (a purge the store will write when it
+	// can); the answer says so.
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
 		var e struct{ Error string }
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			return fmt.Errorf("admin API: %s", e.Error)
@@ -147,6 +149,9 @@ func purgeCommand() *cli.Command {
 				verb = "marked stale"
 			}
 			fmt.Fprintf(c.App.Writer, "%s %d %s\n", verb, res.Purged, plural(res.Purged, "object"))
+			if res.Pending {
+				fmt.Fprintf(c.App.Writer, "pending: %s\n", res.Note)
+			}
 			return nil
 		},
 	}

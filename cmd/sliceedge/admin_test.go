@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -117,5 +118,33 @@ func TestAdminCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want it to say %q", c.args, err, c.want)
 		}
+	}
+}
+
+// A purge the store cannot write yet (here: a store that cannot open, so
+// the edge serves through) is accepted, held in memory, and the command
+// says so and succeeds.
+func TestPurgePending(t *testing.T) {
+	o := origintest.NewTest(t)
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:1, token: tok-0123456789abcdef}\nstore: {dir: /sys/sliceedge-test-store, max_bytes: 1GiB}\n"+
+		"origins: {default: {url: %q}}\nrules: [{match: /, origin: default}]\n", o.URL())
+	cfg, err := config.Parse("node.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &segstore.Reopening{Options: segstore.Options{Dir: cfg.Store.Dir, MaxBytes: cfg.Store.MaxBytes}, Retry: time.Hour}
+	if err := st.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.Err() == nil {
+		t.Fatalf("a store under /sys opened; the test needs one that cannot")
+	}
+	srv := &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop()}
+	admin := httptest.NewServer(srv.AdminHandler())
+	defer admin.Close()
+	out, err := run(t, "purge", "--admin", admin.URL, "--token", "tok-0123456789abcdef", "http://edge.test/v/4MiB.bin")
+	if err != nil || !strings.Contains(out, "purged") || !strings.Contains(out, "pending: ") {
+		t.Errorf("purge while the store cannot write: %q, %v; want success saying it is pending", out, err)
 	}
 }

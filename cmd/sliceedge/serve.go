@@ -100,16 +100,30 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	st, err := segstore.Open(segstore.Options{
-		Dir:        cfg.Store.Dir,
-		MaxBytes:   cfg.Store.MaxBytes,
-		CacheBytes: cfg.Store.MemoryCache,
-		Logger:     func(format string, args ...any) { log.Info().Msgf(format, args...) },
-	})
-	if err != nil {
+	// A store that cannot open because of its disk (full, read-only, not
+	// writable, failing) opens in the background, with a loud warning at
+	// every attempt, while the edge serves everything from the origin
+	// uncached: exiting would be a restart loop under systemd. Any other
+	// reason (no directory, a lock held by another process, a format of
+	// another version, damage) needs the operator: exit with it.
+	st := &segstore.Reopening{
+		Options: segstore.Options{
+			Dir:        cfg.Store.Dir,
+			MaxBytes:   cfg.Store.MaxBytes,
+			CacheBytes: cfg.Store.MemoryCache,
+			Logger:     func(format string, args ...any) { log.Info().Msgf(format, args...) },
+		},
+		Warn: func(format string, args ...any) { log.Warn().Msgf(format, args...) },
+	}
+	if err := st.Open(); err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer st.Close()
+	if _, err := segstore.CheckCapacity(cfg.Store.Dir, cfg.Store.MaxBytes); errors.Is(err, segstore.ErrOverCapacity) {
+		log.Warn().Msg(err.Error())
+	} else if err != nil {
+		log.Warn().Err(err).Msg("cannot tell whether store.max_bytes fits the store's filesystem")
+	}
 	warnUncachedSlices(log, cfg)
 
 	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout}
