@@ -207,21 +207,29 @@ func (fs *Fills) Claim(key string, version uint64, run slicer.Run, sliceLen func
 		fs.m = make(map[fillKey]*Fill)
 	}
 	for i := run.First; i <= run.Last; i++ {
-		k := fillKey{key, version, i}
-		if f, ok := fs.m[k]; ok {
-			claims = append(claims, Claim{Index: i, Fill: f})
-			fs.Collapsed.Add(1)
-			continue
-		}
-		if have != nil && have(i) {
-			claims = append(claims, Claim{Index: i})
+		if c, ok := fs.existingLocked(key, version, i, have); ok {
+			claims = append(claims, c)
 			continue
 		}
 		f := newFill(key, version, i, sliceLen(i))
-		fs.m[k] = f
+		fs.m[fillKey{key, version, i}] = f
 		claims = append(claims, Claim{Index: i, Fill: f, Owned: true})
 	}
 	return claims
+}
+
+// existingLocked returns the claim of slice i when it needs no new fill:
+// in flight (attached to, and counted as collapsed) or stored. The
+// caller holds fs.mu.
+func (fs *Fills) existingLocked(key string, version uint64, i int64, have func(i int64) bool) (Claim, bool) {
+	if f, ok := fs.m[fillKey{key, version, i}]; ok {
+		fs.Collapsed.Add(1)
+		return Claim{Index: i, Fill: f}, true
+	}
+	if have != nil && have(i) {
+		return Claim{Index: i}, true
+	}
+	return Claim{}, false
 }
 
 // Lookup returns the fill in flight for a slice, or nil.
@@ -398,16 +406,11 @@ func (fs *Fills) ClaimWhole(key string, version uint64, run slicer.Run, sliceLen
 		fs.m = make(map[fillKey]*Fill)
 	}
 	for i := run.First; i <= run.Last; i++ {
+		if c, ok := fs.existingLocked(key, version, i, have); ok {
+			claims = append(claims, c)
+			continue
+		}
 		k := fillKey{key, version, i}
-		if f, ok := fs.m[k]; ok {
-			claims = append(claims, Claim{Index: i, Fill: f})
-			fs.Collapsed.Add(1)
-			continue
-		}
-		if have != nil && have(i) {
-			claims = append(claims, Claim{Index: i})
-			continue
-		}
 		feed := fs.passingLocked(key, version, i)
 		switch {
 		case feed == nil:
