@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,18 +41,38 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}
-			if v := c.String("listen"); v != "" {
-				cfg.Listen = v
+			opts := serveOptions{
+				listen:          c.String("listen"),
+				storeDir:        c.String("store-dir"),
+				shutdownTimeout: c.Duration("shutdown-timeout"),
 			}
-			if v := c.String("store-dir"); v != "" {
-				cfg.Store.Dir = v
-			}
+			opts.override(cfg)
 			log, err := newLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			return serve(c.Context, cfg, log, c.Duration("shutdown-timeout"))
+			return serve(c.Context, cfg, log, opts)
 		},
+	}
+}
+
+// serveOptions are what serve takes from flags rather than from the file.
+type serveOptions struct {
+	// listen and storeDir replace the file's listen and store.dir, at
+	// start and at every reload; "" keeps the file's.
+	listen, storeDir string
+	// shutdownTimeout is how long the responses in flight at SIGTERM may
+	// run.
+	shutdownTimeout time.Duration
+}
+
+// override applies --listen and --store-dir to cfg.
+func (o serveOptions) override(cfg *config.Config) {
+	if o.listen != "" {
+		cfg.Listen = o.listen
+	}
+	if o.storeDir != "" {
+		cfg.Store.Dir = o.storeDir
 	}
 }
 
@@ -96,7 +117,7 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 // 600 MiB instead of 750-830 MiB (scripts/memory.sh).
 const defaultGCPercent = 25
 
-func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdownTimeout time.Duration) error {
+func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts serveOptions) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
@@ -130,8 +151,9 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 		}
 		lns = append(lns, ln)
 	}
+	logWarnings(log, cfg)
 	ev := log.Info().Str("listen", lns[0].Addr().String()).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
-		Int("rules", len(cfg.Rules)).Str("version", version)
+		Int("rules", len(cfg.Rules)).Str("name", cacheName(cfg)).Str("version", version)
 	if len(lns) > 1 {
 		ev = ev.Str("admin", lns[1].Addr().String())
 	}
@@ -146,18 +168,18 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	for running := true; running; {
+	for running, cur := true, cfg; running; {
 		select {
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			reload(h, cfg, log)
+			cur = reload(h, cfg, cur, opts, log)
 		case <-ctx.Done():
 			running = false
 		}
 	}
-	log.Info().Dur("deadline", shutdownTimeout).Msg("shutting down: finishing in-flight responses")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	log.Info().Dur("deadline", opts.shutdownTimeout).Msg("shutting down: finishing in-flight responses")
+	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 	defer cancel()
 	for _, hs := range servers {
 		if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -172,23 +194,80 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	return nil
 }
 
-// reload re-reads the configuration file on SIGHUP. A file that does not
-// load is logged and the configuration in force stays.
-func reload(h *edge.Server, started *config.Config, log zerolog.Logger) {
+// cacheName is the name this edge goes by in Cache-Status: name: from the
+// file, else the host name, as the edge falls back to.
+func cacheName(cfg *config.Config) string {
+	if cfg.Name != "" {
+		return cfg.Name
+	}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		return host
+	}
+	return "sliceedge"
+}
+
+// logWarnings logs the problems that did not stop cfg from loading, each
+// with its file:line and what to do about it.
+func logWarnings(log zerolog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn().Str("file", w.File).Int("line", w.Line).Str("field", w.Field).Msg("config: " + w.Error())
+	}
+}
+
+// reload re-reads the configuration file on SIGHUP and returns the one in
+// force afterwards. A file that does not load is logged and cur, the one in
+// force before, stays. started is the configuration the process started
+// with: its listeners and its store stay until a restart.
+func reload(h *edge.Server, started, cur *config.Config, opts serveOptions, log zerolog.Logger) *config.Config {
 	if started.Source == config.DefaultSource {
-		log.Warn().Msg("SIGHUP: running on embedded defaults, there is no file to reload")
-		return
+		log.Warn().Msg("SIGHUP: running on embedded defaults, there is no file to reload (start with --config FILE to reload one)")
+		return cur
 	}
 	cfg, err := config.Load(started.Source)
 	if err != nil {
-		log.Error().Err(err).Msg("SIGHUP: configuration not reloaded; the previous one stays in force")
-		return
+		log.Error().Err(err).Msg("SIGHUP: configuration not reloaded; the previous one stays in force (fix the file and send SIGHUP again)")
+		return cur
 	}
-	if cfg.Listen != started.Listen || cfg.Admin != started.Admin || cfg.Store != started.Store {
-		log.Warn().Msg("SIGHUP: listen, admin and store changes take effect at the next restart")
+	opts.override(cfg)
+	if keys := restartKeys(started, cfg); len(keys) > 0 {
+		log.Warn().Strs("keys", keys).Msgf("SIGHUP: changes to %s take effect only at the next restart; until then the values the edge started with stay (restart sliceedge to apply them)",
+			strings.Join(keys, ", "))
 	}
 	h.SetConfig(cfg)
-	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Msg("SIGHUP: configuration reloaded")
+	switch {
+	case started.Admin.Listen == "" || cfg.Admin.Token == cur.Admin.Token:
+	case cfg.Admin.Token == "":
+		// The file has no admin section any more (a token is required with one).
+		log.Warn().Msg("SIGHUP: the file has no admin.token any more: the admin API listens until the restart but refuses every request (restart to close it, or set admin again and reload)")
+	default:
+		log.Info().Msg("SIGHUP: admin.token rotated: the admin API accepts only the new token from now on (update the scripts and scrapers that use it)")
+	}
+	logWarnings(log, cfg)
+	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Str("name", cacheName(cfg)).Int("warnings", len(cfg.Warnings)).
+		Msg("SIGHUP: configuration reloaded")
+	return cfg
+}
+
+// restartKeys names the keys that differ between started and cfg and that
+// only a restart applies: the listeners are bound and the store is open.
+// Everything else, admin.token included, SetConfig puts in force at once.
+func restartKeys(started, cfg *config.Config) []string {
+	var keys []string
+	for _, k := range []struct {
+		name    string
+		changed bool
+	}{
+		{"listen", cfg.Listen != started.Listen},
+		{"admin.listen", cfg.Admin.Listen != started.Admin.Listen},
+		{"store.dir", cfg.Store.Dir != started.Store.Dir},
+		{"store.max_bytes", cfg.Store.MaxBytes != started.Store.MaxBytes},
+		{"store.memory_cache", cfg.Store.MemoryCache != started.Store.MemoryCache},
+	} {
+		if k.changed {
+			keys = append(keys, k.name)
+		}
+	}
+	return keys
 }
 
 // warnUncachedSlices warns about rules whose slices are too large for the
