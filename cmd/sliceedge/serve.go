@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,10 @@ type serveOptions struct {
 	// shutdownTimeout is how long the responses in flight at SIGTERM may
 	// run.
 	shutdownTimeout time.Duration
+	// adminReadTimeout and adminIdleTimeout are the admin listener's
+	// deadlines; 0 means defaultAdminReadTimeout and
+	// defaultAdminIdleTimeout (tests shorten them).
+	adminReadTimeout, adminIdleTimeout time.Duration
 }
 
 // override applies --listen and --store-dir to cfg.
@@ -137,7 +142,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	servers := []*http.Server{edge.NewHTTPServer(h)}
 	addrs := []string{cfg.Listen}
 	if cfg.Admin.Listen != "" {
-		servers = append(servers, &http.Server{Handler: h.AdminHandler(), ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, newAdminServer(h, opts))
 		addrs = append(addrs, cfg.Admin.Listen)
 	}
 	var lns []net.Listener
@@ -192,6 +197,33 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		log.Warn().Err(err).Msg("shutting down with origin fills still in flight; their slices are dropped")
 	}
 	return nil
+}
+
+// Admin listener deadlines; see newAdminServer.
+const (
+	defaultAdminReadTimeout = 30 * time.Second
+	defaultAdminIdleTimeout = 2 * time.Minute
+)
+
+// newAdminServer returns the admin listener's server. ReadTimeout bounds
+// reading a whole request (the API takes no bodies). IdleTimeout closes
+// the keep-alive connections of scrapers and scripts that went away
+// without closing them, each of which would hold a descriptor and a
+// goroutine until the process exits; two minutes outlasts any sane scrape
+// interval, so a scraper keeps its connection. There is no WriteTimeout:
+// it runs from the end of the request to the end of the answer, the work
+// before the first byte included. A CPU profile or trace works for
+// ?seconds= (30 by default) before its first byte; net/http/pprof pushes
+// its own deadline back by that much, but a purge of a large prefix takes
+// as long as the store takes, and its answer would fail after the purge
+// was done, leaving the operator to guess.
+func newAdminServer(h *edge.Server, opts serveOptions) *http.Server {
+	return &http.Server{
+		Handler:           h.AdminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cmp.Or(opts.adminReadTimeout, defaultAdminReadTimeout),
+		IdleTimeout:       cmp.Or(opts.adminIdleTimeout, defaultAdminIdleTimeout),
+	}
 }
 
 // cacheName is the name this edge goes by in Cache-Status: name: from the
