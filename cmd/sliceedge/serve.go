@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -63,7 +65,7 @@ type serveOptions struct {
 	// start and at every reload; "" keeps the file's.
 	listen, storeDir string
 	// shutdownTimeout is how long the responses in flight at SIGTERM may
-	// run.
+	// run before their connections are closed.
 	shutdownTimeout time.Duration
 	// adminReadTimeout and adminIdleTimeout are the admin listener's
 	// deadlines; 0 means defaultAdminReadTimeout and
@@ -123,6 +125,14 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 const defaultGCPercent = 25
 
 func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts serveOptions) error {
+	// The "stopped" line is the last of a run that served, after the
+	// store has closed (deferred below); shutdown sets it.
+	var stopped func()
+	defer func() {
+		if stopped != nil {
+			stopped()
+		}
+	}()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
@@ -173,30 +183,79 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	var serveErr error
 	for running, cur := true, cfg; running; {
 		select {
 		case err := <-errc:
-			return fmt.Errorf("serve: %w", err)
+			serveErr = fmt.Errorf("serve: %w", err)
+			log.Error().Err(err).Msg("a listener failed; shutting down (see the error, then start sliceedge again)")
+			running = false
 		case <-hup:
 			cur = reload(h, cfg, cur, opts, log)
 		case <-ctx.Done():
 			running = false
 		}
 	}
-	log.Info().Dur("deadline", opts.shutdownTimeout).Msg("shutting down: finishing in-flight responses")
-	sctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+	began := time.Now()
+	fills, err := shutdown(h, servers, opts.shutdownTimeout, log)
+	stopped = func() {
+		cuts := h.CutTotal()
+		d := zerolog.Dict()
+		for _, reason := range slices.Sorted(maps.Keys(cuts)) {
+			d.Uint64(reason, cuts[reason])
+		}
+		log.Info().Dur("took", time.Since(began)).Dict("answers_cut", d).Int("fills_in_flight", fills).
+			Int64("requests_unfinished", h.Active()).Msg("stopped")
+	}
+	return errors.Join(serveErr, err)
+}
+
+// cutWait bounds how long shutdown waits, once it has closed the
+// connections of the responses still running at --shutdown-timeout, for
+// their handlers to end and log their cuts. A handler waiting on an origin
+// that sends nothing writes nothing, so it does not see its connection
+// close until the origin's timeouts end it: it must not hold the exit.
+const cutWait = 3 * time.Second
+
+// shutdown stops the listeners and lets the responses in flight run for
+// timeout. The connections of those still running are then closed, which
+// cuts them (logged and counted as the shutdown's), and their handlers get
+// cutWait to end. Fills in flight get what is left of timeout to land in
+// the store. It returns how many fills are still in flight.
+func shutdown(h *edge.Server, servers []*http.Server, timeout time.Duration, log zerolog.Logger) (fills int, err error) {
+	log.Info().Dur("deadline", timeout).Msg("shutting down: finishing in-flight responses")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	var errs []error
+	late := false
 	for _, hs := range servers {
-		if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("shutdown: %w", err)
+		switch err := hs.Shutdown(ctx); {
+		case errors.Is(err, context.DeadlineExceeded):
+			late = true
+		case err != nil:
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
+	}
+	if late {
+		log.Warn().Int64("requests", h.Active()).Dur("deadline", timeout).
+			Msg("shutting down: responses still running at --shutdown-timeout are cut now (raise --shutdown-timeout to let long downloads finish)")
+		// Shutdown returns at its deadline but leaves those connections
+		// open until the process exits, their cuts unlogged: close them
+		// while the handlers can still say so.
+		h.Stopping()
+		for _, hs := range servers {
+			hs.Close()
+		}
+		for end := time.Now().Add(cutWait); h.Active() > 0 && time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	// Fills outlive their clients; let them land (only whole slices are
 	// ever written) before the store closes.
-	if err := h.Drain(sctx); err != nil {
+	if err := h.Drain(ctx); err != nil {
 		log.Warn().Err(err).Msg("shutting down with origin fills still in flight; their slices are dropped")
 	}
-	return nil
+	return h.InFlight(), errors.Join(errs...)
 }
 
 // Admin listener deadlines; see newAdminServer.

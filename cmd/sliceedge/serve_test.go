@@ -117,6 +117,22 @@ func withMessage(recs []map[string]any, msg string) []map[string]any {
 	return out
 }
 
+// checkStopped checks that the last record of a log is "stopped", with the
+// answers cut at shutdown as want, and returns it.
+func checkStopped(t *testing.T, log string, wantCut float64) map[string]any {
+	t.Helper()
+	recs := logRecords(t, log)
+	if len(recs) == 0 {
+		t.Fatalf("empty log, want a last line \"stopped\"")
+	}
+	last := recs[len(recs)-1]
+	cuts, _ := last["answers_cut"].(map[string]any)
+	if last["message"] != "stopped" || cuts == nil || cuts["shutdown"] != wantCut || last["took"] == nil {
+		t.Errorf("last log line %v: want \"stopped\" with took and answers_cut.shutdown %v\nlogs:\n%s", last, wantCut, log)
+	}
+	return last
+}
+
 // serve reloads its configuration on SIGHUP, keeps the old one when the
 // new file is broken, says which changes wait for a restart and when the
 // admin token was rotated (which takes effect at once), logs the file's
@@ -271,6 +287,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	if !strings.Contains(logs.String(), "shutting down") {
 		t.Errorf("no shutdown message in the log")
 	}
+	checkStopped(t, logs.String(), 0)
 }
 
 // A reload applies --listen and --store-dir again, so an unchanged file
