@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -126,5 +128,75 @@ func TestServeShutdownCutsLateAnswers(t *testing.T) {
 	}
 	if last := checkStopped(t, s.logs.String(), 1); last["requests_unfinished"] != 0.0 {
 		t.Errorf("stopped line %v: want no request unfinished", last)
+	}
+}
+
+// An https origin that accepts connections and never speaks (a stalled TLS
+// handshake) gets the client a 5xx after the origin's connect_timeout,
+// rather than holding the request, and then SIGTERM ends the process at
+// once: nothing is left in flight to wait for.
+func TestServeOriginTLSStall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; covered by the full run")
+	}
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex // protects conns
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never written to
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mute.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	accepted := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+
+	listen := freeAddr(t)
+	// The default --shutdown-timeout (30s): a quick exit shows nothing was
+	// left waiting on the origin.
+	s := startServe(t, fmt.Sprintf("listen: %s\nstore: {dir: %s, max_bytes: 1GiB}\n"+
+		"origins: {default: {url: \"https://%s\", connect_timeout: 500ms}}\nrules: [{match: /, origin: default}]\n",
+		listen, t.TempDir(), mute.Addr()))
+
+	client := &http.Client{Timeout: 20 * time.Second}
+	start := time.Now()
+	resp, err := client.Get("http://" + listen + "/a/1MiB.bin")
+	if err != nil {
+		t.Fatalf("GET through an origin that stalls its TLS handshake: %v (after %v)\nlogs:\n%s", err, time.Since(start), s.logs.String())
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if took := time.Since(start); (resp.StatusCode != 502 && resp.StatusCode != 504) || took > 5*time.Second {
+		t.Errorf("GET: %d after %v; want 502 or 504 within a few seconds (connect_timeout 500ms)", resp.StatusCode, took)
+	}
+	if accepted() == 0 {
+		t.Errorf("the origin listener accepted no connection: the edge never reached the handshake")
+	}
+	if took := s.stop(t, 40*time.Second); took > 5*time.Second {
+		t.Errorf("exit took %v after SIGTERM with nothing in flight", took)
+	}
+	if last := checkStopped(t, s.logs.String(), 0); last["requests_unfinished"] != 0.0 || last["fills_in_flight"] != 0.0 {
+		t.Errorf("stopped line %v: want nothing unfinished or in flight", last)
 	}
 }
