@@ -1,16 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,18 +44,42 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}
-			if v := c.String("listen"); v != "" {
-				cfg.Listen = v
+			opts := serveOptions{
+				listen:          c.String("listen"),
+				storeDir:        c.String("store-dir"),
+				shutdownTimeout: c.Duration("shutdown-timeout"),
 			}
-			if v := c.String("store-dir"); v != "" {
-				cfg.Store.Dir = v
-			}
+			opts.override(cfg)
 			log, err := newLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
-			return serve(c.Context, cfg, log, c.Duration("shutdown-timeout"))
+			return serve(c.Context, cfg, log, opts)
 		},
+	}
+}
+
+// serveOptions are what serve takes from flags rather than from the file.
+type serveOptions struct {
+	// listen and storeDir replace the file's listen and store.dir, at
+	// start and at every reload; "" keeps the file's.
+	listen, storeDir string
+	// shutdownTimeout is how long the responses in flight at SIGTERM may
+	// run before their connections are closed.
+	shutdownTimeout time.Duration
+	// adminReadTimeout and adminIdleTimeout are the admin listener's
+	// deadlines; 0 means defaultAdminReadTimeout and
+	// defaultAdminIdleTimeout (tests shorten them).
+	adminReadTimeout, adminIdleTimeout time.Duration
+}
+
+// override applies --listen and --store-dir to cfg.
+func (o serveOptions) override(cfg *config.Config) {
+	if o.listen != "" {
+		cfg.Listen = o.listen
+	}
+	if o.storeDir != "" {
+		cfg.Store.Dir = o.storeDir
 	}
 }
 
@@ -96,7 +124,15 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 // 600 MiB instead of 750-830 MiB (scripts/memory.sh).
 const defaultGCPercent = 25
 
-func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdownTimeout time.Duration) error {
+func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts serveOptions) error {
+	// The "stopped" line is the last of a run that served, after the
+	// store has closed (deferred below); shutdown sets it.
+	var stopped func()
+	defer func() {
+		if stopped != nil {
+			stopped()
+		}
+	}()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
@@ -130,7 +166,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	servers := []*http.Server{edge.NewHTTPServer(h)}
 	addrs := []string{cfg.Listen}
 	if cfg.Admin.Listen != "" {
-		servers = append(servers, &http.Server{Handler: h.AdminHandler(), ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, newAdminServer(h, opts))
 		addrs = append(addrs, cfg.Admin.Listen)
 	}
 	var lns []net.Listener
@@ -144,8 +180,9 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 		}
 		lns = append(lns, ln)
 	}
+	logWarnings(log, cfg)
 	ev := log.Info().Str("listen", lns[0].Addr().String()).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
-		Int("rules", len(cfg.Rules)).Str("version", version)
+		Int("rules", len(cfg.Rules)).Str("name", cacheName(cfg)).Str("version", version)
 	if len(lns) > 1 {
 		ev = ev.Str("admin", lns[1].Addr().String())
 	}
@@ -160,49 +197,182 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, shutdown
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	for running := true; running; {
+	var serveErr error
+	for running, cur := true, cfg; running; {
 		select {
 		case err := <-errc:
-			return fmt.Errorf("serve: %w", err)
+			serveErr = fmt.Errorf("serve: %w", err)
+			log.Error().Err(err).Msg("a listener failed; shutting down (see the error, then start sliceedge again)")
+			running = false
 		case <-hup:
-			reload(h, cfg, log)
+			cur = reload(h, cfg, cur, opts, log)
 		case <-ctx.Done():
 			running = false
 		}
 	}
-	log.Info().Dur("deadline", shutdownTimeout).Msg("shutting down: finishing in-flight responses")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	began := time.Now()
+	fills, err := shutdown(h, servers, opts.shutdownTimeout, log)
+	stopped = func() {
+		cuts := h.CutTotal()
+		d := zerolog.Dict()
+		for _, reason := range slices.Sorted(maps.Keys(cuts)) {
+			d.Uint64(reason, cuts[reason])
+		}
+		log.Info().Dur("took", time.Since(began)).Dict("answers_cut", d).Int("fills_in_flight", fills).
+			Int64("requests_unfinished", h.Active()).Msg("stopped")
+	}
+	return errors.Join(serveErr, err)
+}
+
+// cutWait bounds how long shutdown waits, once it has closed the
+// connections of the responses still running at --shutdown-timeout, for
+// their handlers to end and log their cuts. A handler waiting on an origin
+// that sends nothing writes nothing, so it does not see its connection
+// close until the origin's timeouts end it: it must not hold the exit.
+const cutWait = 3 * time.Second
+
+// shutdown stops the listeners and lets the responses in flight run for
+// timeout. The connections of those still running are then closed, which
+// cuts them (logged and counted as the shutdown's), and their handlers get
+// cutWait to end. Fills in flight get what is left of timeout to land in
+// the store. It returns how many fills are still in flight.
+func shutdown(h *edge.Server, servers []*http.Server, timeout time.Duration, log zerolog.Logger) (fills int, err error) {
+	log.Info().Dur("deadline", timeout).Msg("shutting down: finishing in-flight responses")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	var errs []error
+	late := false
 	for _, hs := range servers {
-		if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("shutdown: %w", err)
+		switch err := hs.Shutdown(ctx); {
+		case errors.Is(err, context.DeadlineExceeded):
+			late = true
+		case err != nil:
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
+	}
+	if late {
+		log.Warn().Int64("requests", h.Active()).Dur("deadline", timeout).
+			Msg("shutting down: responses still running at --shutdown-timeout are cut now (raise --shutdown-timeout to let long downloads finish)")
+		// Shutdown returns at its deadline but leaves those connections
+		// open until the process exits, their cuts unlogged: close them
+		// while the handlers can still say so.
+		h.Stopping()
+		for _, hs := range servers {
+			hs.Close()
+		}
+		for end := time.Now().Add(cutWait); h.Active() > 0 && time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	// Fills outlive their clients; let them land (only whole slices are
 	// ever written) before the store closes.
-	if err := h.Drain(sctx); err != nil {
+	if err := h.Drain(ctx); err != nil {
 		log.Warn().Err(err).Msg("shutting down with origin fills still in flight; their slices are dropped")
 	}
-	return nil
+	return h.InFlight(), errors.Join(errs...)
 }
 
-// reload re-reads the configuration file on SIGHUP. A file that does not
-// load is logged and the configuration in force stays.
-func reload(h *edge.Server, started *config.Config, log zerolog.Logger) {
+// Admin listener deadlines; see newAdminServer.
+const (
+	defaultAdminReadTimeout = 30 * time.Second
+	defaultAdminIdleTimeout = 2 * time.Minute
+)
+
+// newAdminServer returns the admin listener's server. ReadTimeout bounds
+// reading a whole request (the API takes no bodies). IdleTimeout closes
+// the keep-alive connections of scrapers and scripts that went away
+// without closing them, each of which would hold a descriptor and a
+// goroutine until the process exits; two minutes outlasts any sane scrape
+// interval, so a scraper keeps its connection. There is no WriteTimeout:
+// it runs from the end of the request to the end of the answer, the work
+// before the first byte included. A CPU profile or trace works for
+// ?seconds= (30 by default) before its first byte; net/http/pprof pushes
+// its own deadline back by that much, but a purge of a large prefix takes
+// as long as the store takes, and its answer would fail after the purge
+// was done, leaving the operator to guess.
+func newAdminServer(h *edge.Server, opts serveOptions) *http.Server {
+	return &http.Server{
+		Handler:           h.AdminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cmp.Or(opts.adminReadTimeout, defaultAdminReadTimeout),
+		IdleTimeout:       cmp.Or(opts.adminIdleTimeout, defaultAdminIdleTimeout),
+	}
+}
+
+// cacheName is the name this edge goes by in Cache-Status: name: from the
+// file, else the host name, as the edge falls back to.
+func cacheName(cfg *config.Config) string {
+	if cfg.Name != "" {
+		return cfg.Name
+	}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		return host
+	}
+	return "sliceedge"
+}
+
+// logWarnings logs the problems that did not stop cfg from loading, each
+// with its file:line and what to do about it.
+func logWarnings(log zerolog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn().Str("file", w.File).Int("line", w.Line).Str("field", w.Field).Msg("config: " + w.Error())
+	}
+}
+
+// reload re-reads the configuration file on SIGHUP and returns the one in
+// force afterwards. A file that does not load is logged and cur, the one in
+// force before, stays. started is the configuration the process started
+// with: its listeners and its store stay until a restart.
+func reload(h *edge.Server, started, cur *config.Config, opts serveOptions, log zerolog.Logger) *config.Config {
 	if started.Source == config.DefaultSource {
-		log.Warn().Msg("SIGHUP: running on embedded defaults, there is no file to reload")
-		return
+		log.Warn().Msg("SIGHUP: running on embedded defaults, there is no file to reload (start with --config FILE to reload one)")
+		return cur
 	}
 	cfg, err := config.Load(started.Source)
 	if err != nil {
-		log.Error().Err(err).Msg("SIGHUP: configuration not reloaded; the previous one stays in force")
-		return
+		log.Error().Err(err).Msg("SIGHUP: configuration not reloaded; the previous one stays in force (fix the file and send SIGHUP again)")
+		return cur
 	}
-	if cfg.Listen != started.Listen || cfg.Admin != started.Admin || cfg.Store != started.Store {
-		log.Warn().Msg("SIGHUP: listen, admin and store changes take effect at the next restart")
+	opts.override(cfg)
+	if keys := restartKeys(started, cfg); len(keys) > 0 {
+		log.Warn().Strs("keys", keys).Msgf("SIGHUP: changes to %s take effect only at the next restart; until then the values the edge started with stay (restart sliceedge to apply them)",
+			strings.Join(keys, ", "))
 	}
 	h.SetConfig(cfg)
-	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Msg("SIGHUP: configuration reloaded")
+	switch {
+	case started.Admin.Listen == "" || cfg.Admin.Token == cur.Admin.Token:
+	case cfg.Admin.Token == "":
+		// The file has no admin section any more (a token is required with one).
+		log.Warn().Msg("SIGHUP: the file has no admin.token any more: the admin API listens until the restart but refuses every request (restart to close it, or set admin again and reload)")
+	default:
+		log.Info().Msg("SIGHUP: admin.token rotated: the admin API accepts only the new token from now on (update the scripts and scrapers that use it)")
+	}
+	logWarnings(log, cfg)
+	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Str("name", cacheName(cfg)).Int("warnings", len(cfg.Warnings)).
+		Msg("SIGHUP: configuration reloaded")
+	return cfg
+}
+
+// restartKeys names the keys that differ between started and cfg and that
+// only a restart applies: the listeners are bound and the store is open.
+// Everything else, admin.token included, SetConfig puts in force at once.
+func restartKeys(started, cfg *config.Config) []string {
+	var keys []string
+	for _, k := range []struct {
+		name    string
+		changed bool
+	}{
+		{"listen", cfg.Listen != started.Listen},
+		{"admin.listen", cfg.Admin.Listen != started.Admin.Listen},
+		{"store.dir", cfg.Store.Dir != started.Store.Dir},
+		{"store.max_bytes", cfg.Store.MaxBytes != started.Store.MaxBytes},
+		{"store.memory_cache", cfg.Store.MemoryCache != started.Store.MemoryCache},
+	} {
+		if k.changed {
+			keys = append(keys, k.name)
+		}
+	}
+	return keys
 }
 
 // warnUncachedSlices warns about rules whose slices are too large for the

@@ -39,7 +39,7 @@ func serveInProcess(t *testing.T, o *origintest.Server, dir, maxBytes string) (s
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		result = serve(ctx, cfg, zerolog.New(logs), 5*time.Second)
+		result = serve(ctx, cfg, zerolog.New(logs), serveOptions{shutdownTimeout: 5 * time.Second})
 	}()
 	wait := func() error {
 		select {
