@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 
 	"github.com/sliceedge/sliceedge/config"
@@ -170,13 +171,20 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		addrs = append(addrs, cfg.Admin.Listen)
 	}
 	var lns []net.Listener
-	for _, addr := range addrs {
+	for i, addr := range addrs {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
 			}
 			return cli.Exit(fmt.Sprintf("listen on %s: %v (choose another address in the config, or --listen)", addr, err), 1)
+		}
+		if i == 0 && cfg.MaxConnections > 0 {
+			// Past the limit, new connections wait in the kernel's accept
+			// queue until one closes (idle keep-alive ones count). The
+			// admin listener has no limit: an operator gets in when
+			// clients fill the edge.
+			ln = netutil.LimitListener(ln, cfg.MaxConnections)
 		}
 		lns = append(lns, ln)
 	}
@@ -185,6 +193,9 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		Int("rules", len(cfg.Rules)).Str("name", cacheName(cfg)).Str("version", version)
 	if len(lns) > 1 {
 		ev = ev.Str("admin", lns[1].Addr().String())
+	}
+	if cfg.MaxConnections > 0 {
+		ev = ev.Int("max_connections", cfg.MaxConnections)
 	}
 	ev.Msg("sliceedge serving")
 
@@ -367,6 +378,7 @@ func restartKeys(started, cfg *config.Config) []string {
 		{"store.dir", cfg.Store.Dir != started.Store.Dir},
 		{"store.max_bytes", cfg.Store.MaxBytes != started.Store.MaxBytes},
 		{"store.memory_cache", cfg.Store.MemoryCache != started.Store.MemoryCache},
+		{"max_connections", cfg.MaxConnections != started.MaxConnections},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)
