@@ -383,6 +383,7 @@ func TestOriginHeaderBounds(t *testing.T) {
 	}
 	for _, want := range []string{"MISS", "HIT"} {
 		resp, body = h.get(t, hop)
+		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
 		wantBytes(t, hop, body, hop, 1, 0)
 		if resp.Header.Get("X-Cache") != want || resp.Header.Get("X-Hop-Secret") != "" || resp.Header.Get("X-Kept") != "yes" {
 			t.Errorf("%s: X-Cache %q, X-Hop-Secret %q, X-Kept %q; want the Connection-named header gone", want, resp.Header.Get("X-Cache"), resp.Header.Get("X-Hop-Secret"), resp.Header.Get("X-Kept"))

@@ -152,6 +152,7 @@ rules:
 		if want := map[bool]string{true: "MISS", false: "HIT"}[i == 0]; resp.Header.Get("X-Cache") != want {
 			t.Errorf("Host %q: X-Cache %q, want %q", host, resp.Header.Get("X-Cache"), want)
 		}
+		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
 	}
 	if n := h.origin.PathRequests(path); n != 1 {
 		t.Errorf("%d origin requests for five spellings of one host, want 1", n)
@@ -400,6 +401,7 @@ func TestCacheStatusChain(t *testing.T) {
 	if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, "parent; hit; ttl=100, sliceedge; fwd=uri-miss; stored") {
 		t.Errorf("miss: Cache-Status %q", got)
 	}
+	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
 	resp, _ = h.get(t, path)
 	if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, "parent; hit; ttl=100, sliceedge; hit") {
 		t.Errorf("hit: Cache-Status %q", got)
