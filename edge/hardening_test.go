@@ -486,3 +486,42 @@ rules:
 		t.Errorf("3 HEADs, 3 stored ranges and an inspect asked the store about %d slices one by one, want a handful", n)
 	}
 }
+
+// landedFirst is a real store whose CountStored waits for the fills in
+// flight to land first: the race in which a discovery's small fill is
+// stored before its request counts its slices, made certain.
+type landedFirst struct {
+	*segstore.Store
+	srv *edge.Server
+}
+
+func (l *landedFirst) CountStored(m *segstore.Meta, first, last int64) int64 {
+	for deadline := time.Now().Add(10 * time.Second); l.srv.InFlight() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	return l.Store.CountStored(m, first, last)
+}
+
+// An answer whose meta came from the origin is a MISS, also when its
+// slices were stored before it counted them.
+func TestDiscoveryIsAMiss(t *testing.T) {
+	_, cfg, st := storeBehind(t)
+	lf := &landedFirst{Store: st}
+	lf.srv = &edge.Server{Config: cfg, Store: lf, Log: zerolog.Nop()}
+	ts := httptest.NewServer(lf.srv)
+	defer ts.Close()
+	const path = "/obj/64KiB.bin"
+	for _, want := range []string{"MISS", "HIT"} {
+		req, _ := http.NewRequest("GET", ts.URL+path, nil)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantBytes(t, want, body, path, 1, 0)
+		if got := resp.Header.Get("X-Cache"); got != want {
+			t.Errorf("X-Cache %q (Cache-Status %q), want %s", got, resp.Header.Get("Cache-Status"), want)
+		}
+	}
+}

@@ -141,7 +141,7 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 	h.Set("Age", strconv.FormatInt(age(s.now(), m.StoredAt), 10))
 
 	// An answer without body bytes needed the origin only if the meta
-	// itself came from it.
+	// itself came from it; an answer with them, at least then.
 	bodiless := "HIT"
 	if f.status == "miss" || f.status == "refreshed" {
 		bodiless = "MISS"
@@ -216,7 +216,9 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 		hits, misses = hits+n, misses+run.Len()-n
 	}
 	switch {
-	case r.Method == http.MethodHead:
+	case r.Method == http.MethodHead || bodiless == "MISS":
+		// A meta that came from the origin now came with slices that are
+		// this request's misses, even those stored before it counts them.
 		q.cacheStatus = bodiless
 	case misses == 0:
 		q.cacheStatus = "HIT"
