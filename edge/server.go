@@ -119,8 +119,10 @@ func (s *Server) SetConfig(c *config.Config) {
 	}
 }
 
-// cacheName is this edge's member name in Cache-Status: the configured
+// CacheName is this edge's member name in Cache-Status: the configured
 // name, or the host name (quoted when it is not an RFC 8941 token).
+func (s *Server) CacheName() string { return s.cacheName() }
+
 func (s *Server) cacheName() string {
 	if n := s.config().Name; n != "" {
 		return n

@@ -400,8 +400,8 @@ func TestFetchTLSHandshakeTimeout(t *testing.T) {
 	if took > 10*connect {
 		t.Fatalf("a silent TLS origin held the fetch for %v (connect timeout %v): %v", took, connect, err)
 	}
-	if !errors.Is(err, origin.ErrTimeout) {
-		t.Errorf("err = %v, want ErrTimeout", err)
+	if !errors.Is(err, origin.ErrTimeout) || !strings.Contains(err.Error(), "connect_timeout") {
+		t.Errorf("err = %v, want ErrTimeout naming connect_timeout", err)
 	}
 }
 

@@ -167,6 +167,7 @@ type Client struct {
 	http           *http.Client
 	own            *http.Transport // the transport NewClient built, nil when given one
 	readTimeout    time.Duration
+	connectTimeout time.Duration
 	maxHeaderBytes int64
 }
 
@@ -200,7 +201,7 @@ func NewClient(opts Options) *Client {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	c := &Client{readTimeout: opts.ReadTimeout, maxHeaderBytes: opts.MaxHeaderBytes}
+	c := &Client{readTimeout: opts.ReadTimeout, connectTimeout: opts.ConnectTimeout, maxHeaderBytes: opts.MaxHeaderBytes}
 	rt := opts.Transport
 	if rt == nil {
 		c.own = &http.Transport{
@@ -304,6 +305,10 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 		cancel(nil)
 		if isHeadersTooLarge(err) {
 			return nil, c.headersTooLarge(method, req.URL, err)
+		}
+		if strings.Contains(err.Error(), "TLS handshake timeout") {
+			// net/http's own error, which has no type: say which limit it was.
+			return nil, fmt.Errorf("origin: %s %s: no TLS handshake within connect_timeout (%v): %w: %w", method, req.URL, c.connectTimeout, ErrTimeout, err)
 		}
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			return nil, fmt.Errorf("origin: %s %s: %w: %w", method, req.URL, ErrTimeout, err)

@@ -190,7 +190,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	}
 	logWarnings(log, cfg)
 	ev := log.Info().Str("listen", lns[0].Addr().String()).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
-		Int("rules", len(cfg.Rules)).Str("name", cacheName(cfg)).Str("version", version)
+		Int("rules", len(cfg.Rules)).Str("name", h.CacheName()).Str("version", version)
 	if len(lns) > 1 {
 		ev = ev.Str("admin", lns[1].Addr().String())
 	}
@@ -310,18 +310,6 @@ func newAdminServer(h *edge.Server, opts serveOptions) *http.Server {
 	}
 }
 
-// cacheName is the name this edge goes by in Cache-Status: name: from the
-// file, else the host name, as the edge falls back to.
-func cacheName(cfg *config.Config) string {
-	if cfg.Name != "" {
-		return cfg.Name
-	}
-	if host, err := os.Hostname(); err == nil && host != "" {
-		return host
-	}
-	return "sliceedge"
-}
-
 // logWarnings logs the problems that did not stop cfg from loading, each
 // with its file:line and what to do about it.
 func logWarnings(log zerolog.Logger, cfg *config.Config) {
@@ -359,7 +347,7 @@ func reload(h *edge.Server, started, cur *config.Config, opts serveOptions, log 
 		log.Info().Msg("SIGHUP: admin.token rotated: the admin API accepts only the new token from now on (update the scripts and scrapers that use it)")
 	}
 	logWarnings(log, cfg)
-	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Str("name", cacheName(cfg)).Int("warnings", len(cfg.Warnings)).
+	log.Info().Str("config", cfg.Source).Int("rules", len(cfg.Rules)).Str("name", h.CacheName()).Int("warnings", len(cfg.Warnings)).
 		Msg("SIGHUP: configuration reloaded")
 	return cfg
 }
