@@ -17,7 +17,13 @@ wait_port() { # host:port name
 }
 
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+# Once, and waiting for each process by its PID, so that the edge's last
+# log line ("stopped") is written before the script ends.
+cleanup() {
+	trap - EXIT INT TERM
+	kill "${pids[@]}" 2>/dev/null || true
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT INT TERM
 
 "$BIN" origin --listen "$ORIGIN_ADDR" &
