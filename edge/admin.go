@@ -108,7 +108,7 @@ func (s *Server) urlKey(u *url.URL) (string, error) {
 	if rule == nil {
 		return "", errors.New("no rule in the configuration serves its host and path, so nothing of it is cached")
 	}
-	return keyFor(keyHost(u.Host, u.Scheme == "https"), tgt.escaped, u.RawQuery, rule), nil
+	return keyFor(keyHost(host, u.Host, u.Scheme == "https"), tgt.escaped, u.RawQuery, rule), nil
 }
 
 // keyPrefixOf maps a URL prefix (scheme optional) to a cache key prefix,
@@ -130,7 +130,7 @@ func keyPrefixOf(raw string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("prefix %q: %w", raw, err)
 	}
-	return keyHost(u.Host, u.Scheme == "https") + tgt.escaped, nil
+	return keyHost(config.HostName(u.Host), u.Host, u.Scheme == "https") + tgt.escaped, nil
 }
 
 // PurgeResult is the answer of POST /purge.

@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-
-	"github.com/sliceedge/sliceedge/config"
 )
 
 // Intake errors, each answered 400 (see badPath).
@@ -159,10 +157,9 @@ func isUnreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-// keyHost is the host as cache keys hold it: config.HostName, with the
-// port only when it is not the scheme's default.
-func keyHost(hostport string, tls bool) string {
-	name := config.HostName(hostport)
+// keyHost is the host as cache keys hold it: name (config.HostName of
+// hostport), with the port only when it is not the scheme's default.
+func keyHost(name, hostport string, tls bool) string {
 	if _, port, err := net.SplitHostPort(hostport); err == nil && port != "" {
 		if !(port == "80" && !tls || port == "443" && tls) {
 			return name + ":" + port

@@ -348,7 +348,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.pass(q, "cookie")
 		return
 	}
-	q.key = keyFor(keyHost(r.Host, r.TLS != nil), q.target.escaped, r.URL.RawQuery, q.rule)
+	q.key = keyFor(keyHost(q.host, r.Host, r.TLS != nil), q.target.escaped, r.URL.RawQuery, q.rule)
 	if s.passes.active(q.key, s.now()) {
 		s.pass(q, "uncacheable")
 		return
