@@ -1,10 +1,12 @@
 package segstore_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,47 @@ func edgeConfig(t *testing.T) (*origintest.Server, *config.Config) {
 		t.Fatal(err)
 	}
 	return o, cfg
+}
+
+// getWhole GETs path (Host edge.test) from the edge srv served by ts,
+// checks the whole body against the origin's bytes, waits for its fills
+// to land, and returns its X-Cache.
+func getWhole(t *testing.T, ts *httptest.Server, srv *edge.Server, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+	req.Host = "edge.test"
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := origintest.Verify(body, path, 1, 0); !ok || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d, %d bytes: wrong answer", path, resp.StatusCode, len(body))
+	}
+	waitUntil(t, "fills", func() bool { return srv.InFlight() == 0 })
+	return resp.Header.Get("X-Cache")
+}
+
+// adminPurge POSTs a purge with query q to the admin API at admin, with
+// testAdminToken, and returns its status and answer.
+func adminPurge(t *testing.T, admin *httptest.Server, q url.Values) (int, edge.PurgeResult) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, admin.URL+"/purge?"+q.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := admin.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res edge.PurgeResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, res
 }
 
 func TestEdgeRefetchesCorruptSlice(t *testing.T) {

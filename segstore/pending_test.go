@@ -3,10 +3,8 @@ package segstore_test
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,7 +19,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sliceedge/sliceedge/edge"
-	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
@@ -117,40 +114,8 @@ func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 	defer admin.Close()
 	defer func() { _ = srv.Drain(context.Background()) }()
 
-	get := func(path string) string {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-		req.Host = "edge.test"
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := origintest.Verify(body, path, 1, 0); !ok || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d, %d bytes: wrong answer", path, resp.StatusCode, len(body))
-		}
-		waitUntil(t, "fills", func() bool { return srv.InFlight() == 0 })
-		return resp.Header.Get("X-Cache")
-	}
-	purge := func(q url.Values) (int, edge.PurgeResult) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, admin.URL+"/purge?"+q.Encode(), nil)
-		req.Header.Set("Authorization", "Bearer "+testAdminToken)
-		resp, err := admin.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var res edge.PurgeResult
-		if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, res
-	}
+	get := func(path string) string { t.Helper(); return getWhole(t, ts, srv, path) }
+	purge := func(q url.Values) (int, edge.PurgeResult) { t.Helper(); return adminPurge(t, admin, q) }
 	meta := func(path string) *segstore.Meta {
 		t.Helper()
 		m, err := st.Meta("edge.test" + path)

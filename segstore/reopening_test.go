@@ -2,10 +2,8 @@ package segstore_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,7 +20,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sliceedge/sliceedge/edge"
-	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
@@ -94,22 +91,7 @@ func TestReopeningServesThroughAndOpens(t *testing.T) {
 			const kept, purged, fresh = "/reopen/kept/2MiB.bin", "/reopen/purged/1MiB.bin", "/reopen/fresh/1MiB.bin"
 			get := func(h *httptest.Server, srv *edge.Server, path string) string {
 				t.Helper()
-				req, _ := http.NewRequest(http.MethodGet, h.URL+path, nil)
-				req.Host = "edge.test"
-				resp, err := h.Client().Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, ok := origintest.Verify(body, path, 1, 0); !ok || resp.StatusCode != http.StatusOK {
-					t.Fatalf("GET %s: %d, %d bytes: wrong answer", path, resp.StatusCode, len(body))
-				}
-				waitUntil(t, "fills", func() bool { return srv.InFlight() == 0 })
-				return resp.Header.Get("X-Cache")
+				return getWhole(t, h, srv, path)
 			}
 			st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: cfg.Store.MaxBytes, FS: fs, Logger: logf})
 			if err != nil {
@@ -175,17 +157,8 @@ func TestReopeningServesThroughAndOpens(t *testing.T) {
 			if err := r.WriteSlice(newMeta("x", 1, 1), 0, []byte{1}); !errors.Is(err, segstore.ErrWriteFailed) || !strings.Contains(err.Error(), "not open") {
 				t.Errorf("WriteSlice while not open: %v, want ErrWriteFailed saying the store is not open", err)
 			}
-			req, _ := http.NewRequest(http.MethodPost, admin.URL+"/purge?"+url.Values{"url": {"http://edge.test" + purged}}.Encode(), nil)
-			req.Header.Set("Authorization", "Bearer "+testAdminToken)
-			resp, err := admin.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var res edge.PurgeResult
-			_ = json.NewDecoder(resp.Body).Decode(&res)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted || !res.Pending {
-				t.Errorf("purge while not open: %d %+v, want 202 pending", resp.StatusCode, res)
+			if code, res := adminPurge(t, admin, url.Values{"url": {"http://edge.test" + purged}}); code != http.StatusAccepted || !res.Pending {
+				t.Errorf("purge while not open: %d %+v, want 202 pending", code, res)
 			}
 			waitUntil(t, "a warning at every attempt", func() bool { return warnings.Load() >= 3 })
 
