@@ -24,14 +24,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-)
 
-// hopByHop are the headers of one connection (RFC 9110 §7.6.1), and
-// Proxy-* headers, which are for the edge itself.
-var hopByHop = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
+	"github.com/sliceedge/sliceedge/origin"
+)
 
 // spoofable are request headers a client could use to steer an origin that
 // trusts them, or that claim to come from a proxy.
@@ -42,21 +37,6 @@ var spoofable = []string{
 	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 }
 
-// removeHopByHop deletes the hop-by-hop headers of h and those its
-// Connection header names.
-func removeHopByHop(h http.Header) {
-	for _, v := range h.Values("Connection") {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				h.Del(f)
-			}
-		}
-	}
-	for _, k := range hopByHop {
-		h.Del(k)
-	}
-}
-
 // upstreamHeader returns the headers a request to the origin carries for
 // q: for a cached fetch (cached), the forwarding headers alone; for a
 // pass-through, the client's end-to-end headers as well.
@@ -64,7 +44,7 @@ func (s *Server) upstreamHeader(q *request, cached bool) http.Header {
 	out := http.Header{"User-Agent": {"sliceedge"}}
 	if !cached {
 		out = q.r.Header.Clone()
-		removeHopByHop(out)
+		origin.RemoveHopByHop(out)
 		for _, k := range spoofable {
 			out.Del(k)
 		}

@@ -113,11 +113,7 @@ func (s *Server) relay(q *request, resp *http.Response, why string) {
 	defer resp.Body.Close()
 	q.cacheStatus, q.detail = "PASS", why
 	h := q.w.Header()
-	for k, vv := range resp.Header {
-		switch http.CanonicalHeaderKey(k) {
-		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer", "Upgrade":
-			continue
-		}
+	for k, vv := range resp.Header { // origin.Fetch took out the hop-by-hop ones
 		h[k] = vv
 	}
 	h.Set("X-Cache", "PASS")

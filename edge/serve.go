@@ -179,11 +179,7 @@ func (s *Server) serveMeta(q *request, f found, specs []slicer.Spec) error {
 		// the origin far more than the client asked for. The origin answers
 		// them as asked, uncached.
 		s.m().limitTrip("fetch_allowance")
-		for k := range h {
-			if k != "Connection" {
-				delete(h, k)
-			}
-		}
+		resetHeader(h)
 		s.pass(q, "fetch-allowance")
 		return nil
 	}
@@ -732,15 +728,21 @@ func (s *Server) originFailed(q *request, err error) {
 	s.plainError(q, status, "fwd=miss; detail=origin-error", msg)
 }
 
+// resetHeader drops the response headers set so far, but for the
+// Connection: close that refuseBody may have set.
+func resetHeader(h http.Header) {
+	for k := range h {
+		if k != "Connection" {
+			delete(h, k)
+		}
+	}
+}
+
 // plainError answers with a short text for people; cs is the Cache-Status
 // parameters after the cache name.
 func (s *Server) plainError(q *request, status int, cs, msg string) {
 	h := q.w.Header()
-	for k := range h {
-		if k != "Connection" { // refuseBody's close stays
-			delete(h, k)
-		}
-	}
+	resetHeader(h)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	s.addCacheStatus(h, cs)
 	h.Set("Content-Length", strconv.Itoa(len(msg)))

@@ -246,9 +246,10 @@ var hopByHop = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// removeHopHeaders deletes from h the hop-by-hop headers and every header
-// its Connection header names (RFC 9110 §7.6.1).
-func removeHopHeaders(h http.Header) {
+// RemoveHopByHop deletes from h the hop-by-hop headers and every header
+// its Connection header names (RFC 9110 §7.6.1). Fetch applies it in both
+// directions; the edge's header policy applies it to what it forwards.
+func RemoveHopByHop(h http.Header) {
 	for _, v := range h.Values("Connection") {
 		for _, name := range strings.Split(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
@@ -285,7 +286,7 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	for k, vv := range req.Header {
 		hr.Header[k] = vv
 	}
-	removeHopHeaders(hr.Header)
+	RemoveHopByHop(hr.Header)
 	for _, h := range edgeHeaders {
 		hr.Header.Del(h)
 	}
@@ -324,7 +325,7 @@ func (c *Client) Fetch(ctx context.Context, req *Request) (*Response, error) {
 	// Checked before the hop-by-hop headers go, so that a coding hidden
 	// behind a Connection header is still seen.
 	out, err := c.check(req, resp)
-	removeHopHeaders(resp.Header)
+	RemoveHopByHop(resp.Header)
 	if err != nil {
 		var se *StatusError
 		if !errors.As(err, &se) {
