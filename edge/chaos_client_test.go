@@ -376,6 +376,15 @@ func TestChaosSlowReader(t *testing.T) {
 	}
 	waitFor(t, "the request to end", ended)
 	t.Logf("slow reader's request ended after %v", time.Since(start).Round(time.Millisecond))
+	// Its answer is counted and logged as cut by the client.
+	for _, l := range rs.logs.lines() {
+		if l["message"] == "request" && l["path"] == path && l["cut"] != "client" {
+			t.Errorf("access log of the slow reader: cut %v, want client", l["cut"])
+		}
+	}
+	if n := rs.edge.CutTotal()["client"]; n != 1 {
+		t.Errorf("answers cut by the client: %d, want 1", n)
+	}
 	waitFor(t, "the fill to complete for the store", func() bool { return rs.edge.InFlight() == 0 && rs.store.Stats().Slices == 16 })
 	// The stored slices are right.
 	resp, body := rawGet(t, rs.addr, path, "edge.test", "Range: bytes=60000000-60999999")
