@@ -126,6 +126,11 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 const defaultGCPercent = 25
 
 func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts serveOptions) error {
+	// SIGINT and SIGTERM stay caught until serve has returned: once they
+	// are not, one more (a Ctrl-C, then a supervisor's SIGTERM) kills the
+	// process before the store closes and "stopped" is logged.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// The "stopped" line is the last of a run that served, after the
 	// store has closed (deferred below); shutdown sets it.
 	var stopped func()
@@ -199,8 +204,6 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	}
 	ev.Msg("sliceedge serving")
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, len(servers))
 	for i, hs := range servers {
 		go func() { errc <- hs.Serve(lns[i]) }()
