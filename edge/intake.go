@@ -47,7 +47,7 @@ func parseTarget(u *url.URL) (target, error) {
 	}
 	// A percent sign that survives decoding spells an encoded dot, slash or
 	// backslash for an origin that decodes twice.
-	if lp := strings.ToLower(p); strings.Contains(lp, "%2e") || strings.Contains(lp, "%2f") || strings.Contains(lp, "%5c") {
+	if strings.Contains(p, "%") && containsAnyFold(p, "%2e", "%2f", "%5c") {
 		return target{}, errAmbiguous
 	}
 	if !hasDotSegment(p, "/") {
@@ -69,6 +69,19 @@ func parseTarget(u *url.URL) (target, error) {
 		return target{}, errAmbiguous
 	}
 	return target{path: clean, escaped: (&url.URL{Path: clean}).EscapedPath()}, nil
+}
+
+// containsAnyFold reports whether s holds one of the ASCII needles in any
+// case, without a lower-cased copy of s.
+func containsAnyFold(s string, needles ...string) bool {
+	for i := range s {
+		for _, n := range needles {
+			if len(s)-i >= len(n) && strings.EqualFold(s[i:i+len(n)], n) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasDotSegment reports whether p, split at any of seps, has a "." or ".."
