@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 	"github.com/sliceedge/sliceedge/slicer"
@@ -617,10 +618,10 @@ func (w wantBytes) run(sliceSize, maxRun int64) slicer.Run {
 }
 
 // runLimit is the most slices one origin request fetches: the rule's
-// max_run, 16 when unset.
+// max_run, config.DefaultMaxRun when unset (a Config built in code).
 func runLimit(maxRun int64) int64 {
 	if maxRun <= 0 {
-		return 16
+		return config.DefaultMaxRun
 	}
 	return maxRun
 }

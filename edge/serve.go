@@ -17,8 +17,8 @@ import (
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
-// errOriginChanged is the 502 a request gets when the origin changed
-// versions under it twice before its first byte.
+// msgOriginChanged is the 502's text when the origin changed versions
+// under a request twice before its first byte.
 const msgOriginChanged = "sliceedge: the origin changed the object while it was being filled; retry the request\n"
 
 // serveCached answers a GET or HEAD for an object a rule caches.
@@ -474,10 +474,7 @@ func (s *Server) copySlice(q *request, m *segstore.Meta, i, a, b, last int64, cl
 // this request owns, and returns the fill to read slice i from (nil when
 // the store has it).
 func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *int64, bypass bool) *origin.Fill {
-	maxRun := q.rule.MaxRun
-	if maxRun <= 0 {
-		maxRun = 16
-	}
+	maxRun := runLimit(q.rule.MaxRun)
 	run := slicer.Run{First: i, Last: min(i+maxRun-1, last)}
 	// bypass: the store says it has slice i but cannot read it.
 	have := func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) }
@@ -503,12 +500,13 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 		}
 	} else {
 		claims = s.fills.Claim(m.Key, m.Version, run, m.SliceLen, have)
-		for _, owned := range origin.OwnedRuns(claims) {
-			fills := make([]*origin.Fill, len(owned))
-			for k, c := range owned {
-				fills[k] = c.Fill
+		owned := func(j int64) bool { return claims[j-run.First].Owned }
+		for _, r := range slicer.PlanRuns(run, owned, 0) {
+			fills := make([]*origin.Fill, r.Len())
+			for j := r.First; j <= r.Last; j++ {
+				fills[j-r.First] = claims[j-run.First].Fill
 			}
-			s.fetchRun(q, m, owned[0].Index, fills)
+			s.fetchRun(q, m, r.First, fills)
 		}
 	}
 	*claimedTo = max(*claimedTo, run.Last)
@@ -518,10 +516,7 @@ func (s *Server) claim(q *request, m *segstore.Meta, i, last int64, claimedTo *i
 // readAhead claims the next run while the current one is being read, so a
 // long miss streams without a round trip's pause between runs.
 func (s *Server) readAhead(q *request, m *segstore.Meta, i, last int64, claimedTo *int64) {
-	maxRun := q.rule.MaxRun
-	if maxRun <= 0 {
-		maxRun = 16
-	}
+	maxRun := runLimit(q.rule.MaxRun)
 	if m.NoRange || *claimedTo >= last || *claimedTo-i >= maxRun/2 {
 		return
 	}

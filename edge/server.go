@@ -37,7 +37,6 @@ type Store interface {
 	// CountStored is how many of slices first..last of m are stored, at
 	// a cost that follows the slices stored, not the span.
 	CountStored(m *segstore.Meta, first, last int64) int64
-	ReadSlice(m *segstore.Meta, i int64, dst []byte) ([]byte, error)
 	// ReadSliceRange reads bytes [off, off+n) of slice i, verifying only
 	// the checksums of the chunks they overlap: the hit path.
 	ReadSliceRange(m *segstore.Meta, i, off, n int64, dst []byte) ([]byte, error)
@@ -405,7 +404,7 @@ func originURL(q *request, o *config.Origin) string {
 // requests go straight to the origin instead of probing for slices
 // (Varnish calls this hit-for-pass).
 type passMemo struct {
-	mu sync.Mutex // protects until
+	mu sync.Mutex // protects m
 	m  map[string]time.Time
 }
 

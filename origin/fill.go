@@ -276,29 +276,6 @@ func (fs *Fills) Abandon(fills []*Fill, err error) {
 	}
 }
 
-// OwnedRuns returns the runs of consecutive owned claims: one origin
-// request each.
-func OwnedRuns(claims []Claim) [][]Claim {
-	var runs [][]Claim
-	start := -1
-	for i, c := range claims {
-		switch {
-		case c.Owned && start < 0:
-			start = i
-		case !c.Owned && start >= 0:
-			runs = append(runs, claims[start:i])
-			start = -1
-		}
-	}
-	if start >= 0 {
-		runs = append(runs, claims[start:])
-	}
-	return runs
-}
-
-// ErrAbandoned fails fills whose fetch never started.
-var ErrAbandoned = errors.New("origin: fill abandoned")
-
 // Feed reads body, which starts at the first byte of slice first, slice by
 // slice: slice first+k goes to fills[k], or is discarded when fills[k] is
 // nil (a slice already stored or fetched by someone else). After the last

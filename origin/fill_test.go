@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,9 @@ import (
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/slicer"
 )
+
+// errAbandoned fails fills whose fetch never started.
+var errAbandoned = errors.New("origin test: fill abandoned")
 
 func lenOf(n int64) func(int64) int64 { return func(int64) int64 { return n } }
 
@@ -52,9 +56,9 @@ func TestClaimCollapses(t *testing.T) {
 	if !c[0].Owned {
 		t.Errorf("a claim of another version attached to this one's fill")
 	}
-	runs := origin.OwnedRuns(a)
-	if len(runs) != 2 || len(runs[0]) != 2 || runs[1][0].Index != 3 {
-		t.Errorf("OwnedRuns = %v, want [[0 1] [3]]", runs)
+	isOwned := func(i int64) bool { return a[i].Owned }
+	if runs := slicer.PlanRuns(slicer.Run{First: 0, Last: 3}, isOwned, 0); !slices.Equal(runs, []slicer.Run{{First: 0, Last: 1}, {First: 3, Last: 3}}) {
+		t.Errorf("owned runs = %v, want [0-1 3-3]", runs)
 	}
 }
 
@@ -128,7 +132,7 @@ func TestFeedTruncated(t *testing.T) {
 	var fs origin.Fills
 	claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 2}, lenOf(4), nil)
 	fills := []*origin.Fill{nil, claims[1].Fill, claims[2].Fill}
-	fs.Abandon([]*origin.Fill{claims[0].Fill}, origin.ErrAbandoned)
+	fs.Abandon([]*origin.Fill{claims[0].Fill}, errAbandoned)
 	var stored []int64
 	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), false, func(f *origin.Fill) {
 		stored = append(stored, f.Index)
@@ -151,7 +155,7 @@ func TestFeedTruncated(t *testing.T) {
 	if _, err = claims[2].Fill.ReadAt(context.Background(), buf, 2); !errors.Is(err, origin.ErrTruncated) {
 		t.Errorf("reading past the cut: %v, want ErrTruncated", err)
 	}
-	if _, err := claims[0].Fill.ReadAt(context.Background(), buf, 0); !errors.Is(err, origin.ErrAbandoned) {
+	if _, err := claims[0].Fill.ReadAt(context.Background(), buf, 0); !errors.Is(err, errAbandoned) {
 		t.Errorf("abandoned fill: %v", err)
 	}
 	if fs.InFlight() != 0 {
@@ -341,7 +345,7 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 			t.Errorf("slice %d reserved on a failed feed: %v, want ErrTruncated", cl.Index, err)
 		}
 	}
-	fs.Abandon([]*origin.Fill{other[0].Fill}, origin.ErrAbandoned)
+	fs.Abandon([]*origin.Fill{other[0].Fill}, errAbandoned)
 	if fs.InFlight() != 0 {
 		t.Errorf("%d fills left in flight", fs.InFlight())
 	}
@@ -351,8 +355,8 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 	if wf4 == nil || f[0].Fill.Whole() != wf4 {
 		t.Fatalf("claims did not share a feed")
 	}
-	fs.Abandon([]*origin.Fill{e[0].Fill}, origin.ErrAbandoned)
-	if _, err := f[0].Fill.ReadAt(ctx, make([]byte, 4), 0); !errors.Is(err, origin.ErrAbandoned) || fs.InFlight() != 0 {
+	fs.Abandon([]*origin.Fill{e[0].Fill}, errAbandoned)
+	if _, err := f[0].Fill.ReadAt(ctx, make([]byte, 4), 0); !errors.Is(err, errAbandoned) || fs.InFlight() != 0 {
 		t.Errorf("reservation on an abandoned feed: %v, %d in flight", err, fs.InFlight())
 	}
 }
