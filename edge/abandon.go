@@ -36,12 +36,12 @@ func (w *fillWatch) release() {
 // reader left just as it completed dropped nothing).
 func (s *Server) fillFailed(ctx context.Context, err error, fills []*origin.Fill) (dropped bool) {
 	if ctx.Err() == nil {
-		s.m().originError(err)
+		s.metrics().originError(err)
 		return false
 	}
 	for _, f := range fills {
 		if f != nil && f.Bytes() == nil {
-			s.m().fillsDropped.Inc()
+			s.metrics().fillsDropped.Inc()
 			break
 		}
 	}

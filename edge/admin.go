@@ -39,7 +39,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		s.m().write(w)
+		s.metrics().write(w)
 	})
 	mux.HandleFunc("GET /stats", s.adminStats)
 	mux.HandleFunc("GET /inspect", s.adminInspect)

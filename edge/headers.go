@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/segstore"
 )
 
 // spoofable are request headers a client could use to steer an origin that
@@ -116,4 +117,58 @@ func peerAddr(remote string) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+// replayHeader keeps the end-to-end response headers that describe the
+// representation and are replayed on every answer from the store. A
+// parent cache's Cache-Status is kept: ours is added after it.
+func replayHeader(h http.Header) map[string][]string {
+	h = h.Clone()
+	origin.RemoveHopByHop(h)
+	out := make(map[string][]string)
+	for k, vv := range h {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Length", "Content-Range", "Date", "Age", "Set-Cookie", "Accept-Ranges", "Server",
+			"X-Cache", "Via", "Alt-Svc":
+			continue
+		}
+		out[k] = vv
+	}
+	return out
+}
+
+// mergeHeader updates stored headers with those of a 304 (RFC 9111
+// §4.3.4), except those that describe the stored bytes themselves: their
+// encoding, length and range, and the validator, which a 304 never
+// replaces (§3.2).
+func mergeHeader(stored map[string][]string, fresh http.Header) http.Header {
+	out := http.Header{}
+	for k, vv := range stored {
+		out[k] = vv
+	}
+	for k, vv := range replayHeader(fresh) {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Encoding", "Etag", "Last-Modified":
+			continue
+		}
+		out[k] = vv
+	}
+	return out
+}
+
+// contradicts reports whether a 304's validator names another
+// representation than the stored one m (RFC 9111 §4.3.4): an entity tag
+// whose opaque tag is not the stored one's (a weak comparison: a 304 may
+// carry W/), or, when there is no tag to compare, another Last-Modified.
+// A 304 without a validator selects the one stored response.
+func contradicts(m *segstore.Meta, h http.Header) bool {
+	stored := m.ETag
+	if stored == "" {
+		stored = http.Header(m.Header).Get("ETag") // a weak one, kept for replay
+	}
+	if et := h.Get("ETag"); et != "" && stored != "" {
+		return strings.TrimPrefix(et, "W/") != strings.TrimPrefix(stored, "W/")
+	}
+	lm := h.Get("Last-Modified")
+	return lm != "" && m.LastModified != "" && lm != m.LastModified
 }

@@ -4,14 +4,131 @@ package edge
 // loses its dot segments (RFC 3986 §5.2.4) and its percent-encoding takes
 // one spelling, and the host one name, so that no spelling reaches a path
 // or an origin that no rule allows, and every spelling of one URL is one
-// cache key and one purge.
+// cache key and one purge. Then a rule is matched by host and path, and
+// the request goes on to the cache (serve.go) or passes through (pass.go).
 
 import (
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/sliceedge/sliceedge/config"
 )
+
+// intake answers what needs no rule's origin (a body, a long URL, a bad
+// path, an unknown host), matches q's rule and key, and hands q to the
+// cache or the pass-through.
+func (s *Server) intake(q *request) {
+	r := q.r
+	cfg := s.config()
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		s.refuseBody(q)
+	}
+	if len(r.RequestURI) > MaxURLBytes {
+		q.outcome, q.detail = cacheError, "URI too long"
+		s.plainError(q, http.StatusRequestURITooLong, cacheStatus{fwd: "bypass", detail: "uri-too-long"}, "sliceedge: the request URL is too long\n")
+		return
+	}
+	q.host = config.HostName(r.Host)
+	tgt, err := parseTarget(r.URL)
+	switch {
+	case q.host == "":
+		err = errNoHost
+	case err == nil:
+		q.target = tgt
+		q.rule = cfg.Rule(q.host, tgt.path)
+	}
+	switch {
+	case err != nil:
+		s.metrics().limitTrip("bad_request")
+		q.outcome, q.detail = cacheError, err.Error()
+		s.plainError(q, http.StatusBadRequest, cacheStatus{fwd: "bypass", detail: "bad-request"}, "sliceedge: bad request: "+err.Error()+"\n")
+		return
+	case q.rule == nil && !cfg.AcceptsHost(q.host):
+		// Sent to the wrong server: no rule serves this host (RFC 9110 §15.5.20).
+		s.metrics().limitTrip("unknown_host")
+		q.outcome, q.detail = cacheError, "no rule for the host"
+		s.plainError(q, http.StatusMisdirectedRequest, cacheStatus{fwd: "bypass", detail: "unknown-host"}, "sliceedge: this edge serves no site of that host name\n")
+		return
+	case q.rule == nil:
+		// No origin is configured for this path: there is nowhere to go.
+		q.outcome, q.detail = cacheError, "no rule"
+		s.plainError(q, http.StatusNotFound, cacheStatus{fwd: "bypass", detail: "no-rule"}, "sliceedge: no rule in the configuration matches this path\n")
+		return
+	}
+	if why := uncachedRequest(r); why != "" {
+		s.pass(q, why)
+		return
+	}
+	q.key = keyFor(keyHost(q.host, r.Host, r.TLS != nil), q.target.escaped, r.URL.RawQuery, q.rule)
+	if s.passes.active(q.key, s.now()) {
+		s.pass(q, "uncacheable")
+		return
+	}
+	s.serveCached(q)
+}
+
+// uncachedRequest says why r is passed through whatever its rule says, or
+// "": a method other than GET and HEAD, or credentials.
+func uncachedRequest(r *http.Request) string {
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return "method"
+	case r.Header.Get("Authorization") != "":
+		return "authorization"
+	case r.Header.Get("Cookie") != "":
+		return "cookie"
+	}
+	return ""
+}
+
+// refuseBody keeps a request's body from holding its connection: the
+// edge forwards no body of a GET or HEAD (RFC 9110 §9.3.1: it has no
+// meaning), so it answers at once and closes the connection rather than
+// let net/http drain a body that may never arrive, with no deadline. A
+// request with Transfer-Encoding also closes its connection after the
+// answer: it may have carried a Content-Length too, which net/http drops
+// before the handler sees it, and such a message must not leave the
+// connection open (RFC 9112 §6.1).
+func (s *Server) refuseBody(q *request) {
+	q.w.Header().Set("Connection", "close")
+	if q.r.Method == http.MethodGet || q.r.Method == http.MethodHead {
+		s.metrics().limitTrip("request_body")
+		// Reads from the client end now: what is left of the body is never
+		// read, not even by net/http after the answer.
+		_ = http.NewResponseController(q.w).SetReadDeadline(time.Now())
+		q.r.Body = http.NoBody
+		q.r.ContentLength = 0
+	}
+}
+
+// keyFor is the cache key of path escaped (a target's) on host (keyHost)
+// with query raw under rule: host + path + the query as the rule says.
+func keyFor(host, escaped, raw string, rule *config.Rule) string {
+	key := host + escaped
+	if q := rule.Query.Normalize(raw); q != "" {
+		key += "?" + q
+	}
+	return key
+}
+
+// originURL maps a client request onto the rule's origin: the origin's
+// base path, then the request's normalised path (which cannot climb out
+// of it), then the query as sent.
+func originURL(q *request, o *config.Origin) string {
+	u := *o.URL
+	base := strings.TrimSuffix(o.URL.EscapedPath(), "/")
+	p, err := url.PathUnescape(base + q.target.escaped)
+	if err != nil {
+		p = o.URL.Path + q.target.path
+	}
+	u.Path, u.RawPath = p, base+q.target.escaped
+	u.RawQuery = q.r.URL.RawQuery
+	return u.String()
+}
 
 // Intake errors, each answered 400 (see badPath).
 var (

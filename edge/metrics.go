@@ -154,14 +154,14 @@ type requestKey struct {
 }
 
 func (m *metrics) request(q *request, dur time.Duration) {
-	k := requestKey{q.status, q.cacheStatus}
+	k := requestKey{q.status, q.outcome.String()}
 	c, ok := m.requests.Load(k)
 	if !ok {
 		name := `sliceedge_requests_total{status="` + strconv.Itoa(k.status) + `",cache="` + k.cache + `"}`
 		c, _ = m.requests.LoadOrStore(k, m.set.GetOrCreateCounter(name))
 	}
 	c.(*vm.Counter).Inc()
-	if q.cacheStatus == "PASS" {
+	if q.outcome == cachePass {
 		m.passBytes.AddInt64(q.sent)
 	} else {
 		m.responseBytes.AddInt64(q.sent)
@@ -205,7 +205,7 @@ func (m *metrics) originError(err error) {
 		kind = "bad_content_range"
 	case errors.Is(err, origin.ErrUnsatisfiable):
 		// Only 416s to ranges inside the object get here: fills ask for
-		// bytes of the version's size, and fetchMeta counts a 416 only
+		// bytes of the version's size, and metaFailed counts a 416 only
 		// when its own complete length says the range starts inside.
 		kind = "range_refused"
 	case errors.Is(err, origin.ErrTruncated):
@@ -252,7 +252,7 @@ type Counters struct {
 
 // Counters returns the server's counters now.
 func (s *Server) Counters() Counters {
-	m := s.m()
+	m := s.metrics()
 	sum := func(cs map[string]*vm.Counter) int64 {
 		var n int64
 		for _, c := range cs {
@@ -283,4 +283,42 @@ func (s *Server) Counters() Counters {
 		FlapAborts:       int64(m.flapAborts.Get()),
 		StoreErrors:      int64(m.storeErrors.Get()),
 	}
+}
+
+// logRequest writes the access log line.
+func (s *Server) logRequest(q *request) {
+	if q.logged {
+		return
+	}
+	q.logged = true
+	dur := s.now().Sub(q.start)
+	s.metrics().request(q, dur)
+	ev := s.Log.Info()
+	ev.Str("method", q.r.Method).
+		Str("host", q.r.Host).
+		Str("path", q.r.URL.RequestURI()).
+		Str("range", q.r.Header.Get("Range")).
+		Int("status", q.status).
+		Str("cache", q.outcome.String())
+	if q.detail != "" {
+		ev.Str("detail", q.detail)
+	}
+	if q.cut != "" {
+		ev.Str("cut", q.cut) // the status was sent, the body is short
+	}
+	ev.Int64("slice_hits", q.sliceHits).
+		Int64("slice_misses", q.sliceMisses).
+		Int64("origin_bytes", q.originBytes).
+		Int64("bytes_sent", q.sent).
+		Float64("ttfb_ms", float64(q.ttfb.Microseconds())/1000).
+		Float64("duration_ms", float64(dur.Microseconds())/1000).
+		Msg("request")
+}
+
+// storeStats reads the store's own figures when it has them.
+func (s *Server) storeStats() (segstore.Stats, bool) {
+	if st, ok := s.Store.(interface{ Stats() segstore.Stats }); ok {
+		return st.Stats(), true
+	}
+	return segstore.Stats{}, false
 }

@@ -6,7 +6,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
+	"sync"
+	"time"
 
 	"github.com/sliceedge/sliceedge/config"
 )
@@ -14,15 +15,15 @@ import (
 // pass forwards a request the edge does not cache to the origin unchanged
 // and streams the answer back.
 func (s *Server) pass(q *request, why string) {
-	q.cacheStatus, q.detail = "PASS", why
+	q.outcome, q.detail = cachePass, why
 	o := q.rule.Origin
 	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
 	target, err := url.Parse(originURL(q, o))
 	if err != nil {
-		s.plainError(q, http.StatusBadRequest, "fwd=bypass; detail=bad-url", "sliceedge: the request URL cannot be mapped onto the origin\n")
+		s.plainError(q, http.StatusBadRequest, cacheStatus{fwd: "bypass", detail: "bad-url"}, "sliceedge: the request URL cannot be mapped onto the origin\n")
 		return
 	}
-	s.m().originRequest("pass")
+	s.metrics().originRequest("pass")
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = target
@@ -41,8 +42,7 @@ func (s *Server) pass(q *request, why string) {
 			if unsafeMethod(q.r.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 				s.invalidate(q, resp)
 			}
-			resp.Header.Set("X-Cache", "PASS")
-			s.addCacheStatus(resp.Header, "fwd="+passForward(why)+"; fwd-status="+strconv.Itoa(resp.StatusCode)+`; detail="`+sanitize(why)+`"`)
+			s.tag(q, resp.Header, cacheStatus{fwd: passForward(why), fwdStatus: resp.StatusCode, reason: why})
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -50,7 +50,7 @@ func (s *Server) pass(q *request, why string) {
 				return
 			}
 			s.Log.Warn().Err(err).Str("url", target.String()).Msg("edge: pass-through to origin failed")
-			s.plainError(q, http.StatusBadGateway, "fwd="+passForward(why)+"; detail=origin-error", "sliceedge: the origin could not be reached; retry later\n")
+			s.plainError(q, http.StatusBadGateway, cacheStatus{fwd: passForward(why), detail: "origin-error"}, "sliceedge: the origin could not be reached; retry later\n")
 		},
 	}
 	rp.ServeHTTP(rec, q.r)
@@ -111,16 +111,15 @@ func (s *Server) invalidate(q *request, resp *http.Response) {
 // redirect) to the client as it came.
 func (s *Server) relay(q *request, resp *http.Response, why string) {
 	defer resp.Body.Close()
-	q.cacheStatus, q.detail = "PASS", why
+	q.outcome, q.detail = cachePass, why
 	h := q.w.Header()
 	for k, vv := range resp.Header { // origin.Fetch took out the hop-by-hop ones
 		h[k] = vv
 	}
-	h.Set("X-Cache", "PASS")
-	s.addCacheStatus(h, "fwd=miss; fwd-status="+strconv.Itoa(resp.StatusCode))
+	s.tag(q, h, cacheStatus{fwd: "miss", fwdStatus: resp.StatusCode})
 	q.status = resp.StatusCode
 	q.w.WriteHeader(resp.StatusCode)
-	q.wroteBody = true
+	q.statusSent = true
 	q.markFirstByte(s.now())
 	if q.r.Method == http.MethodHead {
 		return
@@ -137,16 +136,6 @@ func (s *Server) relay(q *request, resp *http.Response, why string) {
 	}
 }
 
-func sanitize(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x20 || c == '"' || c == '\\' || c > 0x7e {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
 // recorder notes what a pass-through sent, for the access log.
 type recorder struct {
 	http.ResponseWriter
@@ -157,14 +146,14 @@ type recorder struct {
 func (r *recorder) WriteHeader(code int) {
 	if code >= 200 || code == http.StatusSwitchingProtocols {
 		r.q.status = code
-		r.q.wroteBody = true
+		r.q.statusSent = true
 		r.q.markFirstByte(r.s.now())
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
-	if !r.q.wroteBody {
+	if !r.q.statusSent {
 		r.WriteHeader(http.StatusOK)
 	}
 	n, err := r.ResponseWriter.Write(p)
@@ -175,32 +164,44 @@ func (r *recorder) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// logRequest writes the access log line.
-func (s *Server) logRequest(q *request) {
-	if q.logged {
-		return
+// passMemo remembers objects found uncacheable, so that for a while their
+// requests go straight to the origin instead of probing for slices
+// (Varnish calls this hit-for-pass).
+type passMemo struct {
+	mu sync.Mutex // protects m
+	m  map[string]time.Time
+}
+
+const passMemoTTL = time.Minute
+
+func (p *passMemo) add(key string, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil || len(p.m) > 100_000 {
+		p.m = make(map[string]time.Time) // bound memory; forgetting is safe
 	}
-	q.logged = true
-	dur := s.now().Sub(q.start)
-	s.m().request(q, dur)
-	ev := s.Log.Info()
-	ev.Str("method", q.r.Method).
-		Str("host", q.r.Host).
-		Str("path", q.r.URL.RequestURI()).
-		Str("range", q.r.Header.Get("Range")).
-		Int("status", q.status).
-		Str("cache", q.cacheStatus)
-	if q.detail != "" {
-		ev.Str("detail", q.detail)
+	p.m[key] = now.Add(passMemoTTL)
+}
+
+func (p *passMemo) forget(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, key)
+}
+
+func (p *passMemo) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m = nil
+}
+
+func (p *passMemo) active(key string, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.m[key]
+	if ok && now.After(until) {
+		delete(p.m, key)
+		return false
 	}
-	if q.cut != "" {
-		ev.Str("cut", q.cut) // the status was sent, the body is short
-	}
-	ev.Int64("slice_hits", q.sliceHits).
-		Int64("slice_misses", q.sliceMisses).
-		Int64("origin_bytes", q.originBytes).
-		Int64("bytes_sent", q.sent).
-		Float64("ttfb_ms", float64(q.ttfb.Microseconds())/1000).
-		Float64("duration_ms", float64(dur.Microseconds())/1000).
-		Msg("request")
+	return ok
 }
