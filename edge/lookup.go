@@ -165,7 +165,6 @@ func (v version) cacheStatus(o cacheOutcome, now time.Time) cacheStatus {
 	default:
 		cs.fwd = "partial"
 	}
-	ttl := v.meta.StoredAt.Add(v.meta.Lifetime).Sub(now)
-	cs.ttl = &ttl
+	cs.ttl, cs.hasTTL = v.meta.StoredAt.Add(v.meta.Lifetime).Sub(now), true
 	return cs
 }

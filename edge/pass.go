@@ -1,5 +1,10 @@
 package edge
 
+// Pass-through: requests the edge does not cache (other methods,
+// credentials, objects found uncacheable) go to the origin as the header
+// policy allows, and the answer streams back as it came. An unsafe method
+// that succeeds invalidates what it may have changed (RFC 9111 §4.4).
+
 import (
 	"errors"
 	"io"

@@ -51,35 +51,36 @@ type cacheStatus struct {
 	fwd       string // §2.2: why the request went forward (uri-miss, stale, partial, miss, method, bypass)
 	fwdStatus int    // §2.3: the status the origin answered; 0 when not sent
 	stored    bool   // §2.5: what came back is kept
-	ttl       *time.Duration
+	ttl       time.Duration // §2.7, when hasTTL
+	hasTTL    bool
 	detail    string // §2.8 as a token
 	reason    string // §2.8 as a quoted string: free text, such as why a pass-through passes
 }
 
 // String is the member's parameters, after the cache name.
 func (c cacheStatus) String() string {
-	var b strings.Builder
+	b := make([]byte, 0, 128) // on the stack: one allocation, the string
 	if c.hit {
-		b.WriteString("hit")
+		b = append(b, "hit"...)
 	} else {
-		b.WriteString("fwd=" + c.fwd)
+		b = append(append(b, "fwd="...), c.fwd...)
 	}
 	if c.fwdStatus != 0 {
-		b.WriteString("; fwd-status=" + strconv.Itoa(c.fwdStatus))
+		b = strconv.AppendInt(append(b, "; fwd-status="...), int64(c.fwdStatus), 10)
 	}
 	if c.stored {
-		b.WriteString("; stored")
+		b = append(b, "; stored"...)
 	}
-	if c.ttl != nil {
-		b.WriteString("; ttl=" + strconv.FormatInt(int64(*c.ttl/time.Second), 10))
+	if c.hasTTL {
+		b = strconv.AppendInt(append(b, "; ttl="...), int64(c.ttl/time.Second), 10)
 	}
 	switch {
 	case c.detail != "":
-		b.WriteString("; detail=" + c.detail)
+		b = append(append(b, "; detail="...), c.detail...)
 	case c.reason != "":
-		b.WriteString(`; detail="` + sanitize(c.reason) + `"`)
+		b = append(append(append(b, `; detail="`...), sanitize(c.reason)...), '"')
 	}
-	return b.String()
+	return string(b)
 }
 
 // addCacheStatus adds this edge's member, cs, to h's Cache-Status. Members
