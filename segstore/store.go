@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/sliceedge/sliceedge/internal/invariants"
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -819,6 +820,12 @@ func (s *Store) PutMeta(m *Meta) error {
 	if prev == nil {
 		s.objects.Add(1)
 	}
+	if invariants.Enabled {
+		// The index holds slices of the meta's version only, or none.
+		if ss := s.idx.load(m.Key); ss != nil {
+			ss.checkMeta(m)
+		}
+	}
 	return nil
 }
 
@@ -940,6 +947,9 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 	}
 	dst = dst[:n]
 	bad := readSliceValue(k[:], v, sliceLen, off, dst) // why the slice is corrupt
+	if invariants.Enabled {
+		checkRead(k[:], v, sliceLen, off, dst, bad)
+	}
 	if err := closer.Close(); err != nil {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 	}
@@ -1064,6 +1074,12 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
 	s.apply(s.idx.add(cur.meta, i))
+	if invariants.Enabled {
+		ss := s.idx.load(m.Key)
+		invariants.Check(ss != nil && ss.stored(i) && ss.sliceLen(i) == int64(len(data)),
+			"segstore: slice %d of %q version %016x (%d bytes) written, not in the index as such", i, m.Key, m.Version, len(data))
+		ss.checkMeta(cur.meta)
+	}
 	if s.ev != nil {
 		s.ctl.unflushed.Add(int64(hdr) + n)
 		if s.bytes.Load() > s.ev.high {
