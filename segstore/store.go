@@ -182,7 +182,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
-	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := makeDir(opts.FS, opts.Dir); err != nil {
 		if diskState(err) {
 			return nil, fmt.Errorf("segstore: open %s: cannot create the store directory: %w: %w", opts.Dir, ErrWriteFailed, err)
 		}
@@ -278,6 +278,47 @@ func openPebble(dir string, po *pebble.Options, ctl *control) (*pebble.DB, error
 	case <-ctl.fatal:
 		return nil, ctl.fatalError()
 	}
+}
+
+// makeDir creates dir and its missing parents, and syncs the parent of
+// each directory it creates. Pebble does that only for a directory it
+// creates itself, and Open creates the store's first (checkRoom needs it):
+// unsynced, its entry, and with it everything flushed into it, could be
+// lost to a crash soon after the store's first Open.
+func makeDir(fsys vfs.FS, dir string) error {
+	var parents []string // to sync: of each directory created, nearest first
+	for p := dir; ; {
+		_, err := fsys.Stat(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		parent := fsys.PathDir(p)
+		parents = append(parents, parent)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range parents {
+		d, err := fsys.OpenDir(p)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // minOpenRoom is the free space below which Open does not try: Pebble
