@@ -61,6 +61,11 @@ type Options struct {
 	// FS is the filesystem the store lives on; nil means the operating
 	// system's. Tests set it to inject disk faults (Pebble's errorfs).
 	FS vfs.FS
+
+	// noValueSeparation keeps slices in sstables, Pebble's default: the
+	// baseline BenchmarkFill2GiB measures value separation against (see
+	// pebbleOptions). Set by tests only, with WithoutValueSeparation.
+	noValueSeparation bool
 }
 
 // keyStripes is the number of locks serialising writers per key.
@@ -161,11 +166,6 @@ type Stats struct {
 // bad watermarks, a store locked by another process, written by another
 // version, damaged) does not: it needs an operator.
 func Open(opts Options) (*Store, error) {
-	return open(opts, nil)
-}
-
-// open is Open with a hook to adjust Pebble's options (tests only).
-func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("segstore: open: no directory given (store.dir)")
 	}
@@ -196,11 +196,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		logf = func(string, ...any) {}
 	}
 	ctl := newControl(logf)
-	po := pebbleOptions(opts, ctl)
-	if tweak != nil {
-		tweak(po)
-	}
-	db, err := openPebble(opts.Dir, po, ctl)
+	db, err := openPebble(opts.Dir, pebbleOptions(opts, ctl), ctl)
 	if err != nil {
 		switch {
 		case isLockError(err):
