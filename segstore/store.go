@@ -924,7 +924,9 @@ func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
 // are verified (all of the slice's for a slice written in format 1: see
 // record.go), on Pebble's memory just before the copy; Pebble's memory is
 // released as soon as the copy is done. A damaged chunk outside the range
-// goes unnoticed until a read covers it.
+// goes unnoticed until a read covers it. (Built with -tags invariants,
+// every read also checks every chunk, and panics if its verdict on the
+// range was wrong: see checkRead.)
 //
 // It returns ErrNotFound if the slice is not stored (or i is not a slice of
 // m), ErrOutOfRange, doing no I/O, unless 0 <= off, 1 <= n and off+n <=
