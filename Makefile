@@ -11,7 +11,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # streaming, fills and purges racing each other).
 RACE_PKGS   := ./origin/... ./edge/... ./segstore/...
 
-.PHONY: all build run test lint unit race fuzz soak dist clean
+.PHONY: all build run test lint unit race invariants fuzz soak dist clean
 
 all: build
 
@@ -23,7 +23,7 @@ build:
 run: build
 	./scripts/run-demo.sh $(BIN)
 
-test: lint unit race
+test: lint unit race invariants
 
 lint: $(STATICCHECK)
 	@echo '== gofmt'; out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -43,6 +43,13 @@ unit:
 race:
 	@echo '== go test -race'
 	$(GO) test -race -short -p 1 -count=1 -timeout 10m $(RACE_PKGS)
+
+# The packages that keep state, with the checks of internal/invariants on:
+# they panic when the slice index, a read's checksums or a fill disagree
+# with themselves. The edge's tests drive the store and fills for real.
+invariants:
+	@echo '== go test -tags invariants'
+	$(GO) test -tags invariants -count=1 -timeout 10m ./edge/... ./segstore/... ./origin/...
 
 # Longer fuzzing than the seed corpora run in `test`: the Range parser, and
 # a fuzzed origin in front of a real edge on a real store (FuzzOriginAnswer).

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sliceedge/sliceedge/internal/invariants"
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -128,11 +129,11 @@ func (f *Fill) readFrom(r io.Reader) error {
 		// Bytes past n are the feeder's alone until n moves over them.
 		end := min(f.n+64<<10, f.Len)
 		m, err := r.Read(buf[f.n:end])
+		if invariants.Enabled {
+			invariants.Check(0 <= m && int64(m) <= end-f.n, "origin: slice %d of %q: a read of %d bytes returned %d", f.Index, f.Key, end-f.n, m)
+		}
 		if m > 0 {
-			f.mu.Lock()
-			f.n += int64(m)
-			f.notifyLocked()
-			f.mu.Unlock()
+			f.advance(int64(m))
 		}
 		if err == io.EOF && f.n < f.Len {
 			return fmt.Errorf("origin: body ended in slice %d at %d of %d bytes: %w", f.Index, f.n, f.Len, ErrTruncated)
@@ -142,6 +143,21 @@ func (f *Fill) readFrom(r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// advance marks m more bytes of the slice filled and wakes the readers.
+// Only the feeder calls it.
+func (f *Fill) advance(m int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if invariants.Enabled {
+		// Readers copy buf[:n] unlocked: bytes below n must never be
+		// written again, nor n pass the slice's end.
+		invariants.Check(m > 0 && f.n+m <= f.Len && f.err == nil, "origin: slice %d of %q: %d bytes filled of %d (error %v), then %d more: the offset only grows, to the slice's length, until the fill fails",
+			f.Index, f.Key, f.n, f.Len, f.err, m)
+	}
+	f.n += m
+	f.notifyLocked()
 }
 
 func (f *Fill) fail(err error) {
@@ -248,7 +264,15 @@ func (fs *Fills) InFlight() int {
 
 // Release unregisters a completed fill once its slice is stored (or could
 // not be). See Feed.
-func (fs *Fills) Release(f *Fill) { fs.remove(f) }
+func (fs *Fills) Release(f *Fill) {
+	if invariants.Enabled {
+		f.mu.Lock()
+		n := f.n
+		f.mu.Unlock()
+		invariants.Check(n == f.Len, "origin: slice %d of %q released with %d bytes of %d: only complete fills go to the store", f.Index, f.Key, n, f.Len)
+	}
+	fs.remove(f)
+}
 
 func (fs *Fills) remove(f *Fill) {
 	fs.mu.Lock()
@@ -327,6 +351,10 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 				return failed(k, err)
 			}
 			continue
+		}
+		if invariants.Enabled {
+			i := first + int64(k)
+			invariants.Check(f.Index == i && f.Len == sliceLen(i), "origin: feeding slice %d (%d bytes) to the fill of slice %d of %q (%d bytes)", i, sliceLen(i), f.Index, f.Key, f.Len)
 		}
 		if err := f.readFrom(body); err != nil {
 			return failed(k, err)
@@ -454,9 +482,16 @@ func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) *Fill {
 	fs := wf.fs
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	if invariants.Enabled {
+		// Requests reserve slices at or past next on the strength of it.
+		invariants.Check(i >= wf.next, "origin: whole body of %q moved back from slice %d to %d", wf.key, wf.next, i)
+	}
 	wf.next = i + 1
 	if f, ok := wf.reserved[i]; ok {
 		delete(wf.reserved, i)
+		if invariants.Enabled {
+			invariants.Check(f.Len == n && f.Index == i, "origin: whole body of %q at slice %d (%d bytes) gives it to the fill of slice %d (%d bytes)", wf.key, i, n, f.Index, f.Len)
+		}
 		return f
 	}
 	k := fillKey{wf.key, wf.version, i}

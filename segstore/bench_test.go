@@ -170,14 +170,11 @@ func BenchmarkFill2GiB(b *testing.B) {
 func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int, shuffle bool) {
 	dir := b.TempDir()
 	var written atomic.Int64
-	s, err := segstore.OpenWith(segstore.Options{Dir: dir}, func(o *pebble.Options) {
-		o.FS = countingFS{FS: vfs.Default, written: &written}
-		if !valueSeparation {
-			o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
-				return pebble.ValueSeparationPolicy{Enabled: false}
-			}
-		}
-	})
+	opts := segstore.Options{Dir: dir, FS: countingFS{FS: vfs.Default, written: &written}}
+	if !valueSeparation {
+		opts = segstore.WithoutValueSeparation(opts)
+	}
+	s, err := segstore.Open(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/rs/zerolog"
@@ -78,9 +77,8 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 		return strings.HasSuffix(p, ".sst") || strings.HasSuffix(p, ".blob")
 	}))
 	var storeLog lockedBuf
-	st, err := segstore.OpenWith(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes,
-		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }},
-		func(o *pebble.Options) { o.FS = fs })
+	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes, FS: fs,
+		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
 	if err != nil {
 		t.Fatal(err)
 	}

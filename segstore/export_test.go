@@ -11,7 +11,12 @@ import (
 
 func (s *Store) DB() *pebble.DB { return s.db }
 
-func OpenWith(opts Options, tweak func(*pebble.Options)) (*Store, error) { return open(opts, tweak) }
+// WithoutValueSeparation returns opts for a store that keeps slices in
+// sstables: BenchmarkFill2GiB's baseline.
+func WithoutValueSeparation(opts Options) Options {
+	opts.noValueSeparation = true
+	return opts
+}
 
 func SliceKey(key string, version uint64, i int64) []byte {
 	k := makeSliceKey(keyHash(key), version, i)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/sliceedge/sliceedge/segstore"
@@ -34,7 +33,7 @@ func diskFull(full *atomic.Bool, match func(path string) bool) errorfs.Injector 
 
 func openFS(t *testing.T, dir string, fs vfs.FS) *segstore.Store {
 	t.Helper()
-	s, err := segstore.OpenWith(segstore.Options{Dir: dir, Logger: t.Logf}, func(o *pebble.Options) { o.FS = fs })
+	s, err := segstore.Open(segstore.Options{Dir: dir, Logger: t.Logf, FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +263,7 @@ func TestSliceWriteWaitsOutStall(t *testing.T) {
 		return nil
 	}))
 	// 4 MiB memtables (a budget of 128 MiB): a few slices fill them.
-	s, err := segstore.OpenWith(segstore.Options{Dir: t.TempDir(), MaxBytes: 128 * mib, Logger: t.Logf},
-		func(o *pebble.Options) { o.FS = fs })
+	s, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: 128 * mib, Logger: t.Logf, FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}

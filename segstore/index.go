@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sliceedge/sliceedge/internal/invariants"
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -341,12 +342,18 @@ func (x *index) add(m *Meta, i int64) (dSlices, dBytes int64) {
 		ss = newSliceSet(m, x.clock)
 		x.objects.Store(m.Key, ss)
 	}
+	if invariants.Enabled {
+		ss.checkMeta(m)
+	}
 	pg, j := ss.makePage(i>>pageShift), i&(pageSlices-1)
 	if old := pg.bits[j/64].Or(1 << (j % 64)); old&(1<<(j%64)) == 0 {
 		pg.count.Add(1)
 		ss.count.Add(1)
 		ss.bytes.Add(n)
 		dSlices, dBytes = dSlices+1, dBytes+n
+	}
+	if invariants.Enabled {
+		ss.check()
 	}
 	if x.clock {
 		x.clockMu.Lock()
@@ -396,12 +403,19 @@ func (x *index) remove(key string, version uint64, i, n int64) (dSlices, dBytes 
 	if old := pg.bits[j/64].And(^(1 << (j % 64))); old&(1<<(j%64)) == 0 {
 		return 0, 0
 	}
+	if invariants.Enabled {
+		invariants.Check(n == ss.sliceLen(i), "segstore: removing slice %d of %q version %016x as %d bytes; the version's slice has %d",
+			i, key, version, n, ss.sliceLen(i))
+	}
 	pg.ref[j/64].And(^(1 << (j % 64)))
 	if pg.count.Add(-1) == 0 {
 		ss.freePage(i >> pageShift)
 	}
 	ss.count.Add(-1)
 	ss.bytes.Add(-n)
+	if invariants.Enabled {
+		ss.check()
+	}
 	return -1, -n
 }
 
@@ -580,4 +594,66 @@ func (x *index) prune() {
 	}
 	clear(x.runs[len(live):])
 	x.runs, x.head = live, 0
+}
+
+// checkMeta panics (under -tags invariants) unless ss, the set of m's
+// version, has the size and slice size m says: a version's never change,
+// and the set's slice lengths and byte counts come from them.
+func (ss *sliceSet) checkMeta(m *Meta) {
+	invariants.Check(ss.key == m.Key && ss.version == m.Version && ss.size == m.Size && ss.sliceSize == m.SliceSize,
+		"segstore: index set of %q version %016x (size %d, slice size %d) used for meta %q version %016x (size %d, slice size %d)",
+		ss.key, ss.version, ss.size, ss.sliceSize, m.Key, m.Version, m.Size, m.SliceSize)
+}
+
+// check panics (under -tags invariants) unless ss's counts match its bits:
+// every page's count is its bits set, and not 0 (a page goes with its last
+// slice); no bit is set past the page's last slice; every node's live is
+// its non-nil entries; the set's count and bytes are the sums over its
+// pages. The caller is the key's writer, so nothing changes meanwhile. It
+// costs O(pages and nodes of ss), not O(stored slices).
+func (ss *sliceSet) check() {
+	count := ss.root.check(ss, ss.height, 0)
+	invariants.Check(count == ss.count.Load(), "segstore: %q version %016x: count %d, %d bits set in its pages",
+		ss.key, ss.version, ss.count.Load(), count)
+	// Every slice is sliceSize bytes but the last.
+	bytes := count * ss.sliceSize
+	if last := ss.slices - 1; ss.stored(last) {
+		bytes -= ss.sliceSize - ss.sliceLen(last)
+	}
+	invariants.Check(bytes == ss.bytes.Load(), "segstore: %q version %016x: bytes %d, %d for its %d slices stored",
+		ss.key, ss.version, ss.bytes.Load(), bytes, count)
+}
+
+// check checks node n of height h, whose first page is base (see
+// sliceSet.check), and returns the bits set in its pages.
+func (n *dirNode) check(ss *sliceSet, h int, base int64) (count int64) {
+	live := 0
+	for c := range n.kids {
+		if k := n.kids[c].Load(); k != nil {
+			live++
+			count += k.check(ss, h-1, base+int64(c)<<(dirShift*h))
+		}
+	}
+	for c := range n.pages {
+		pg := n.pages[c].Load()
+		if pg == nil {
+			continue
+		}
+		live++
+		p := base + int64(c)
+		var set int64
+		for w := range pg.bits {
+			set += int64(bits.OnesCount64(pg.bits[w].Load()))
+		}
+		invariants.Check(set == pg.count.Load() && set > 0, "segstore: %q version %016x page %d: count %d, %d bits set",
+			ss.key, ss.version, p, pg.count.Load(), set)
+		if tail := ss.pageLen(p) % 64; tail != 0 {
+			invariants.Check(pg.bits[len(pg.bits)-1].Load()>>tail == 0, "segstore: %q version %016x page %d: a bit set past its %d slices",
+				ss.key, ss.version, p, ss.pageLen(p))
+		}
+		count += set
+	}
+	invariants.Check(live == n.live, "segstore: %q version %016x: node of height %d at page %d: live %d, %d entries set",
+		ss.key, ss.version, h, base, n.live, live)
+	return count
 }

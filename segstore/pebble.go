@@ -224,6 +224,9 @@ func pebbleOptions(o Options, c *control) *pebble.Options {
 			TargetGarbageRatio:    c.garbageRatio(),
 		}
 	}
+	if o.noValueSeparation {
+		po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy { return pebble.ValueSeparationPolicy{} }
+	}
 
 	// No compression anywhere. Media and disk images do not compress, so
 	// compressing blob values would burn CPU for nothing; keys are mostly

@@ -91,9 +91,8 @@ func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	var storeLog lockedBuf
 	open := func() *segstore.Store {
-		st, err := segstore.OpenWith(segstore.Options{Dir: dir, MaxBytes: cfg.Store.MaxBytes,
-			Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }},
-			func(o *pebble.Options) { o.FS = fs })
+		st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: cfg.Store.MaxBytes, FS: fs,
+			Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
 		if err != nil {
 			t.Fatal(err)
 		}

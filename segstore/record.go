@@ -1,6 +1,7 @@
 package segstore
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+
+	"github.com/sliceedge/sliceedge/internal/invariants"
 )
 
 // Key prefixes. Everything the store writes starts with one of them; the
@@ -250,6 +253,39 @@ func readSliceValue(k []byte, v []byte, sliceLen, off int64, dst []byte) error {
 		return nil
 	default:
 		return fmt.Errorf("unknown slice format %d", v[0])
+	}
+}
+
+// checkRead re-does, under -tags invariants, what readSliceValue(k, v,
+// sliceLen, off, dst) did and returned (bad), the simple way: it verifies
+// every chunk of the slice, not only those the range overlaps, and panics
+// if readSliceValue passed a range that overlaps a damaged chunk, failed
+// one that overlaps none, or copied other bytes than the payload's. Damage
+// outside the range is no contradiction: ReadSliceRange does not look
+// there, by design.
+func checkRead(k, v []byte, sliceLen, off int64, dst []byte, bad error) {
+	end := off + int64(len(dst))
+	var payload []byte
+	damaged := true // in the range, or the value as a whole
+	switch {
+	case len(v) > 0 && v[0] == sliceFormat1 && int64(len(v)) == sliceHdrLen1+sliceLen:
+		payload = v[sliceHdrLen1:]
+		damaged = crc32.Update(keySeed(k), castagnoli, payload) != binary.BigEndian.Uint32(v[1:5])
+	case len(v) > 0 && v[0] == sliceFormat2 && int64(len(v)) == int64(sliceHdrLen2(sliceLen))+sliceLen:
+		payload = v[sliceHdrLen2(sliceLen):]
+		damaged = false
+		seed := keySeed(k)
+		for j := range chunkCount(sliceLen) {
+			cs, ce := j*chunkSize, min((j+1)*chunkSize, sliceLen)
+			if chunkChecksum(seed, j, payload[cs:ce]) != binary.BigEndian.Uint32(v[1+4*j:]) && cs < end && off < ce {
+				damaged = true
+			}
+		}
+	}
+	invariants.Check(damaged == (bad != nil), "segstore: read of bytes %d-%d of slice %x (%d bytes, value of %d): readSliceValue says %v, every chunk checked says damaged=%v",
+		off, end-1, k, sliceLen, len(v), bad, damaged)
+	if bad == nil {
+		invariants.Check(bytes.Equal(dst, payload[off:end]), "segstore: read of bytes %d-%d of slice %x: copied bytes differ from the payload's", off, end-1, k)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/sliceedge/sliceedge/internal/invariants"
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -60,6 +61,11 @@ type Options struct {
 	// FS is the filesystem the store lives on; nil means the operating
 	// system's. Tests set it to inject disk faults (Pebble's errorfs).
 	FS vfs.FS
+
+	// noValueSeparation keeps slices in sstables, Pebble's default: the
+	// baseline BenchmarkFill2GiB measures value separation against (see
+	// pebbleOptions). Set by tests only, with WithoutValueSeparation.
+	noValueSeparation bool
 }
 
 // keyStripes is the number of locks serialising writers per key.
@@ -160,11 +166,6 @@ type Stats struct {
 // bad watermarks, a store locked by another process, written by another
 // version, damaged) does not: it needs an operator.
 func Open(opts Options) (*Store, error) {
-	return open(opts, nil)
-}
-
-// open is Open with a hook to adjust Pebble's options (tests only).
-func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("segstore: open: no directory given (store.dir)")
 	}
@@ -181,7 +182,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}
-	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := makeDir(opts.FS, opts.Dir); err != nil {
 		if diskState(err) {
 			return nil, fmt.Errorf("segstore: open %s: cannot create the store directory: %w: %w", opts.Dir, ErrWriteFailed, err)
 		}
@@ -195,11 +196,7 @@ func open(opts Options, tweak func(*pebble.Options)) (*Store, error) {
 		logf = func(string, ...any) {}
 	}
 	ctl := newControl(logf)
-	po := pebbleOptions(opts, ctl)
-	if tweak != nil {
-		tweak(po)
-	}
-	db, err := openPebble(opts.Dir, po, ctl)
+	db, err := openPebble(opts.Dir, pebbleOptions(opts, ctl), ctl)
 	if err != nil {
 		switch {
 		case isLockError(err):
@@ -277,6 +274,47 @@ func openPebble(dir string, po *pebble.Options, ctl *control) (*pebble.DB, error
 	case <-ctl.fatal:
 		return nil, ctl.fatalError()
 	}
+}
+
+// makeDir creates dir and its missing parents, and syncs the parent of
+// each directory it creates. Pebble does that only for a directory it
+// creates itself, and Open creates the store's first (checkRoom needs it):
+// unsynced, its entry, and with it everything flushed into it, could be
+// lost to a crash soon after the store's first Open.
+func makeDir(fsys vfs.FS, dir string) error {
+	var parents []string // to sync: of each directory created, nearest first
+	for p := dir; ; {
+		_, err := fsys.Stat(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		parent := fsys.PathDir(p)
+		parents = append(parents, parent)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range parents {
+		d, err := fsys.OpenDir(p)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		if cerr := d.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // minOpenRoom is the free space below which Open does not try: Pebble
@@ -819,6 +857,12 @@ func (s *Store) PutMeta(m *Meta) error {
 	if prev == nil {
 		s.objects.Add(1)
 	}
+	if invariants.Enabled {
+		// The index holds slices of the meta's version only, or none.
+		if ss := s.idx.load(m.Key); ss != nil {
+			ss.checkMeta(m)
+		}
+	}
 	return nil
 }
 
@@ -880,7 +924,9 @@ func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
 // are verified (all of the slice's for a slice written in format 1: see
 // record.go), on Pebble's memory just before the copy; Pebble's memory is
 // released as soon as the copy is done. A damaged chunk outside the range
-// goes unnoticed until a read covers it.
+// goes unnoticed until a read covers it. (Built with -tags invariants,
+// every read also checks every chunk, and panics if its verdict on the
+// range was wrong: see checkRead.)
 //
 // It returns ErrNotFound if the slice is not stored (or i is not a slice of
 // m), ErrOutOfRange, doing no I/O, unless 0 <= off, 1 <= n and off+n <=
@@ -940,6 +986,9 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 	}
 	dst = dst[:n]
 	bad := readSliceValue(k[:], v, sliceLen, off, dst) // why the slice is corrupt
+	if invariants.Enabled {
+		checkRead(k[:], v, sliceLen, off, dst, bad)
+	}
 	if err := closer.Close(); err != nil {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 	}
@@ -1064,6 +1113,12 @@ func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
 		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
 	}
 	s.apply(s.idx.add(cur.meta, i))
+	if invariants.Enabled {
+		ss := s.idx.load(m.Key)
+		invariants.Check(ss != nil && ss.stored(i) && ss.sliceLen(i) == int64(len(data)),
+			"segstore: slice %d of %q version %016x (%d bytes) written, not in the index as such", i, m.Key, m.Version, len(data))
+		ss.checkMeta(cur.meta)
+	}
 	if s.ev != nil {
 		s.ctl.unflushed.Add(int64(hdr) + n)
 		if s.bytes.Load() > s.ev.high {

@@ -754,7 +754,7 @@ func TestConcurrent(t *testing.T) {
 func TestCrash(t *testing.T) {
 	fs := vfs.NewCrashableMem()
 	dir := t.TempDir()
-	s, err := segstore.OpenWith(segstore.Options{Dir: dir}, func(o *pebble.Options) { o.FS = fs })
+	s, err := segstore.Open(segstore.Options{Dir: dir, FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -783,7 +783,7 @@ func TestCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, pct := range []int{0, 30, 70, 100} {
 		crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rng})
-		c, err := segstore.OpenWith(segstore.Options{Dir: dir}, func(o *pebble.Options) { o.FS = crashed })
+		c, err := segstore.Open(segstore.Options{Dir: dir, FS: crashed})
 		if err != nil {
 			t.Fatalf("unsynced %d%%: reopen after crash: %v", pct, err)
 		}
