@@ -240,7 +240,7 @@ func TestReloadKeepsOriginPools(t *testing.T) {
 	o.Start()
 	defer o.Close()
 	reload := func(readTimeout string) {
-		cfg, err := config.Parse("reload.yaml", []byte(strings.Replace(fmt.Sprintf(testConfig, o.URL), "read_timeout: 5s", "read_timeout: "+readTimeout, 1)))
+		cfg, err := config.Parse("reload.yaml", []byte(edited("read_timeout: 5s", "read_timeout: "+readTimeout)(o.URL)))
 		if err != nil {
 			t.Fatal(err)
 		}
