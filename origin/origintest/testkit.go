@@ -54,13 +54,13 @@ func (l *LogBuffer) Lines(tb testing.TB) []map[string]any {
 // a wait that times out is a failure, not a measurement.
 const waitLimit = 20 * time.Second
 
-// WaitFor waits until cond holds, polling it every millisecond or few,
+// WaitFor waits until cond holds, polling it every few milliseconds,
 // and fails tb, naming what it waited for, if it does not within 20 s.
 // cond runs on the calling goroutine, which must be the test's.
 func WaitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(waitLimit)
-	for pause := time.Millisecond; !cond(); pause = min(2*pause, 10*time.Millisecond) {
+	for pause := time.Millisecond; !cond(); pause = min(2*pause, 5*time.Millisecond) {
 		if time.Now().After(deadline) {
 			tb.Fatalf("gave up after %v waiting for %s", waitLimit, what)
 		}
