@@ -20,7 +20,7 @@ func TestDropAbandonedFill(t *testing.T) {
 
 	h.openHead(t, path, 1536*KiB).Body.Close()
 
-	waitFor(t, "the fetch to stop", func() bool { return h.inFlight() == 0 })
+	h.settle(t) // the abandoned fetch ends
 	if got := h.edge.Counters().FillsDropped; got != 1 {
 		t.Errorf("FillsDropped = %d, want 1", got)
 	}
@@ -95,7 +95,7 @@ func TestDropKeepsFillWithReaders(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the client still reading never finished")
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if got := h.edge.Counters().FillsDropped; got != 0 {
 		t.Errorf("FillsDropped = %d, want 0: a client was reading", got)
 	}

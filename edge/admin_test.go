@@ -123,12 +123,12 @@ func TestAdminPurgeDuringFill(t *testing.T) {
 			t.Errorf("during purge: %v after %d bytes", err, n)
 		}
 	}()
-	waitFor(t, "the fill to start", func() bool { return h.origin.BodyBytes() > 2*MiB })
+	origintest.WaitFor(t, "the fill to start", func() bool { return h.origin.BodyBytes() > 2*MiB })
 	if code := h.admin(t, "POST", "/purge", url.Values{"url": {"http://edge.test" + path}}, nil); code != 200 {
 		t.Fatalf("purge: status %d", code)
 	}
 	<-done
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if st := h.store.Stats(); st.Slices != 0 || st.Objects != 0 {
 		t.Errorf("the fill resurrected the purged object: %d objects, %d slices stored", st.Objects, st.Slices)
 	}
@@ -183,7 +183,7 @@ func TestAdminInspectAndStats(t *testing.T) {
 	const path = "/obj/8MiB.bin"
 	h.get(t, path, "Range: bytes=0-99")
 	h.get(t, path, "Range: bytes=7340032-7340099")
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	var in edge.Inspection
 	if code := h.admin(t, "GET", "/inspect", url.Values{"url": {"http://edge.test" + path}}, &in); code != 200 {
 		t.Fatalf("inspect: status %d", code)
@@ -259,7 +259,7 @@ func TestPurgeDuringDiscoveryOnlyItsKey(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "both discoveries to reach the origin", func() bool { return held.Load() == 2 })
+	origintest.WaitFor(t, "both discoveries to reach the origin", func() bool { return held.Load() == 2 })
 	if resp, _ := h.do(t, http.MethodPost, "/obj/unrelated"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("POST: status %d", resp.StatusCode)
 	}
@@ -269,7 +269,7 @@ func TestPurgeDuringDiscoveryOnlyItsKey(t *testing.T) {
 	close(gate)
 	wg.Wait()
 	h.setHook(noHook)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 
 	if resp, body := h.get(t, kept, "Range: bytes=0-99"); resp.Header.Get("X-Cache") != "HIT" {
 		t.Errorf("%s after a POST and a purge of other URLs: X-Cache %q, want HIT", kept, resp.Header.Get("X-Cache"))

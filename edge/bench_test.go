@@ -27,7 +27,7 @@ func BenchmarkServeHit(b *testing.B) {
 	if resp.StatusCode != 200 {
 		b.Fatal(resp.Status)
 	}
-	waitFor(b, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(b)
 	req := httptest.NewRequest("GET", "http://edge.test"+path, nil)
 	w := &discard{h: http.Header{}}
 	b.SetBytes(256 << 10)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sliceedge/sliceedge/origin/origintest"
 )
 
 // bodyTracker is an origin transport that knows which answers' bodies are
@@ -95,6 +97,6 @@ func TestBackgroundRevalidationClosesItsAnswer(t *testing.T) {
 		t.Fatalf("stale GET: status %d, Cache-Status %q; want 206 served stale while revalidating", resp.StatusCode, resp.Header.Get("Cache-Status"))
 	}
 	wantBytes(t, "stale range", body, path, 1, 0)
-	waitFor(t, "the background revalidation's 500", func() bool { return tracker.answered("500") })
-	waitFor(t, "every origin answer's body to be closed", func() bool { return len(tracker.stillOpen()) == 0 })
+	origintest.WaitFor(t, "the background revalidation's 500", func() bool { return tracker.answered("500") })
+	origintest.WaitFor(t, "every origin answer's body to be closed", func() bool { return len(tracker.stillOpen()) == 0 })
 }

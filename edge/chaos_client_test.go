@@ -12,11 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
-	"github.com/sliceedge/sliceedge/segstore"
 )
 
 // Chaos: clients that misbehave.
@@ -98,7 +94,7 @@ func TestChaosMultiRangeAbuse(t *testing.T) {
 			if got.err != nil || got.status/100 != 2 {
 				t.Fatalf("status %d, err %v", got.status, got.err)
 			}
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			ob := h.origin.BodyBytes()
 			t.Logf("status %d, %d response bytes, %d origin bytes, Content-Type %q", got.status, len(got.body), ob, got.header.Get("Content-Type"))
 			if ob > tc.maxOrigin {
@@ -158,6 +154,7 @@ func TestChaosClientDisconnectMidFill(t *testing.T) {
 
 	a := h.openHead(t, path, 100*KiB)
 
+	collapsed := h.edge.Counters().Collapsed
 	done := make(chan error, 1)
 	go func() {
 		b, err := h.try("GET", path)
@@ -172,12 +169,12 @@ func TestChaosClientDisconnectMidFill(t *testing.T) {
 		}
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // the second client joins the fill
-	a.Body.Close()                    // the first one goes away
+	origintest.WaitFor(t, "the second client to join the fill", func() bool { return h.edge.Counters().Collapsed > collapsed })
+	a.Body.Close() // the first one goes away
 	if err := <-done; err != nil {
 		t.Fatalf("waiter on the same slices: %v", err)
 	}
-	waitFor(t, "the fill to complete for the store", func() bool { return h.inFlight() == 0 && h.store.Stats().Slices == 4 })
+	origintest.WaitFor(t, "the fill to complete for the store", func() bool { return h.inFlight() == 0 && h.store.Stats().Slices == 4 })
 	if n := h.origin.PathRequests(path); n != 1 {
 		t.Errorf("origin asked %d times, want one fetch shared by both clients", n)
 	}
@@ -244,7 +241,7 @@ func TestChaosCacheKeyHygiene(t *testing.T) {
 				t.Errorf("%s: %d bytes (X-Cache %s) are not the origin's %d bytes for that target", what, len(body), resp.Header.Get("X-Cache"), len(want))
 			}
 		}
-		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		h.settle(t)
 	}
 	for _, rec := range h.origin.LastRequests() {
 		for _, seg := range strings.Split(rec.Path, "/") {
@@ -269,38 +266,11 @@ func withoutDotSegments(t testing.TB, target string) string {
 	return clean.RequestURI()
 }
 
-// realServer is an edge served by the http.Server sliceedge serve uses
-// (edge.NewHTTPServer), in front of a test origin.
-type realServer struct {
-	origin *origintest.Server
-	store  *segstore.Store
-	edge   *edge.Server
-	addr   string
-	logs   *syncBuf
-}
-
-func newRealServer(t *testing.T, sendTimeout time.Duration) *realServer {
-	t.Helper()
-	o, cfg, st := storeBehind(t)
-	logs := &syncBuf{}
-	es := &edge.Server{Config: cfg, Store: st, Log: zerolog.New(logs), SendTimeout: sendTimeout}
-	hs := edge.NewHTTPServer(es)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go hs.Serve(ln)
-	t.Cleanup(func() {
-		hs.Close()
-		waitFor(t, "fills to settle", func() bool { return es.InFlight() == 0 }) // before storeBehind closes the store
-	})
-	return &realServer{origin: o, store: st, edge: es, addr: ln.Addr().String(), logs: logs}
-}
-
 // Oversized headers get 431 (net/http, MaxHeaderBytes), oversized URLs
 // 414 (the edge), with the server settings sliceedge serve uses.
 func TestChaosOversizedRequest(t *testing.T) {
-	rs := newRealServer(t, time.Second)
+	h := newHarnessWith(t, setup{RealServer: true, SendTimeout: time.Second})
+	addr := hostPort(h.srv.URL)
 	long := "/obj/" + strings.Repeat("a", 9<<10) + "-64KiB.bin"
 	for _, tc := range []struct {
 		name    string
@@ -316,7 +286,7 @@ func TestChaosOversizedRequest(t *testing.T) {
 		{"sane request", "/obj/64KiB.bin", nil, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := rawGet(t, rs.addr, tc.target, "edge.test", tc.headers...)
+			resp, body := rawGet(t, addr, tc.target, "edge.test", tc.headers...)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d (%.100q), want %d", resp.StatusCode, body, tc.status)
 			}
@@ -325,10 +295,10 @@ func TestChaosOversizedRequest(t *testing.T) {
 			}
 		})
 	}
-	if n := rs.origin.PathRequests(long); n != 0 {
+	if n := h.origin.PathRequests(long); n != 0 {
 		t.Errorf("a too-long URL reached the origin %d times", n)
 	}
-	if st := rs.store.Stats(); st.Objects != 1 {
+	if st := h.store.Stats(); st.Objects != 1 {
 		t.Errorf("store holds %d objects, want only the sane one", st.Objects)
 	}
 }
@@ -345,9 +315,10 @@ func manyHeaders(n int) []string {
 // reads from) forever: a write that cannot complete within SendTimeout
 // ends it, while the origin fill completes for the store.
 func TestChaosSlowReader(t *testing.T) {
-	rs := newRealServer(t, 300*time.Millisecond)
+	h := newHarnessWith(t, setup{RealServer: true, SendTimeout: 300 * time.Millisecond})
+	addr := hostPort(h.srv.URL)
 	const path = "/big/64MiB.bin"
-	conn, err := net.Dial("tcp", rs.addr)
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +327,7 @@ func TestChaosSlowReader(t *testing.T) {
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: edge.test\r\n\r\n", path)
 	start := time.Now()
 	ended := func() bool {
-		for _, l := range rs.logs.lines() {
+		for _, l := range h.logs.Lines(t) {
 			if l["message"] == "request" && l["path"] == path {
 				return true
 			}
@@ -372,22 +343,22 @@ func TestChaosSlowReader(t *testing.T) {
 		if _, err := conn.Read(one); err != nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the client's pace: the behaviour under test
 	}
-	waitFor(t, "the request to end", ended)
+	origintest.WaitFor(t, "the request to end", ended)
 	t.Logf("slow reader's request ended after %v", time.Since(start).Round(time.Millisecond))
 	// Its answer is counted and logged as cut by the client.
-	for _, l := range rs.logs.lines() {
+	for _, l := range h.logs.Lines(t) {
 		if l["message"] == "request" && l["path"] == path && l["cut"] != "client" {
 			t.Errorf("access log of the slow reader: cut %v, want client", l["cut"])
 		}
 	}
-	if n := rs.edge.CutTotal()["client"]; n != 1 {
+	if n := h.edge.CutTotal()["client"]; n != 1 {
 		t.Errorf("answers cut by the client: %d, want 1", n)
 	}
-	waitFor(t, "the fill to complete for the store", func() bool { return rs.edge.InFlight() == 0 && rs.store.Stats().Slices == 16 })
+	origintest.WaitFor(t, "the fill to complete for the store", func() bool { return h.edge.InFlight() == 0 && h.store.Stats().Slices == 16 })
 	// The stored slices are right.
-	resp, body := rawGet(t, rs.addr, path, "edge.test", "Range: bytes=60000000-60999999")
+	resp, body := rawGet(t, addr, path, "edge.test", "Range: bytes=60000000-60999999")
 	if resp.StatusCode != 206 || resp.Header.Get("X-Cache") != "HIT" {
 		t.Errorf("re-read: status %d, X-Cache %q", resp.StatusCode, resp.Header.Get("X-Cache"))
 	}

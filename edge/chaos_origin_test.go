@@ -23,10 +23,7 @@ import (
 // stalled origin is given up on quickly.
 func newChaosHarness(t testing.TB) *harness {
 	t.Helper()
-	h := newHarness(t)
-	h.stop()
-	h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.front.URL), "read_timeout: 5s", "read_timeout: 500ms", 1))
-	return h
+	return newHarnessWith(t, setup{Config: edited("read_timeout: 5s", "read_timeout: 500ms")})
 }
 
 // noHook is the hook that lets every request through to the origin.
@@ -147,7 +144,7 @@ func prime(t testing.TB, h *harness, path string) {
 		t.Fatalf("prime %s: status %d", path, resp.StatusCode)
 	}
 	wantBytes(t, "prime", body, path, 1, 0)
-	waitFor(t, "prime fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 }
 
 const chaosPath = "/obj/4MiB.bin"
@@ -156,7 +153,7 @@ const chaosPath = "/obj/4MiB.bin"
 // edge tried) were counted as range_refused and under no other kind.
 func wantRangeRefusedOnly(t *testing.T, h *harness, _ fetched) {
 	t.Helper()
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if c := h.edge.Counters(); c.RangeRefused < 1 || c.RangeRefused != c.OriginErrors {
 		t.Errorf("counters: %d range_refused of %d origin errors; want all of at least 1", c.RangeRefused, c.OriginErrors)
 	}
@@ -289,7 +286,7 @@ func TestChaosOrigin(t *testing.T) {
 				if got := h.fetch(t, p, "Range: bytes=0-9"); got.status != 206 {
 					t.Fatalf("discovery through the lying origin: status %d, err %v", got.status, got.err)
 				}
-				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+				h.settle(t)
 			},
 			statuses: []int{200, 502},
 			metric:   `sliceedge_origin_errors_total{kind="bad_content_range"}`,
@@ -322,7 +319,7 @@ func TestChaosOrigin(t *testing.T) {
 			setup: func(t *testing.T, h *harness, p string) {
 				h.origin.SetPathMode(p, origintest.Mode{NoRange: true, TruncateAfter: 1536 * KiB})
 				h.fetch(t, p)
-				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+				h.settle(t)
 				h.origin.SetPathMode(p, origintest.Mode{})
 				h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 					if r.URL.Path != p || r.Header.Get("Range") != "" {
@@ -347,7 +344,7 @@ func TestChaosOrigin(t *testing.T) {
 				if int64(len(got.body)) != MiB || got.err != nil {
 					t.Errorf("got %d bytes, %v; want the whole range", len(got.body), got.err)
 				}
-				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+				h.settle(t)
 				if c := h.edge.Counters(); c.OriginNoRange != 1 || c.OriginErrors != 0 {
 					t.Errorf("counters: %d no-range answers, %d origin errors; want 1 and 0", c.OriginNoRange, c.OriginErrors)
 				}
@@ -399,7 +396,7 @@ func TestChaosOrigin(t *testing.T) {
 			setup: func(t *testing.T, h *harness, p string) {
 				h.origin.SetPathMode(p, origintest.Mode{FlapEvery: 1})
 				h.fetch(t, p, "Range: bytes=0-9")
-				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+				h.settle(t)
 			},
 			statuses: []int{200, 502},
 			metric:   `sliceedge_origin_errors_total{kind="validator_mismatch"}`,
@@ -528,7 +525,7 @@ func TestChaosOrigin(t *testing.T) {
 			if c.check != nil {
 				c.check(t, h, got)
 			}
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			text := h.metrics(t)
 			if c.metric != "" && metricValue(text, c.metric) < 1 {
 				t.Errorf("metric %s not counted:\n%s", c.metric, grep(text, "sliceedge_origin_errors_total", "sliceedge_requests_total", "sliceedge_origin_requests_total"))
@@ -554,13 +551,13 @@ func TestChaosOrigin(t *testing.T) {
 						break
 					}
 					t.Logf("re-read %d try %d: status %d, %d bytes, %v", i, try, r.status, len(r.body), r.err)
-					waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+					h.settle(t)
 				}
 				if r.status != 200 || r.err != nil || int64(len(r.body)) != osize {
 					t.Fatalf("re-read %d after healing: status %d, %d bytes, %v", i, r.status, len(r.body), r.err)
 				}
 				oneVersion(t, fmt.Sprintf("re-read %d", i), r.body, path, 0, 50)
-				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+				h.settle(t)
 			}
 		})
 	}
@@ -596,7 +593,7 @@ func TestChaosHugeObject(t *testing.T) {
 	if err != nil || n != 256*MiB {
 		t.Fatalf("full GET: %d bytes, %v", n, err)
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if peak > 512<<20 {
 		t.Errorf("heap reached %d MiB while streaming a 10 GiB object", peak>>20)
 	}

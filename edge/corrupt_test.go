@@ -4,39 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/sliceedge/sliceedge/config"
-	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
-	"github.com/sliceedge/sliceedge/segstore"
 )
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // flipOnDisk finds needle in exactly one file under dir and flips one bit
 // of its middle byte in place. It returns the file and offset it changed.
@@ -105,30 +80,19 @@ func TestCorruptSliceRefetched(t *testing.T) {
 	}
 	wantBytes(t, "warm", body, path, 1, 0)
 	// Fills land in the store after the answer: wait for all four slices.
-	waitFor(t, "the slices to be stored", func() bool { return h.store.Stats().Slices == 4 })
+	origintest.WaitFor(t, "the slices to be stored", func() bool { return h.store.Stats().Slices == 4 })
 
 	// Close flushes: every slice is now in the files under h.dir.
-	h.stop()
+	h.stop(t)
 	// 32 bytes inside slice 2, in its second 64 KiB chunk.
 	at := int64(slice<<20 + 100_003)
 	file, off := flipOnDisk(t, h.dir, origintest.Expected(path, 1, at, at+32))
 	t.Logf("flipped a bit at offset %d of %s", off, filepath.Base(file))
 
-	// Reopen as h.start does, keeping the store's and the edge's logs.
-	var storeLog, edgeLog lockedBuffer
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(testConfig, h.front.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := segstore.Open(segstore.Options{Dir: h.dir, MaxBytes: cfg.Store.MaxBytes,
-		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
-	if err != nil {
-		t.Fatalf("reopen the store after the flip: %v", err)
-	}
-	h.store = st
-	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.New(&edgeLog), Now: time.Now}
-	h.srv = httptest.NewServer(h.edge)
-	t.Cleanup(h.stop)
+	// Reopen, keeping the store's log too.
+	var storeLog origintest.LogBuffer
+	h.start(t, setup{StoreLog: &storeLog})
+	edgeLog := h.logs
 
 	h.origin.ResetCounters()
 	rng := fmt.Sprintf("bytes=%d-%d", slice<<20, 3<<20-1)
@@ -167,14 +131,7 @@ func TestCorruptSliceRefetched(t *testing.T) {
 	}
 
 	// And across a restart too: the repaired slice is on disk.
-	h.stop()
-	st, err = segstore.Open(segstore.Options{Dir: h.dir, MaxBytes: cfg.Store.MaxBytes})
-	if err != nil {
-		t.Fatalf("reopen the store after the repair: %v", err)
-	}
-	h.store = st
-	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop(), Now: time.Now}
-	h.srv = httptest.NewServer(h.edge)
+	h.restart(t, setup{})
 	h.origin.ResetCounters()
 	resp, body = h.get(t, path)
 	if resp.StatusCode != 200 || len(body) != 4<<20 {

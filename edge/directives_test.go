@@ -253,7 +253,7 @@ func TestPrivateAndNoStoreNotStored(t *testing.T) {
 					t.Errorf("request %d: Cache-Control %q reached the client, want the origin's %q", i, got, tc.cc)
 				}
 			}
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			if st := h.store.Stats(); st.Objects != 0 || st.Slices != 0 {
 				t.Errorf("store holds %d objects, %d slices of a %q answer", st.Objects, st.Slices, tc.cc)
 			}
@@ -293,12 +293,12 @@ func TestRuleStaleWhileRevalidate(t *testing.T) {
 		t.Fatalf("61 s after max-age=60 under the rule's window: Cache-Status %q, want stale-while-revalidate", cs)
 	}
 	// The answer is here and the revalidation is still held at the origin.
-	waitFor(t, "the background revalidation to reach the origin", func() bool { return held.Load() == 1 })
+	origintest.WaitFor(t, "the background revalidation to reach the origin", func() bool { return held.Load() == 1 })
 	if got := h.edge.Counters().NotModified; got != 0 {
 		t.Fatalf("%d revalidations done while the origin holds the only one", got)
 	}
 	open()
-	waitFor(t, "the background revalidation", func() bool { return h.edge.Counters().NotModified == 1 })
+	origintest.WaitFor(t, "the background revalidation", func() bool { return h.edge.Counters().NotModified == 1 })
 	h.dirExpectHit(t, "after the background revalidation", path)
 
 	h.stopOrigin()
@@ -335,7 +335,7 @@ func TestAgeOnEveryStoredAnswer(t *testing.T) {
 		t.Errorf("the miss that stored the object: Age %q, want 0", age)
 	}
 	wantBytes(t, "miss", body, path, 1, 0)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	h.advance(30 * time.Second)
 	before := h.origin.Requests()
 
@@ -452,7 +452,7 @@ func TestLastModifiedValidator(t *testing.T) {
 			if got := resp.Header.Get("Last-Modified"); got != lm1 {
 				t.Fatalf("Last-Modified %q, want %q", got, lm1)
 			}
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			if st := h.store.Stats(); st.Objects != 1 || st.Slices != 1 {
 				t.Fatalf("store holds %d objects, %d slices; want the first slice stored", st.Objects, st.Slices)
 			}
@@ -468,7 +468,7 @@ func TestLastModifiedValidator(t *testing.T) {
 				t.Fatalf("%d origin requests; the fill sent Range %q If-Unmodified-Since %q If-Match %q If-None-Match %q If-Modified-Since %q; want one, on If-Unmodified-Since %q",
 					h.origin.Requests(), fill.Range, fill.IfUnmodifiedSince, fill.IfMatch, fill.IfNoneMatch, fill.IfModifiedSince, lm1)
 			}
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			slices := h.store.Stats().Slices
 			if slices != 2 {
 				t.Fatalf("store holds %d slices after the fill, want 2", slices)
@@ -506,7 +506,7 @@ func TestLastModifiedValidator(t *testing.T) {
 			if got, want := resp.Header.Get("Last-Modified"), origintest.LastModified(2).Format(http.TimeFormat); got != want {
 				t.Errorf("after a change: Last-Modified %q, want %q", got, want)
 			}
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			if st := h.store.Stats(); st.Slices != 1 || st.Objects != 1 {
 				t.Errorf("after a change the store holds %d objects, %d slices; want the new version's one slice", st.Objects, st.Slices)
 			}
@@ -538,7 +538,7 @@ func TestDirectiveMetrics(t *testing.T) {
 	// A flap after the first byte: slice 0 comes from the store, then the
 	// fill of slice 1 meets a new version and the answer is cut.
 	h.dirRange(t, flap, 1, 0, 10)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	h.origin.Bump(flap)
 	if resp, err := h.try("GET", flap, "Range: bytes=0-1048585"); err == nil {
 		b, err := io.ReadAll(resp.Body)
@@ -555,7 +555,7 @@ func TestDirectiveMetrics(t *testing.T) {
 	if !strings.Contains(resp.Header.Get("Cache-Status"), "stale-while-revalidate") {
 		t.Fatalf("Cache-Status %q, want stale-while-revalidate", resp.Header.Get("Cache-Status"))
 	}
-	waitFor(t, "the background revalidation", func() bool { return h.edge.Counters().NotModified == 1 })
+	origintest.WaitFor(t, "the background revalidation", func() bool { return h.edge.Counters().NotModified == 1 })
 	h.origin.Bump(changed)
 	h.dirRange(t, changed, 2, 0, 100) // revalidation: changed
 	h.origin.SetPathMode(sie, origintest.Mode{Status: 503})
@@ -564,8 +564,8 @@ func TestDirectiveMetrics(t *testing.T) {
 		t.Fatalf("Cache-Status %q, want stale-if-error", resp.Header.Get("Cache-Status"))
 	}
 	requests += 3
-	waitFor(t, "every request logged", func() bool { return h.edge.Counters().Requests == requests })
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	origintest.WaitFor(t, "every request logged", func() bool { return h.edge.Counters().Requests == requests })
+	h.settle(t)
 
 	text := h.metrics(t)
 	for name, want := range map[string]float64{

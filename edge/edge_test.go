@@ -56,7 +56,7 @@ func TestRangeReuse(t *testing.T) {
 		}
 		wantBytes(t, st.rng, body, path, 1, st.start)
 		// The fill goes on after the client has its bytes: let it land.
-		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		h.settle(t)
 		if got := h.origin.BodyBytes() - before; got != st.originBody {
 			t.Errorf("range=%q: origin sent %d body bytes, want %d", st.rng, got, st.originBody)
 		}
@@ -97,7 +97,7 @@ func TestColdSeekDeep(t *testing.T) {
 		t.Fatalf("status %d, %d bytes; want 206 with 65536", resp.StatusCode, len(body))
 	}
 	wantBytes(t, "deep range", body, path, 1, 943718400)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if got := h.origin.BodyBytes(); got != 1*MiB {
 		t.Errorf("origin sent %d body bytes, want exactly one slice (%d)", got, MiB)
 	}
@@ -133,7 +133,7 @@ func TestColdSuffixOneRequest(t *testing.T) {
 				t.Fatalf("status %d, %d bytes, Content-Range %q", resp.StatusCode, len(body), resp.Header.Get("Content-Range"))
 			}
 			wantBytes(t, "suffix", body, tc.path, 1, start)
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			if n, b, most := h.origin.Requests(), h.origin.BodyBytes(), min(min(tc.suffix, size)+MiB, size); n != 1 || b > most {
 				t.Errorf("origin: %d requests, %d body bytes; want 1 request of at most %d bytes", n, b, most)
 			}
@@ -159,7 +159,7 @@ func TestColdRangePastEnd(t *testing.T) {
 		t.Errorf("%d origin requests for a range past the end, want 1", n)
 	}
 	for i, want := range []string{"MISS", "HIT"} {
-		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		h.settle(t)
 		resp, body := h.get(t, path, "Range: bytes=0-99")
 		if got := resp.Header.Get("X-Cache"); got != want {
 			t.Fatalf("request %d after the 416: X-Cache %q, want %q (the object must stay cacheable)", i+1, got, want)
@@ -188,7 +188,7 @@ func TestCacheStatus(t *testing.T) {
 		if tc.what == "stale, then a 304" {
 			h.advance(61 * time.Second)
 		}
-		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		h.settle(t)
 		resp, _ := h.do(t, tc.method, path, tc.headers...)
 		if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("%s: Cache-Status %q, want %q...", tc.what, got, tc.want)
@@ -369,7 +369,7 @@ func TestHeadCold(t *testing.T) {
 	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Length") != strconv.FormatInt(7*MiB, 10) {
 		t.Fatalf("HEAD: status %d, Content-Length %q, body %d bytes", resp.StatusCode, resp.Header.Get("Content-Length"), len(body))
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if got := h.origin.BodyBytes(); got > 1*MiB {
 		t.Errorf("HEAD cost %d origin body bytes, want at most one slice", got)
 	}
@@ -441,7 +441,7 @@ func TestOriginWithoutRangeSupport(t *testing.T) {
 	}
 	wantBytes(t, "first range", body, path, 1, 2097152)
 	// Wait for the full body that passed by to be stored.
-	waitFor(t, "whole object stored", func() bool { return h.edge.Counters().OriginBytes == 6*MiB && h.inFlight() == 0 })
+	origintest.WaitFor(t, "whole object stored", func() bool { return h.edge.Counters().OriginBytes == 6*MiB && h.inFlight() == 0 })
 	reqs := h.origin.Requests()
 	for _, rng := range []string{"bytes=0-", "bytes=5000000-5000100", "bytes=-1", ""} {
 		var hdr []string
@@ -566,7 +566,7 @@ func TestLyingTotalLength(t *testing.T) {
 	if resp.StatusCode == 206 {
 		wantBytes(t, "first range", body, path, 1, 0)
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	// The edge now believes 2MiB+1 bytes; asking for the byte that does
 	// not exist must not invent it.
 	resp, err := h.try("GET", path, "Range: bytes=1048576-")
@@ -603,7 +603,7 @@ func TestTruncatedOrigin(t *testing.T) {
 			wantBytes(t, "truncated body", body, path, 1, 0)
 		}
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	h.origin.SetMode(origintest.Mode{})
 	resp2, body := h.get(t, path)
 	if resp2.StatusCode != 200 || int64(len(body)) != 4*MiB {
@@ -619,9 +619,8 @@ func TestSliceSizeFixedAtFirstFill(t *testing.T) {
 	const path = "/obj/5MiB.bin"
 	_, body := h.get(t, path)
 	wantBytes(t, "first fill", body, path, 1, 0)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
-	h.stop()
-	h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.front.URL), "slice_size: 1MiB", "slice_size: 256KiB", 1))
+	h.settle(t)
+	h.restart(t, setup{Config: edited("slice_size: 1MiB", "slice_size: 256KiB")})
 	before := h.origin.BodyBytes()
 	resp, body := h.get(t, path, "Range: bytes=1000000-3000000")
 	if resp.StatusCode != 206 {
@@ -634,14 +633,3 @@ func TestSliceSizeFixedAtFirstFill(t *testing.T) {
 }
 
 func (h *harness) inFlight() int { return h.edge.InFlight() }
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

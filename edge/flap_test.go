@@ -143,7 +143,7 @@ func TestSlowClientHeapBounded(t *testing.T) {
 			}
 			off += int64(n)
 			if off%(16*MiB) == 0 {
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(2 * time.Millisecond) // the reader pausing: the behaviour under test
 			}
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {

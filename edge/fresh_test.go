@@ -22,7 +22,7 @@ func (h *harness) warm(t *testing.T, path string) {
 		t.Fatalf("warm %s: status %d", path, resp.StatusCode)
 	}
 	wantBytes(t, "warm", body, path, 1, 0)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 }
 
 // A stale object is revalidated once for all its slices and all the
@@ -73,7 +73,7 @@ func TestRevalidateOncePerObject(t *testing.T) {
 		t.Fatalf("after a change: status %d ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
 	}
 	wantBytes(t, "new version", body, path, 2, 3000000)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if st := h.store.Stats(); st.Slices != 1 {
 		t.Errorf("store holds %d slices after the change, want only the new version's one", st.Slices)
 	}
@@ -95,7 +95,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		t.Fatalf("status %d Cache-Status %q, want a stale 206", resp.StatusCode, resp.Header.Get("Cache-Status"))
 	}
 	wantBytes(t, "stale", body, path, 1, 0)
-	waitFor(t, "background revalidation", func() bool { return h.edge.Counters().NotModified == 1 })
+	origintest.WaitFor(t, "background revalidation", func() bool { return h.edge.Counters().NotModified == 1 })
 	resp, _ = h.get(t, path, "Range: bytes=0-99")
 	if cs := resp.Header.Get("Cache-Status"); strings.Contains(cs, "stale") {
 		t.Errorf("after revalidating, Cache-Status %q still says stale", cs)
@@ -402,7 +402,7 @@ func TestStaleRequestsShareRevalidation(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "the other requests to wait for the revalidation", func() bool { return waitingInSingleflight() == n-1 })
+	origintest.WaitFor(t, "the other requests to wait for the revalidation", func() bool { return waitingInSingleflight() == n-1 })
 	close(gate)
 	wg.Wait()
 	if got := h.origin.Requests() - before; got != 1 {

@@ -90,9 +90,7 @@ func FuzzOriginAnswer(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	h := newHarness(f)
-	h.stop()
-	h.start(f, strings.Replace(fmt.Sprintf(testConfig, h.front.URL), "read_timeout: 5s", "read_timeout: 300ms", 1))
+	h := newHarnessWith(f, setup{Config: edited("read_timeout: 5s", "read_timeout: 300ms")})
 	var script fuzzScript
 	h.setHook(script.answer)
 	execs := 0

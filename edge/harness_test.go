@@ -34,8 +34,38 @@ type harness struct {
 	srv    *httptest.Server
 	dir    string
 
-	adminSrv *httptest.Server // started by admin()
-	logs     syncBuf          // the edge's log, JSON lines
+	adminSrv *httptest.Server      // started by admin()
+	logs     *origintest.LogBuffer // the edge's log since the last start, JSON lines
+}
+
+// setup is how a test's edge differs from the default one, as
+// httputil.ReverseProxy's fields are: every zero value is the default, so a
+// test states only what differs. The default is an edge with testConfig in
+// front of a test origin (behind the harness's hook), over a real store in
+// a temp dir, served by httptest on loopback.
+type setup struct {
+	// Config is the YAML the edge runs with, given the URL it reaches the
+	// origin at; nil means testConfig. See edited.
+	Config func(originURL string) string
+	// Store wraps the real store for the edge (a failing or counting
+	// store); nil gives the edge the store itself.
+	Store func(*segstore.Store) edge.Store
+	// StoreLog receives the store's Logger lines; nil discards them.
+	StoreLog io.Writer
+	// SendTimeout is the edge's Server.SendTimeout; 0 means none.
+	SendTimeout time.Duration
+	// RealServer serves the edge with edge.NewHTTPServer, the http.Server
+	// sliceedge serve listens with, rather than httptest's plain one.
+	RealServer bool
+}
+
+// edited is a setup's Config: testConfig with its one old replaced by new.
+// It panics, failing the test at once, if testConfig lacks old.
+func edited(old, new string) func(string) string {
+	if strings.Count(testConfig, old) != 1 {
+		panic(fmt.Sprintf("testConfig holds %q %d times, want once", old, strings.Count(testConfig, old)))
+	}
+	return func(url string) string { return strings.Replace(fmt.Sprintf(testConfig, url), old, new, 1) }
 }
 
 // testConfig is the YAML the harness runs with; %s is the origin URL.
@@ -85,7 +115,12 @@ rules:
     slice_size: 1MiB
 `
 
-func newHarness(t testing.TB) *harness {
+// newHarness is an edge with the default setup.
+func newHarness(t testing.TB) *harness { return newHarnessWith(t, setup{}) }
+
+// newHarnessWith starts a test origin behind a hook and an edge in front of
+// it as s says.
+func newHarnessWith(t testing.TB, s setup) *harness {
 	t.Helper()
 	h := &harness{origin: origintest.NewTest(t), dir: t.TempDir()}
 	h.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +130,7 @@ func newHarness(t testing.TB) *harness {
 		h.origin.Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(h.front.Close)
-	h.start(t, fmt.Sprintf(testConfig, h.front.URL))
+	h.start(t, s)
 	return h
 }
 
@@ -109,40 +144,81 @@ func (h *harness) advance(d time.Duration) { h.clock.Add(int64(d)) }
 // stopOrigin makes the origin unreachable: connections are refused.
 func (h *harness) stopOrigin() { h.front.Close() }
 
-// start (re)opens the store and the edge with cfgYAML.
-func (h *harness) start(t testing.TB, cfgYAML string) {
+// restart stops the edge and closes the store, then reopens the same store
+// directory under a new edge set up as s says, in front of the same origin.
+func (h *harness) restart(t testing.TB, s setup) {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(cfgYAML))
+	h.stop(t)
+	h.start(t, s)
+}
+
+// start opens the store in h.dir and an edge over it as s says.
+func (h *harness) start(t testing.TB, s setup) {
+	t.Helper()
+	yaml := fmt.Sprintf(testConfig, h.front.URL)
+	if s.Config != nil {
+		yaml = s.Config(h.front.URL)
+	}
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	st, err := segstore.Open(segstore.Options{Dir: h.dir, MaxBytes: cfg.Store.MaxBytes})
+	opts := segstore.Options{Dir: h.dir, MaxBytes: cfg.Store.MaxBytes}
+	if s.StoreLog != nil {
+		opts.Logger = func(format string, args ...any) { fmt.Fprintf(s.StoreLog, format+"\n", args...) }
+	}
+	st, err := segstore.Open(opts)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	h.store = st
-	h.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.New(&h.logs),
+	var es edge.Store = st
+	if s.Store != nil {
+		es = s.Store(st)
+	}
+	h.logs = &origintest.LogBuffer{}
+	h.edge = &edge.Server{Config: cfg, Store: es, Log: zerolog.New(h.logs), SendTimeout: s.SendTimeout,
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }}
-	h.srv = httptest.NewServer(h.edge)
-	t.Cleanup(h.stop)
+	h.srv = httptest.NewUnstartedServer(h.edge)
+	if s.RealServer {
+		h.srv.Config = edge.NewHTTPServer(h.edge)
+	}
+	h.srv.Start()
+	t.Cleanup(func() { h.stop(t) })
 }
 
-func (h *harness) stop() {
+// stop closes the edge's listener, waits for the fills that outlived their
+// requests, so that they do not run on into the next test (whose heap or
+// origin figures they would disturb), and closes the store.
+func (h *harness) stop(t testing.TB) {
+	t.Helper()
 	if h.srv != nil {
 		h.srv.Close()
 		h.srv = nil
 	}
 	if h.edge != nil {
-		// Let fills that outlived their requests land, so that they do
-		// not run on into the next test (whose heap or origin figures
-		// they would disturb). The store is safe to close either way.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = h.edge.Drain(ctx)
-		cancel()
+		h.settle(t)
 	}
 	if h.store != nil {
 		h.store.Close()
 		h.store = nil
+	}
+}
+
+// settle waits until no origin fill of the edge is in flight.
+func (h *harness) settle(t testing.TB) {
+	t.Helper()
+	settle(t, h.edge)
+}
+
+// settle waits until no origin fill of s is in flight: the fills a test's
+// requests started have stored their slices, or given up.
+func settle(t testing.TB, s *edge.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Drain(ctx); err != nil {
+		t.Fatalf("waiting for fills to settle: %v", err)
 	}
 }
 

@@ -63,9 +63,8 @@ func (o *fileOrigin) asked() []string {
 // that climbs above the root is answered 400.
 func TestDotSegmentsStayInsideRules(t *testing.T) {
 	o := newFileOrigin(t)
-	h := newHarness(t)
-	h.stop()
-	h.start(t, fmt.Sprintf(`
+	h := newHarnessWith(t, setup{Config: func(string) string {
+		return fmt.Sprintf(`
 name: sliceedge
 listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:1, token: %s}
@@ -76,7 +75,8 @@ origins:
 rules:
   - {match: /public/, hosts: [edge.test], origin: files, last_modified_validator: true}
   - {match: /, hosts: [based.test], origin: based, last_modified_validator: true}
-`, adminToken, o.srv.URL, o.srv.URL))
+`, adminToken, o.srv.URL, o.srv.URL)
+	}})
 	addr := hostPort(h.srv.URL)
 	tests := []struct {
 		host, target string
@@ -129,9 +129,8 @@ rules:
 // spelling shares one copy and one purge; a host no rule serves gets 421
 // and stores nothing; a request without Host gets 400.
 func TestHostRules(t *testing.T) {
-	h := newHarness(t)
-	h.stop()
-	h.start(t, fmt.Sprintf(`
+	h := newHarnessWith(t, setup{Config: func(url string) string {
+		return fmt.Sprintf(`
 name: sliceedge
 listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:1, token: %s}
@@ -140,7 +139,8 @@ origins:
   default: {url: %s}
 rules:
   - {match: /, hosts: [www.site.test, "*.cdn.site.test"], origin: default}
-`, adminToken, h.front.URL))
+`, adminToken, url)
+	}})
 	addr := hostPort(h.srv.URL)
 	const path = "/v/64KiB.bin"
 	for i, host := range []string{"www.site.test", "WWW.Site.Test", "www.site.test.", "www.site.test:80", "WWW.SITE.TEST.:80"} {
@@ -152,7 +152,7 @@ rules:
 		if want := map[bool]string{true: "MISS", false: "HIT"}[i == 0]; resp.Header.Get("X-Cache") != want {
 			t.Errorf("Host %q: X-Cache %q, want %q", host, resp.Header.Get("X-Cache"), want)
 		}
-		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		h.settle(t)
 	}
 	if n := h.origin.PathRequests(path); n != 1 {
 		t.Errorf("%d origin requests for five spellings of one host, want 1", n)
@@ -288,9 +288,7 @@ func TestHeaderPolicy(t *testing.T) {
 
 // A trusted proxy's X-Forwarded-For and -Proto are extended, not replaced.
 func TestTrustedProxyForwarding(t *testing.T) {
-	h := newHarness(t)
-	h.stop()
-	h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.front.URL), "name: sliceedge\n", "name: sliceedge\ntrusted_proxies: [127.0.0.0/8]\n", 1))
+	h := newHarnessWith(t, setup{Config: edited("name: sliceedge\n", "name: sliceedge\ntrusted_proxies: [127.0.0.0/8]\n")})
 	var got http.Header
 	var mu sync.Mutex
 	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
@@ -401,7 +399,7 @@ func TestCacheStatusChain(t *testing.T) {
 	if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, "parent; hit; ttl=100, sliceedge; fwd=uri-miss; stored") {
 		t.Errorf("miss: Cache-Status %q", got)
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	resp, _ = h.get(t, path)
 	if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, "parent; hit; ttl=100, sliceedge; hit") {
 		t.Errorf("hit: Cache-Status %q", got)
@@ -411,8 +409,7 @@ func TestCacheStatusChain(t *testing.T) {
 		t.Errorf("pass: Cache-Status %q", got)
 	}
 	// Without name: the host name.
-	h.stop()
-	h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.front.URL), "name: sliceedge\n", "", 1))
+	h.restart(t, setup{Config: edited("name: sliceedge\n", "")})
 	host, _ := os.Hostname()
 	resp, _ = h.get(t, path)
 	if got := resp.Header.Get("Cache-Status"); !strings.Contains(got, ", "+host+"; hit") && !strings.Contains(got, `, "`+host+`"; hit`) {

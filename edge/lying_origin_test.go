@@ -113,7 +113,7 @@ func TestLyingFillsNotStored(t *testing.T) {
 				t.Fatalf("status %d (err %v, body %.200q), want 206 or 502", got.status, got.err, got.body)
 			}
 			t.Logf("client: status %d, %d bytes, err %v", got.status, len(got.body), got.err)
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			if n := h.store.Stats().Slices; n != 1 {
 				t.Errorf("store holds %d slices, want only the honest slice 0", n)
 			}
@@ -134,7 +134,7 @@ func TestLyingFillsNotStored(t *testing.T) {
 				if xc := got.header.Get("X-Cache"); xc != want {
 					t.Errorf("after healing: X-Cache %q, want %s", xc, want)
 				}
-				waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+				h.settle(t)
 			}
 			if n := h.origin.PathRequests(path) - before; n != 1 {
 				t.Errorf("%d origin requests to refetch the lying slices, want 1", n)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
 )
 
 // When the server's slice-sized read buffers are all taken, stored ranges
@@ -24,7 +25,7 @@ func TestStoredRangesInPieces(t *testing.T) {
 	if resp, body := h.get(t, path); resp.StatusCode != 200 || int64(len(body)) != size {
 		t.Fatalf("warm-up: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	release := h.edge.HoldReadMemory()
 	defer release()
 	before := h.origin.BodyBytes()
@@ -68,7 +69,7 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 	if resp, body := h.get(t, path); resp.StatusCode != 200 || int64(len(body)) != size {
 		t.Fatalf("warm-up: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	heap := watchHeap(true) // live as of each sample, not of the last collection
 
 	// Each client sends its request and reads only the header, so the
@@ -95,7 +96,9 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 			t.Fatalf("client %d: Content-Length %q", i, got)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // every handler now waits in a write
+	// A window for the heap sampler while every handler waits in a write:
+	// nothing observable says when they all do.
+	time.Sleep(500 * time.Millisecond)
 	grew, base := heap()
 	t.Logf("%d stalled readers of a stored object with 4 MiB slices: live heap peaked %d MiB above the %d MiB before", conns, grew>>20, base>>20)
 	// Bound: the read budget, plus a piece and net/http's buffers (8 KiB)
@@ -136,7 +139,7 @@ func TestReadAheadGivesBackBuffers(t *testing.T) {
 	if resp, body := h.get(t, path); resp.StatusCode != 200 || int64(len(body)) != size {
 		t.Fatalf("warm-up: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	for k := range int64(8) {
 		resp := h.open(t, path, fmt.Sprintf("Range: bytes=%d-", k*100*KiB))
 		buf := make([]byte, (k+1)*MiB/2)
@@ -146,7 +149,7 @@ func TestReadAheadGivesBackBuffers(t *testing.T) {
 		wantBytes(t, fmt.Sprintf("client %d before leaving", k), buf, path, 1, k*100*KiB)
 		resp.Body.Close() // leaves mid-stream
 	}
-	waitFor(t, "read buffers given back", func() bool { return h.edge.ReadMemoryInUse() == 0 })
+	origintest.WaitFor(t, "read buffers given back", func() bool { return h.edge.ReadMemoryInUse() == 0 })
 	resp, body := h.get(t, path, "Range: bytes=1000-")
 	if resp.StatusCode != http.StatusPartialContent || int64(len(body)) != size-1000 {
 		t.Fatalf("after: status %d, %d bytes", resp.StatusCode, len(body))

@@ -1,9 +1,6 @@
 package edge_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/rs/zerolog"
 
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/edge"
@@ -35,84 +30,31 @@ var errDiskFull = fmt.Errorf("%w: no space left on device", segstore.ErrWriteFai
 func (f failingStore) WriteSlice(*segstore.Meta, int64, []byte) error { return errDiskFull }
 func (f failingStore) PutMeta(*segstore.Meta) error                   { return errDiskFull }
 
-// syncBuf is a log sink safe for the handler's goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) lines() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// storeBehind starts a test origin and opens a real store in a temp dir,
-// with the harness's configuration, for tests that build their own
-// edge.Server. The store closes when the test ends.
-func storeBehind(t *testing.T) (*origintest.Server, *config.Config, *segstore.Store) {
-	t.Helper()
-	o := origintest.NewTest(t)
-	cfg, err := config.Parse("t.yaml", []byte(fmt.Sprintf(testConfig, o.URL())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: 1 << 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return o, cfg, st
-}
-
 // A store that cannot write never fails a client request: every answer
 // comes from the origin, correct, and the condition is logged once a
 // minute and counted.
 func TestStoreWriteFailureServesFromOrigin(t *testing.T) {
-	_, cfg, st := storeBehind(t)
-	var logs syncBuf
-	srv := &edge.Server{Config: cfg, Store: failingStore{st}, Log: zerolog.New(&logs)}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	h := newHarnessWith(t, setup{Store: func(st *segstore.Store) edge.Store { return failingStore{st} }})
 	for i, rng := range []string{"bytes=0-99", "bytes=1048576-3000000", "", "bytes=0-99"} {
-		req, _ := http.NewRequest("GET", ts.URL+"/obj/4MiB.bin", nil)
-		if rng != "" {
-			req.Header.Set("Range", rng)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var headers []string
 		start := int64(0)
 		if rng != "" {
+			headers = append(headers, "Range: "+rng)
 			fmt.Sscanf(rng, "bytes=%d-", &start)
 		}
+		resp := h.open(t, "/obj/4MiB.bin", headers...)
 		n, err := verifyStream(resp.Body, "/obj/4MiB.bin", 1, start)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode/100 != 2 || n == 0 {
 			t.Fatalf("request %d (%q) with a failing store: status %d, %d bytes, %v", i, rng, resp.StatusCode, n, err)
 		}
 	}
-	waitFor(t, "fills to settle", func() bool { return srv.InFlight() == 0 })
-	if c := srv.Counters(); c.StoreErrors < 4 {
+	h.settle(t)
+	if c := h.edge.Counters(); c.StoreErrors < 4 {
 		t.Errorf("store errors counted: %d, want every failed write", c.StoreErrors)
 	}
 	logged := 0
-	for _, l := range logs.lines() {
+	for _, l := range h.logs.Lines(t) {
 		if strings.Contains(fmt.Sprint(l["message"]), "store failing") {
 			logged++
 		}
@@ -131,7 +73,7 @@ func TestOriginErrorMetrics(t *testing.T) {
 	h.get(t, "/obj/2MiB-5xx.bin", "Range: bytes=0-9")
 	h.origin.SetPathMode("/obj/2MiB-flip.bin", origintest.Mode{})
 	h.get(t, "/obj/2MiB-flip.bin", "Range: bytes=0-9")
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	h.origin.Bump("/obj/2MiB-flip.bin") // the next slice fill meets a new version
 	h.get(t, "/obj/2MiB-flip.bin", "Range: bytes=1048576-1048585")
 	text := h.metrics(t)
@@ -182,24 +124,22 @@ func grep(text string, prefixes ...string) string {
 // The access log: one JSON line per request with what an operator needs.
 func TestAccessLog(t *testing.T) {
 	h := newHarness(t)
-	var logs syncBuf
-	h.edge.Log = zerolog.New(&logs)
 	h.get(t, "/obj/3MiB.bin", "Range: bytes=1048576-2097151")
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	h.get(t, "/obj/3MiB.bin", "Range: bytes=1048576-2097151")
 	// A handler logs after its last byte is written, which can be after
 	// the client has read it.
 	var reqs []map[string]any
 	requests := func() []map[string]any {
 		reqs = reqs[:0]
-		for _, l := range logs.lines() {
+		for _, l := range h.logs.Lines(t) {
 			if l["message"] == "request" {
 				reqs = append(reqs, l)
 			}
 		}
 		return reqs
 	}
-	waitFor(t, "two access log lines", func() bool { return len(requests()) >= 2 })
+	origintest.WaitFor(t, "two access log lines", func() bool { return len(requests()) >= 2 })
 	if len(reqs) != 2 {
 		t.Fatalf("%d access log lines for 2 requests: %v", len(reqs), reqs)
 	}
@@ -240,26 +180,15 @@ func (c *countingStore) Purge(key string) error {
 
 // Hits write nothing to the store: eviction's bookkeeping is in memory.
 func TestHitPathWritesNothing(t *testing.T) {
-	_, cfg, st := storeBehind(t)
-	cs := &countingStore{Store: st}
-	srv := &edge.Server{Config: cfg, Store: cs, Log: zerolog.Nop()}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	var cs *countingStore
+	h := newHarnessWith(t, setup{Store: func(st *segstore.Store) edge.Store { cs = &countingStore{Store: st}; return cs }})
 	const path = "/obj/4MiB.bin"
 	get := func(headers ...string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest("GET", ts.URL+path, nil)
-		for _, hv := range headers {
-			k, v, _ := strings.Cut(hv, ": ")
-			req.Header.Set(k, v)
-		}
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := h.open(t, path, headers...)
 		defer resp.Body.Close()
 		start := int64(0)
-		if r := req.Header.Get("Range"); r != "" {
+		if r := resp.Request.Header.Get("Range"); r != "" {
 			fmt.Sscanf(r, "bytes=%d-", &start)
 		}
 		if resp.StatusCode/100 == 2 {
@@ -270,7 +199,7 @@ func TestHitPathWritesNothing(t *testing.T) {
 		return resp
 	}
 	get()
-	waitFor(t, "fills to settle", func() bool { return srv.InFlight() == 0 })
+	h.settle(t)
 	warm := cs.writes.Load()
 	if warm != 5 {
 		t.Errorf("warming a 4-slice object wrote %d records, want 5 (a meta and 4 slices)", warm)
@@ -311,7 +240,7 @@ func TestReloadKeepsOriginPools(t *testing.T) {
 	o.Start()
 	defer o.Close()
 	reload := func(readTimeout string) {
-		cfg, err := config.Parse("reload.yaml", []byte(strings.Replace(fmt.Sprintf(testConfig, o.URL), "read_timeout: 5s", "read_timeout: "+readTimeout, 1)))
+		cfg, err := config.Parse("reload.yaml", []byte(edited("read_timeout: 5s", "read_timeout: "+readTimeout)(o.URL)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +257,7 @@ func TestReloadKeepsOriginPools(t *testing.T) {
 		_, body := h.get(t, p)
 		wantBytes(t, p, body, p, 1, 0)
 	}
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if n, total := counts(); total > 2 || n > 2 {
 		t.Errorf("20 reloads that change nothing: %d connections opened, %d open; want the one pool reused", total, n)
 	}
@@ -337,7 +266,7 @@ func TestReloadKeepsOriginPools(t *testing.T) {
 		p := fmt.Sprintf("/pool/64KiB-changed-%d.bin", i)
 		_, body := h.get(t, p)
 		wantBytes(t, p, body, p, 1, 0)
-		waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+		h.settle(t)
 	}
-	waitFor(t, "old pools to close their idle connections", func() bool { n, _ := counts(); return n <= 2 })
+	origintest.WaitFor(t, "old pools to close their idle connections", func() bool { n, _ := counts(); return n <= 2 })
 }

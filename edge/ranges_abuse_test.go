@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -84,7 +85,7 @@ func TestRangeAbuseCloseRangesMerged(t *testing.T) {
 
 	// The handler counts the slice after its last write, which the client
 	// may have read before.
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 && h.edge.Counters().SliceMisses >= 1 })
+	origintest.WaitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 && h.edge.Counters().SliceMisses >= 1 })
 	if n := h.origin.PathRequests(path); n != 1 {
 		t.Errorf("origin asked %d times, want 1", n)
 	}
@@ -143,7 +144,7 @@ func TestRangeAbuseSpreadRanges(t *testing.T) {
 				t.Fatalf("200 with %d bytes, want %d", len(got.body), size)
 			}
 			wantBytes(t, "200 body", got.body, path, 1, 0)
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			if ob := h.origin.PathBodyBytes(path); ob > size {
 				t.Errorf("origin sent %d bytes for a %d-byte object", ob, size)
 			}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -21,9 +20,8 @@ import (
 func TestWholeBodyClaimsBounded(t *testing.T) {
 	for _, claimed := range []int64{1 << 40, 1 << 42, 1 << 62} {
 		t.Run(strconv.FormatInt(claimed, 10), func(t *testing.T) {
-			h := newHarness(t)
-			h.stop() // a max_object_size that lets the claims be sliced
-			h.start(t, strings.Replace(fmt.Sprintf(testConfig, h.front.URL), "    slice_size: 1MiB\n", "    slice_size: 1MiB\n    max_object_size: 8388607TiB\n", 1))
+			// A max_object_size that lets the claims be sliced.
+			h := newHarnessWith(t, setup{Config: edited("    slice_size: 1MiB\n", "    slice_size: 1MiB\n    max_object_size: 8388607TiB\n")})
 			const path = "/obj/huge-norange.bin" // 1 MiB slices
 			const sent = 6 * MiB                 // what the origin really sends
 			gate := make(chan struct{})          // holds the body at 3 MiB
@@ -78,14 +76,14 @@ func TestWholeBodyClaimsBounded(t *testing.T) {
 				body, err := io.ReadAll(resp.Body)
 				bDone <- fetched{status: resp.StatusCode, body: body, err: err}
 			}()
-			waitFor(t, "B to wait on the body in flight", func() bool { return h.edge.Counters().Collapsed > collapsed })
+			origintest.WaitFor(t, "B to wait on the body in flight", func() bool { return h.edge.Counters().Collapsed > collapsed })
 			close(gate)
 			b := <-bDone
 			if b.status != http.StatusPartialContent || b.err != nil || int64(len(b.body)) != MiB {
 				t.Fatalf("B: status %d, %d bytes, %v; want slice 4 whole", b.status, len(b.body), b.err)
 			}
 			wantBytes(t, "B", b.body, path, 1, 4*MiB)
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			if n := answers.Load(); n != 1 {
 				t.Errorf("%d whole-body answers for A and B, want 1", n)
 			}
@@ -100,7 +98,7 @@ func TestWholeBodyClaimsBounded(t *testing.T) {
 			default:
 				t.Errorf("C, past what the origin sends: status %d, %d bytes, %v", c.status, len(c.body), c.err)
 			}
-			waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+			h.settle(t)
 			grew, base := heap()
 			t.Logf("origin claims %d bytes, sends %d MiB: live heap peaked %d MiB above %d MiB", claimed, sent/MiB, grew>>20, base>>20)
 			heapUnder(t, grew, 48*MiB, "a whole-body answer claiming "+strconv.FormatInt(claimed, 10)+" bytes")
@@ -124,7 +122,7 @@ func TestRangeFillAnsweredWhole(t *testing.T) {
 		t.Fatalf("status %d, %d bytes, %v; want slices 6 and 7", got.status, len(got.body), got.err)
 	}
 	wantBytes(t, "slices 6 and 7 from a whole body", got.body, path, 1, 6*MiB)
-	waitFor(t, "fills to settle", func() bool { return h.inFlight() == 0 })
+	h.settle(t)
 	if st := h.store.Stats(); st.Slices != 3 {
 		t.Errorf("store holds %d slices, want 3 (0, 6 and 7)", st.Slices)
 	}

@@ -62,7 +62,7 @@ func getWhole(t *testing.T, ts *httptest.Server, srv *edge.Server, path string) 
 	if _, ok := origintest.Verify(body, path, 1, 0); !ok || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %d, %d bytes: wrong answer", path, resp.StatusCode, len(body))
 	}
-	waitUntil(t, "fills", func() bool { return srv.InFlight() == 0 })
+	origintest.WaitFor(t, "fills", func() bool { return srv.InFlight() == 0 })
 	return resp.Header.Get("X-Cache")
 }
 
@@ -86,7 +86,7 @@ func adminPurge(t *testing.T, admin *httptest.Server, q url.Values) (int, edge.P
 
 func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 	o, cfg := edgeConfig(t)
-	var storeLog lockedBuf
+	var storeLog origintest.LogBuffer
 	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes,
 		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
 	if err != nil {
@@ -118,11 +118,7 @@ func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 	if resp, body := get(""); resp.StatusCode != 200 || len(body) != 4<<20 {
 		t.Fatalf("warm: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	for deadline := time.Now().Add(10 * time.Second); st.Stats().Slices < 4; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the slices were not stored")
-		}
-	}
+	origintest.WaitFor(t, "the slices to be stored", func() bool { return st.Stats().Slices >= 4 })
 
 	m, err := st.Meta("edge.test" + path)
 	if err != nil {
@@ -157,11 +153,7 @@ func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 		t.Errorf("the corrupt slice was not logged; store log:\n%s", logged)
 	}
 
-	for deadline := time.Now().Add(10 * time.Second); !st.Has(m, slice); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the refetched slice was not stored")
-		}
-	}
+	origintest.WaitFor(t, "the refetched slice to be stored", func() bool { return st.Has(m, slice) })
 	o.ResetCounters()
 	resp, body = get(rng)
 	if resp.StatusCode != 206 || resp.Header.Get("X-Cache") != "HIT" || o.Requests() != 0 {

@@ -3,14 +3,12 @@ package segstore_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,37 +22,12 @@ import (
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
-// lockedBuf is an io.Writer safe for concurrent use: the edge's logger and
-// the store's Logger write into it from many goroutines.
-type lockedBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count returns how many JSON log lines have a message containing s.
-func (b *lockedBuf) count(t *testing.T, s string) int {
+// logged returns how many of the JSON lines in logs have a message
+// containing s.
+func logged(t *testing.T, logs *origintest.LogBuffer, s string) int {
 	t.Helper()
 	n := 0
-	for _, line := range strings.Split(b.String(), "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %v: %q", err, line)
-		}
+	for _, rec := range logs.Lines(t) {
 		if strings.Contains(fmt.Sprint(rec["message"]), s) {
 			n++
 		}
@@ -76,7 +49,7 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 	fs := errorfs.Wrap(vfs.Default, diskFull(&full, func(p string) bool {
 		return strings.HasSuffix(p, ".sst") || strings.HasSuffix(p, ".blob")
 	}))
-	var storeLog lockedBuf
+	var storeLog origintest.LogBuffer
 	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes, FS: fs,
 		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
 	if err != nil {
@@ -105,16 +78,11 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 		// Let the retried flush succeed first, or Close finds flushes
 		// still failing and says writes were lost.
 		m := newMeta("edge.test/diskfull/close-probe", kib, kib)
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if err := st.PutMeta(m); !errors.Is(err, segstore.ErrWriteFailed) {
-				return
-			}
-		}
-		t.Error("writes did not resume 10 s after the disk got room")
+		origintest.WaitFor(t, "writes to resume after the disk got room", func() bool { return !errors.Is(st.PutMeta(m), segstore.ErrWriteFailed) })
 	}()
 
 	var offset atomic.Int64 // nanoseconds the edge's clock is ahead
-	var logs lockedBuf
+	var logs origintest.LogBuffer
 	srv := &edge.Server{Config: cfg, Store: st, Log: zerolog.New(&logs),
 		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }}
 	ts := httptest.NewServer(srv)
@@ -132,14 +100,6 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 	client := ts.Client()
 	client.Timeout = 10 * time.Second
 
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up after 10 s waiting for %s", what)
-			}
-		}
-	}
 	// get asks for path (bytes first-last of it, or all when last < 0) and
 	// checks the answer carries exactly those bytes; it returns X-Cache.
 	get := func(path string, first, last int64) string {
@@ -181,7 +141,7 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 	// Warm an object with the disk fine, and get it onto the disk.
 	const warm = "/diskfull/warm/4MiB.bin"
 	get(warm, 0, -1)
-	waitFor("the warm object's fills", func() bool { return srv.InFlight() == 0 })
+	origintest.WaitFor(t, "the warm object's fills", func() bool { return srv.InFlight() == 0 })
 	if err := st.DB().Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +186,7 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 		t.Errorf("warm object while the disk is full: X-Cache %q, want HIT", x)
 	}
 	get(big, 0, -1)
-	waitFor("fills while the disk is full", func() bool { return srv.InFlight() == 0 })
+	origintest.WaitFor(t, "fills while the disk is full", func() bool { return srv.InFlight() == 0 })
 	errs := srv.Counters().StoreErrors
 	if errs < 5 { // five cold requests, each refused its meta at least
 		t.Errorf("store errors counted while the disk is full: %d, want at least one per cold request", errs)
@@ -240,7 +200,7 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 			t.Errorf("meta of %s stored while the disk is full: %v", p, err)
 		}
 	}
-	if n := logs.count(t, failing); n != 1 {
+	if n := logged(t, &logs, failing); n != 1 {
 		t.Errorf("%q logged %d times for %d store errors within a minute, want once", failing, n, errs)
 	}
 
@@ -249,11 +209,11 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 	offset.Store(int64(61 * time.Second))
 	get(cold, 3*mib, 4*mib-1)
 	get(big, 2*mib, 6*mib)
-	waitFor("fills a minute later", func() bool { return srv.InFlight() == 0 })
+	origintest.WaitFor(t, "fills a minute later", func() bool { return srv.InFlight() == 0 })
 	if c := srv.Counters(); c.StoreErrors <= errs {
 		t.Errorf("store errors a minute later: %d, want more than %d", c.StoreErrors, errs)
 	}
-	if n := logs.count(t, failing); n != 2 {
+	if n := logged(t, &logs, failing); n != 2 {
 		t.Errorf("%q logged %d times after the clock moved 61 s, want twice", failing, n)
 	}
 
@@ -261,14 +221,14 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 	// and the edge caches again.
 	full.Store(false)
 	start := time.Now()
-	waitFor("writes to resume", func() bool { return st.PutMeta(probe) == nil })
+	origintest.WaitFor(t, "writes to resume", func() bool { return st.PutMeta(probe) == nil })
 	t.Logf("writes resumed %v after the disk got room; %d store errors counted by the edge, %d refused writes by the store",
 		time.Since(start).Round(time.Millisecond), srv.Counters().StoreErrors, st.Stats().WriteErrors)
 	errs = srv.Counters().StoreErrors
 	if x := get(big, 3*mib+7, 5*mib+7); x == "HIT" {
 		t.Errorf("first request after the disk got room: X-Cache %q, want a miss (nothing of it stored)", x)
 	}
-	waitFor("fills after the disk got room", func() bool { return srv.InFlight() == 0 })
+	origintest.WaitFor(t, "fills after the disk got room", func() bool { return srv.InFlight() == 0 })
 	if x := get(big, 3*mib+7, 5*mib+7); x != "HIT" {
 		t.Errorf("second request after the disk got room: X-Cache %q, want HIT", x)
 	}
@@ -278,7 +238,7 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 	if c := srv.Counters(); c.StoreErrors != errs {
 		t.Errorf("store errors after writes resumed: %d, want still %d", c.StoreErrors, errs)
 	}
-	if n := logs.count(t, failing); n != 2 {
+	if n := logged(t, &logs, failing); n != 2 {
 		t.Errorf("%q logged %d times in all, want twice", failing, n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
@@ -143,18 +144,15 @@ func TestWriteFailureRecovers(t *testing.T) {
 	}
 
 	full.Store(false)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	room := time.Now()
+	origintest.WaitFor(t, "writes to resume after the disk got room", func() bool {
 		err := s.PutMeta(d)
-		if err == nil {
-			break
+		if err != nil && !errors.Is(err, segstore.ErrWriteFailed) {
+			t.Fatalf("writes after the disk got room: %v", err)
 		}
-		if !errors.Is(err, segstore.ErrWriteFailed) || time.Now().After(deadline) {
-			t.Fatalf("writes did not resume after the disk got room: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Logf("writes resumed %v after the disk got room", time.Since(deadline.Add(-10*time.Second)).Round(time.Millisecond))
+		return err == nil
+	})
+	t.Logf("writes resumed %v after the disk got room", time.Since(room).Round(time.Millisecond))
 	writeAll(t, s, d)
 	if err := s.Purge(c.Key); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -19,18 +18,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
 )
-
-// waitUntil polls cond every 5 ms for up to 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after 10 s waiting for %s", what)
-		}
-	}
-}
 
 // fullDisk makes every sstable and blob write fail with ENOSPC from now on,
 // and waits until the store knows (a flush has failed): from then on the
@@ -43,7 +33,7 @@ func fullDisk(t *testing.T, s *segstore.Store, full *atomic.Bool) {
 		t.Fatal(err)
 	}
 	_, _ = s.DB().AsyncFlush()
-	waitUntil(t, "flushes to fail", func() bool { return errors.Is(s.PutMeta(probe), segstore.ErrWriteFailed) })
+	origintest.WaitFor(t, "flushes to fail", func() bool { return errors.Is(s.PutMeta(probe), segstore.ErrWriteFailed) })
 }
 
 // roomOnDisk lets writes through again and waits until the store writes.
@@ -51,7 +41,7 @@ func roomOnDisk(t *testing.T, s *segstore.Store, full *atomic.Bool) {
 	t.Helper()
 	full.Store(false)
 	probe := newMeta("probe/room", 1, 1)
-	waitUntil(t, "writes to resume", func() bool { return s.PutMeta(probe) == nil })
+	origintest.WaitFor(t, "writes to resume", func() bool { return s.PutMeta(probe) == nil })
 }
 
 // keysOf returns how many keys Pebble holds for m's version: its slices,
@@ -89,7 +79,7 @@ func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 		return strings.HasSuffix(p, ".sst") || strings.HasSuffix(p, ".blob")
 	}))
 	dir := t.TempDir()
-	var storeLog lockedBuf
+	var storeLog origintest.LogBuffer
 	open := func() *segstore.Store {
 		st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: cfg.Store.MaxBytes, FS: fs,
 			Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
@@ -214,7 +204,7 @@ func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 
 	// The retry lands the purges, and spares what was written since.
 	st.HoldPendingPurges(false)
-	waitUntil(t, "the pending purges to land", func() bool { return st.Stats().PendingPurges == 0 })
+	origintest.WaitFor(t, "the pending purges to land", func() bool { return st.Stats().PendingPurges == 0 })
 	check := func(when string) {
 		t.Helper()
 		for _, m := range []*segstore.Meta{ma, mb, mc} {
@@ -291,7 +281,7 @@ func TestPurgeAllHoldsWhileDiskFull(t *testing.T) {
 	}
 	writeAll(t, s, z)
 	s.HoldPendingPurges(false)
-	waitUntil(t, "the pending purge to land", func() bool { return s.Stats().PendingPurges == 0 })
+	origintest.WaitFor(t, "the pending purge to land", func() bool { return s.Stats().PendingPurges == 0 })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
@@ -79,7 +80,7 @@ func TestReopeningServesThroughAndOpens(t *testing.T) {
 			_, cfg := edgeConfig(t)
 			fs := newFaultFS()
 			dir := t.TempDir() + "/store"
-			var logs lockedBuf
+			var logs origintest.LogBuffer
 			logf := func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) }
 			defer func() {
 				if t.Failed() {
@@ -160,13 +161,13 @@ func TestReopeningServesThroughAndOpens(t *testing.T) {
 			if code, res := adminPurge(t, admin, url.Values{"url": {"http://edge.test" + purged}}); code != http.StatusAccepted || !res.Pending {
 				t.Errorf("purge while not open: %d %+v, want 202 pending", code, res)
 			}
-			waitUntil(t, "a warning at every attempt", func() bool { return warnings.Load() >= 3 })
+			origintest.WaitFor(t, "a warning at every attempt", func() bool { return warnings.Load() >= 3 })
 
 			// The fault goes; the store opens within a few retries.
 			fs.full.Store(false)
 			fs.readOnly.Store(false)
 			start := time.Now()
-			waitUntil(t, "the store to open", func() bool { return r.Err() == nil })
+			origintest.WaitFor(t, "the store to open", func() bool { return r.Err() == nil })
 			t.Logf("opened %v after the fault went (retry every %v), after %d warnings", time.Since(start).Round(time.Millisecond), r.Retry, warnings.Load())
 			if !strings.Contains(logs.String(), "is open: caching again (1 purges") {
 				t.Errorf("no log line saying the store opened and applied the purge")

@@ -64,7 +64,7 @@ func (n *node) get(t *testing.T, path, rng string) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	// The fill goes on after the client has its bytes: let it land.
-	waitUntil(t, "fills to settle", func() bool { return n.srv.InFlight() == 0 })
+	origintest.WaitFor(t, "fills to settle", func() bool { return n.srv.InFlight() == 0 })
 }
 
 func TestAdminCommands(t *testing.T) {

@@ -31,7 +31,7 @@ func TestAdminIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs origintest.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -44,8 +44,8 @@ func TestAdminIdleTimeout(t *testing.T) {
 		}
 	})
 	var admin string
-	waitUntil(t, "the edge to listen", func() bool {
-		for _, rec := range withMessage(logRecords(t, logs.String()), "sliceedge serving") {
+	origintest.WaitFor(t, "the edge to listen", func() bool {
+		for _, rec := range withMessage(logs.Lines(t), "sliceedge serving") {
 			admin, _ = rec["admin"].(string)
 		}
 		return admin != ""

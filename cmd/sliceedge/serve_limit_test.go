@@ -23,7 +23,7 @@ func TestServeMaxConnections(t *testing.T) {
 	listen := freeAddr(t)
 	s := startServe(t, fmt.Sprintf("listen: %s\nmax_connections: 2\nstore: {dir: %s, max_bytes: 1GiB}\n"+
 		"origins: {default: {url: %q}}\nrules: [{match: /, origin: default}]\n", listen, t.TempDir(), o.URL()))
-	if r := withMessage(logRecords(t, s.logs.String()), "sliceedge serving"); len(r) != 1 || r[0]["max_connections"] != 2.0 {
+	if r := withMessage(s.logs.Lines(t), "sliceedge serving"); len(r) != 1 || r[0]["max_connections"] != 2.0 {
 		t.Errorf("serving line %v: want max_connections 2", r)
 	}
 

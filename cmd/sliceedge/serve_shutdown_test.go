@@ -20,7 +20,7 @@ import (
 // served is a `sliceedge serve` process.
 type served struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *origintest.LogBuffer
 	exited chan struct{} // closed when the process has exited; then err is set
 	err    error         // from Wait
 }
@@ -34,7 +34,7 @@ func startServe(t *testing.T, yaml string, flags ...string) *served {
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &served{logs: &syncBuffer{}, exited: make(chan struct{})}
+	s := &served{logs: &origintest.LogBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, append([]string{"serve", "--config", cfgFile, "--log-format", "json"}, flags...)...)
 	s.cmd.Stderr = s.logs
 	if err := s.cmd.Start(); err != nil {
@@ -48,7 +48,7 @@ func startServe(t *testing.T, yaml string, flags ...string) *served {
 		s.cmd.Process.Kill()
 		<-s.exited
 	})
-	waitUntil(t, "the edge to listen", func() bool { return strings.Contains(s.logs.String(), "sliceedge serving") })
+	origintest.WaitFor(t, "the edge to listen", func() bool { return strings.Contains(s.logs.String(), "sliceedge serving") })
 	return s
 }
 
@@ -105,7 +105,7 @@ func TestServeShutdownCutsLateAnswers(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		done <- result{resp.ContentLength, body, err}
 	}()
-	waitUntil(t, "the download to start", func() bool { return o.PathBodyBytes(path) > 256<<10 })
+	origintest.WaitFor(t, "the download to start", func() bool { return o.PathBodyBytes(path) > 256<<10 })
 	took := s.stop(t, 20*time.Second)
 	r := <-done
 
@@ -118,7 +118,7 @@ func TestServeShutdownCutsLateAnswers(t *testing.T) {
 	if took > 1*time.Second+cutWait+3*time.Second {
 		t.Errorf("exit took %v after SIGTERM with --shutdown-timeout 1s", took)
 	}
-	recs := logRecords(t, s.logs.String())
+	recs := s.logs.Lines(t)
 	cuts := withMessage(recs, "answer cut short")
 	if len(cuts) != 1 || cuts[0]["reason"] != "shutdown" || cuts[0]["status"] != 200.0 {
 		t.Errorf("cut lines %v: want one, with reason shutdown and status 200\nlogs:\n%s", cuts, s.logs.String())
@@ -126,7 +126,7 @@ func TestServeShutdownCutsLateAnswers(t *testing.T) {
 	if w := withMessage(recs, "are cut now"); len(w) != 1 || w[0]["requests"] != 1.0 {
 		t.Errorf("warnings that responses are cut at the deadline: %v, want one naming 1 request", w)
 	}
-	if last := checkStopped(t, s.logs.String(), 1); last["requests_unfinished"] != 0.0 {
+	if last := checkStopped(t, s.logs, 1); last["requests_unfinished"] != 0.0 {
 		t.Errorf("stopped line %v: want no request unfinished", last)
 	}
 }
@@ -196,7 +196,7 @@ func TestServeOriginTLSStall(t *testing.T) {
 	if took := s.stop(t, 40*time.Second); took > 5*time.Second {
 		t.Errorf("exit took %v after SIGTERM with nothing in flight", took)
 	}
-	if last := checkStopped(t, s.logs.String(), 0); last["requests_unfinished"] != 0.0 || last["fills_in_flight"] != 0.0 {
+	if last := checkStopped(t, s.logs, 0); last["requests_unfinished"] != 0.0 || last["fills_in_flight"] != 0.0 {
 		t.Errorf("stopped line %v: want nothing unfinished or in flight", last)
 	}
 }

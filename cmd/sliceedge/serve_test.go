@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -62,50 +60,6 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// syncBuffer collects a child's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-// logRecords parses a child's JSON log, one record a line.
-func logRecords(t *testing.T, log string) []map[string]any {
-	t.Helper()
-	var recs []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
-		if line == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", line, err)
-		}
-		recs = append(recs, rec)
-	}
-	return recs
-}
-
 // withMessage returns the records whose message contains msg.
 func withMessage(recs []map[string]any, msg string) []map[string]any {
 	var out []map[string]any
@@ -119,9 +73,10 @@ func withMessage(recs []map[string]any, msg string) []map[string]any {
 
 // checkStopped checks that the last record of a log is "stopped", with the
 // answers cut at shutdown as want, and returns it.
-func checkStopped(t *testing.T, log string, wantCut float64) map[string]any {
+func checkStopped(t *testing.T, logs *origintest.LogBuffer, wantCut float64) map[string]any {
 	t.Helper()
-	recs := logRecords(t, log)
+	log := logs.String()
+	recs := logs.Lines(t)
 	if len(recs) == 0 {
 		t.Fatalf("empty log, want a last line \"stopped\"")
 	}
@@ -157,16 +112,16 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		}
 	}
 	writeCfg(tokenA, "1GiB", "")
-	var logs syncBuffer
+	var logs origintest.LogBuffer
 	cmd := exec.Command(bin, "serve", "--config", cfgFile, "--log-format", "json", "--shutdown-timeout", "20s")
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitUntil(t, "the edge to listen", func() bool { return strings.Contains(logs.String(), "sliceedge serving") })
+	origintest.WaitFor(t, "the edge to listen", func() bool { return strings.Contains(logs.String(), "sliceedge serving") })
 
-	recs := logRecords(t, logs.String())
+	recs := logs.Lines(t)
 	if w := withMessage(recs, "config: "+cfgFile+":6: rules[0]: no hosts"); len(w) != 1 || w[0]["level"] != "warn" {
 		t.Errorf("at start: %d warnings naming %s:6 rules[0], want 1\nlogs:\n%s", len(w), cfgFile, logs.String())
 	}
@@ -207,7 +162,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, "the refusal", func() bool { return strings.Contains(logs.String(), "configuration not reloaded") })
+	origintest.WaitFor(t, "the refusal", func() bool { return strings.Contains(logs.String(), "configuration not reloaded") })
 	if code, _ := get("/a/2MiB.bin"); code != 200 {
 		t.Fatalf("after a refused reload: status %d", code)
 	}
@@ -216,14 +171,14 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	// admin token, which revokes the old one at once and needs no restart.
 	writeCfg(tokenB, "1GiB", "  - {match: /big/, origin: default, slice_size: 4MiB}\n")
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, "the reload", func() bool { return strings.Count(logs.String(), "configuration reloaded") == 1 })
+	origintest.WaitFor(t, "the reload", func() bool { return strings.Count(logs.String(), "configuration reloaded") == 1 })
 	if code := adminGet(tokenA); code != 401 {
 		t.Errorf("admin API with the token rotated away: %d, want 401", code)
 	}
 	if code := adminGet(tokenB); code != 200 {
 		t.Errorf("admin API with the new token: %d, want 200", code)
 	}
-	recs = logRecords(t, logs.String())
+	recs = logs.Lines(t)
 	if r := withMessage(recs, "admin.token rotated"); len(r) != 1 {
 		t.Errorf("%d lines say the admin token was rotated, want 1\nlogs:\n%s", len(r), logs.String())
 	}
@@ -245,8 +200,8 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	// A new store budget needs a restart, and the warning names it alone.
 	writeCfg(tokenB, "2GiB", "  - {match: /big/, origin: default, slice_size: 4MiB}\n")
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, "the second reload", func() bool { return strings.Count(logs.String(), "configuration reloaded") == 2 })
-	recs = logRecords(t, logs.String())
+	origintest.WaitFor(t, "the second reload", func() bool { return strings.Count(logs.String(), "configuration reloaded") == 2 })
+	recs = logs.Lines(t)
 	r := withMessage(recs, "next restart")
 	if len(r) != 1 || fmt.Sprint(r[0]["keys"]) != "[store.max_bytes]" || !strings.Contains(r[0]["message"].(string), "changes to store.max_bytes take effect") {
 		t.Errorf("after changing store.max_bytes: %v, want one warning naming store.max_bytes alone", r)
@@ -275,7 +230,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		}
 		done <- result{len(body), err}
 	}()
-	waitUntil(t, "the slow response to start", func() bool { return o.PathBodyBytes("/slow/6MiB.bin") > 1<<20 })
+	origintest.WaitFor(t, "the slow response to start", func() bool { return o.PathBodyBytes("/slow/6MiB.bin") > 1<<20 })
 	cmd.Process.Signal(syscall.SIGTERM)
 	r2 := <-done
 	if r2.err != nil || r2.n != 6<<20 {
@@ -287,7 +242,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 	if !strings.Contains(logs.String(), "shutting down") {
 		t.Errorf("no shutdown message in the log")
 	}
-	checkStopped(t, logs.String(), 0)
+	checkStopped(t, &logs, 0)
 }
 
 // A reload applies --listen and --store-dir again, so an unchanged file

@@ -76,14 +76,14 @@ func (f *soakFailures) String() string {
 // soakChild is one run of `sliceedge serve`.
 type soakChild struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *origintest.LogBuffer
 	exited chan struct{} // closed when the process has been waited for
 	err    error         // Wait's error, once exited is closed
 }
 
 func startSoakChild(t *testing.T, bin, cfgFile string) *soakChild {
 	t.Helper()
-	c := &soakChild{logs: &syncBuffer{}, exited: make(chan struct{})}
+	c := &soakChild{logs: &origintest.LogBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(bin, "serve", "--config", cfgFile, "--log-format", "json", "--log-level", "info")
 	c.cmd.Stderr = c.logs
 	if err := c.cmd.Start(); err != nil {
@@ -94,16 +94,17 @@ func startSoakChild(t *testing.T, bin, cfgFile string) *soakChild {
 		close(c.exited)
 	}()
 	t.Cleanup(c.kill)
-	deadline := time.After(20 * time.Second)
-	for !strings.Contains(c.logs.String(), "sliceedge serving") {
+	origintest.WaitFor(t, "sliceedge serve to start", func() bool {
+		if strings.Contains(c.logs.String(), "sliceedge serving") {
+			return true
+		}
 		select {
 		case <-c.exited:
 			t.Fatalf("sliceedge serve exited before serving (%v): the store did not reopen cleanly?\nstderr:\n%s", c.err, c.logs.String())
-		case <-deadline:
-			t.Fatalf("sliceedge serve did not start within 20s\nstderr:\n%s", c.logs.String())
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
-	}
+		return false
+	})
 	return c
 }
 

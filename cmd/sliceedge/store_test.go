@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,7 @@ import (
 // dir, budget maxBytes) until the test ends. It returns the address the
 // edge listens on (empty if serve returned before listening), serve's log,
 // and a function that waits for serve to return and returns its result.
-func serveInProcess(t *testing.T, o *origintest.Server, dir, maxBytes string) (string, *syncBuffer, func() error) {
+func serveInProcess(t *testing.T, o *origintest.Server, dir, maxBytes string) (string, *origintest.LogBuffer, func() error) {
 	t.Helper()
 	cfg, err := config.Parse("store.yaml", []byte(fmt.Sprintf(
 		"listen: 127.0.0.1:0\nstore: {dir: %q, max_bytes: %s}\norigins: {default: {url: %q}}\nrules:\n  - {match: /, origin: default, slice_size: 1MiB}\n",
@@ -33,7 +32,7 @@ func serveInProcess(t *testing.T, o *origintest.Server, dir, maxBytes string) (s
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &origintest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	var result error
 	finished := make(chan struct{})
@@ -53,21 +52,22 @@ func serveInProcess(t *testing.T, o *origintest.Server, dir, maxBytes string) (s
 		cancel()
 		_ = wait()
 	})
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		for _, line := range strings.Split(logs.String(), "\n") {
-			var rec struct{ Message, Listen string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Message == "sliceedge serving" {
-				return rec.Listen, logs, wait
+	var listen string
+	origintest.WaitFor(t, "serve to listen or return", func() bool {
+		for _, rec := range logs.Lines(t) {
+			if rec["message"] == "sliceedge serving" {
+				listen, _ = rec["listen"].(string)
+				return true
 			}
 		}
 		select {
 		case <-finished:
-			return "", logs, wait
+			return true
 		default:
+			return false
 		}
-	}
-	t.Fatalf("serve neither listened nor returned in 20 s; log:\n%s", logs.String())
-	return "", nil, nil
+	})
+	return listen, logs, wait
 }
 
 // `sliceedge serve` on a store directory it cannot create (as root, under

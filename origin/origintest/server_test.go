@@ -669,9 +669,7 @@ func TestClose(t *testing.T) {
 		}
 		errc <- err
 	}()
-	for s.Requests() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	WaitFor(t, "the request to reach the origin", func() bool { return s.Requests() > 0 })
 	start := time.Now()
 	s.Close()
 	s.Close()
