@@ -47,10 +47,10 @@ func (o cacheOutcome) String() string {
 // cacheStatus is this edge's member of a Cache-Status header (RFC 9211
 // §2), parameter by parameter.
 type cacheStatus struct {
-	hit       bool   // §2.1: answered from the store without going forward
-	fwd       string // §2.2: why the request went forward (uri-miss, stale, partial, miss, method, bypass)
-	fwdStatus int    // §2.3: the status the origin answered; 0 when not sent
-	stored    bool   // §2.5: what came back is kept
+	hit       bool          // §2.1: answered from the store without going forward
+	fwd       string        // §2.2: why the request went forward (uri-miss, stale, partial, miss, method, bypass)
+	fwdStatus int           // §2.3: the status the origin answered; 0 when not sent
+	stored    bool          // §2.5: what came back is kept
 	ttl       time.Duration // §2.7, when hasTTL
 	hasTTL    bool
 	detail    string // §2.8 as a token
