@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sliceedge/sliceedge/internal/invariants"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 	"github.com/sliceedge/sliceedge/slicer"
@@ -40,12 +41,17 @@ func (s *Server) copyRange(q *request, m *segstore.Meta, rg slicer.Range) error 
 	first, last := slicer.SliceSpan(rg, m.SliceSize)
 	c := &rangeCopy{s: s, q: q, m: m, rg: rg, last: last, claimedTo: first - 1}
 	defer c.dropAhead()
+	sentBefore := q.sent
 	for i := first; i <= last; i++ {
 		sr := slicer.SliceRange(i, m.SliceSize, m.Size)
 		a, b := max(rg.Start, sr.Start)-sr.Start, min(rg.End, sr.End)-sr.Start
 		if err := c.slice(i, a, b); err != nil {
 			return err
 		}
+	}
+	if invariants.Enabled {
+		invariants.Check(q.sent-sentBefore == rg.Len(), "edge: range %d-%d of %q sent %d bytes, not %d",
+			rg.Start, rg.End-1, m.Key, q.sent-sentBefore, rg.Len())
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/sliceedge/sliceedge/internal/invariants"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 	"github.com/sliceedge/sliceedge/slicer"
@@ -75,6 +76,9 @@ func (c *rangeCopy) sendStored(i, a, b int64) (n int64, err error) {
 		if err != nil {
 			return n, err
 		}
+		if invariants.Enabled {
+			checkStoredRead(m, i, off, end, data)
+		}
 		if err := c.q.write(s, data); err != nil {
 			return n, err
 		}
@@ -129,6 +133,9 @@ func (s *Server) newRead(m *segstore.Meta, i, a, b int64) *storedRead {
 
 // sendRead writes r's bytes to the client and lets go of r.
 func (s *Server) sendRead(q *request, r *storedRead) (int64, error) {
+	if invariants.Enabled {
+		checkStoredRead(r.m, r.i, r.a, r.b, r.data)
+	}
 	err := q.write(s, r.data)
 	s.dropRead(r)
 	if err != nil {
@@ -194,6 +201,15 @@ func (s *Server) sendFill(q *request, f *origin.Fill, a, b int64) (int64, error)
 		}
 	}
 	return sent, nil
+}
+
+// checkStoredRead panics unless a store read of bytes [a, b) of slice i
+// of m returned exactly that many bytes, inside the slice: the count sent
+// is taken from the range, not from the data, so a short read would shift
+// every later byte of the answer.
+func checkStoredRead(m *segstore.Meta, i, a, b int64, data []byte) {
+	invariants.Check(int64(len(data)) == b-a && 0 <= a && a <= b && b <= m.SliceLen(i),
+		"edge: read of bytes [%d, %d) of slice %d (%d bytes) of %q returned %d bytes", a, b, i, m.SliceLen(i), m.Key, len(data))
 }
 
 // getBuf returns a buffer from pool with at least n bytes of capacity.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/internal/invariants"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 )
@@ -130,6 +131,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) recoverAbort(q *request, v any) {
 	if v != http.ErrAbortHandler {
 		s.Log.Error().Interface("panic", v).Str("path", q.r.URL.Path).Msg("edge: handler panic")
+		if invariants.Enabled {
+			panic(v) // a violated invariant must not pass for a cut answer
+		}
 	}
 	if q.statusSent && q.cut == "" {
 		// A pass-through cut by ReverseProxy.
