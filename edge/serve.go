@@ -56,6 +56,9 @@ func (s *Server) serveCached(q *request) {
 		if err == nil || !s.retry(q, v, err, attempt) {
 			return
 		}
+		// Nothing was sent: the next attempt's version sets its own
+		// headers, with none of this one's left among them.
+		resetHeader(q.w.Header())
 		if errors.Is(err, origin.ErrVersionChanged) {
 			force = v.meta.Version
 		}
