@@ -57,7 +57,8 @@ type Config struct {
 	// ObjectSize is the size of the objects of hot, mixed, collapse and
 	// flap.
 	ObjectSize int64
-	// BigObjectSize is the size of the objects of seek and sequential.
+	// BigObjectSize is the size of the objects of seek, sequential and
+	// coldfill.
 	BigObjectSize int64
 	// Seed makes the request streams reproducible (object paths are fresh
 	// on every run regardless).
@@ -70,7 +71,7 @@ type Config struct {
 // AllWorkloads returns the names of the workloads in the order Run runs
 // them by default.
 func AllWorkloads() []string {
-	return []string{"hot", "seek", "mixed", "collapse", "sequential", "flap", "stream"}
+	return []string{"hot", "seek", "mixed", "collapse", "sequential", "flap", "stream", "coldfill"}
 }
 
 // Result is what one workload measured. Latency is from sending the

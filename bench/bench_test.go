@@ -192,6 +192,23 @@ func TestSequential(t *testing.T) {
 	}
 }
 
+// coldfill fetches one fresh object whole, once: every byte from the
+// origin exactly once, and the fill time is the one request's.
+func TestColdFill(t *testing.T) {
+	cfg := tiny("coldfill")
+	res := run(t, cfg).Results[0]
+	checkInvariants(t, res)
+	if res.Requests != 1 || res.DeliveredBytes != cfg.BigObjectSize {
+		t.Errorf("%d requests, %d bytes delivered; want one whole object of %d", res.Requests, res.DeliveredBytes, cfg.BigObjectSize)
+	}
+	if res.OriginBytes != cfg.BigObjectSize || res.Extra["origin_bytes_per_object_byte"] != 1 {
+		t.Errorf("origin sent %d bytes (%.3f per object byte) for a cold object of %d; want it once", res.OriginBytes, res.Extra["origin_bytes_per_object_byte"], cfg.BigObjectSize)
+	}
+	if fill := res.Extra["fill_seconds"]; fill <= 0 || (time.Duration(fill*float64(time.Second))-res.P50).Abs() > time.Microsecond {
+		t.Errorf("fill_seconds %v, want the one request's latency %v", fill, res.P50)
+	}
+}
+
 func TestFlap(t *testing.T) {
 	cfg := tiny("flap")
 	cfg.ObjectSize = 256 << 10 // many requests, so many versions, even under -race

@@ -53,6 +53,9 @@
 //     its own order. With a thousand connections, watch the target's
 //     memory (scripts/memory.sh does); origin bytes per object byte should
 //     be 1.00, each object fetched once however many stream it.
+//   - coldfill: one fresh BigObjectSize object downloaded whole, once, over
+//     one connection: the time a cold fill through the cache takes, request
+//     to last byte (fill_seconds), and origin bytes per object byte (1.00).
 //
 // # Figures
 //

@@ -83,6 +83,8 @@ func (r *runner) workload(ctx context.Context, name string) (Result, error) {
 		return r.flap(ctx)
 	case "stream":
 		return r.stream(ctx)
+	case "coldfill":
+		return r.coldfill(ctx)
 	}
 	return Result{}, fmt.Errorf("unknown workload %q", name)
 }
@@ -490,6 +492,27 @@ func (r *runner) sequential(ctx context.Context) (Result, error) {
 	if s := warm.t.elapsed.Seconds(); s > 0 {
 		res.Extra["warm_mb_per_second"] = float64(warm.t.object) / 1e6 / s
 	}
+	return res, nil
+}
+
+// coldfill downloads one fresh BigObjectSize object whole, once, over one
+// connection: the cold fill of a large object through the cache, timed
+// from the request to the last byte, and what the origin sent for it.
+func (r *runner) coldfill(ctx context.Context) (Result, error) {
+	size := r.cfg.BigObjectSize
+	path := r.path("coldfill", size, "0")
+	ph := phase{name: "coldfill", conns: 1, maxRequests: 1, hard: warmBound(size), bytes: size,
+		next: func(int, int64) (request, error) { return request{path: path, size: size}, nil }}
+	t, origin, err := r.originDelta(ctx, ph)
+	if err != nil {
+		return Result{}, err
+	}
+	res := t.result("coldfill", false)
+	res.OriginRequests, res.OriginBytes = origin.Requests, origin.BodyBytes
+	if t.clean == 1 {
+		res.Extra["fill_seconds"] = t.latencies[0].Seconds()
+	}
+	res.Extra["origin_bytes_per_object_byte"] = float64(origin.BodyBytes) / float64(size)
 	return res, nil
 }
 

@@ -61,7 +61,8 @@ const MinStoreBytes = MaxSliceSize
 // DefaultMemoryCache is store.memory_cache when the file does not set it,
 // and MinMemoryCache the smallest accepted.
 const (
-	DefaultMemoryCache = 256 << 20
+	DefaultMemoryCache = 64 << 20
+	DefaultScrubRate   = 8 << 20
 	MinMemoryCache     = 16 << 20
 )
 
@@ -99,11 +100,15 @@ type Admin struct {
 type Store struct {
 	Dir      string // Pebble directory, relative to the working directory unless absolute
 	MaxBytes int64  // byte budget for stored slices, at least MinStoreBytes
-	// MemoryCache is the RAM that keeps the hottest slices and buffers
-	// fills before they are written (Pebble's block cache, in which its
-	// memtables are accounted), at least MinMemoryCache;
-	// DefaultMemoryCache when not set.
+	// MemoryCache is the RAM of the store's index (Pebble's block cache,
+	// in which its memtables are accounted), at least MinMemoryCache;
+	// DefaultMemoryCache when not set. Slice bytes are cached by the
+	// kernel's page cache, not in it.
 	MemoryCache int64
+	// ScrubRate is how many bytes per second of stored slices the
+	// scrubber reads back and verifies; 0 turns it off.
+	// DefaultScrubRate when not set.
+	ScrubRate int64
 }
 
 // Origin is an upstream server that rules fetch from.

@@ -191,7 +191,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad-unknown-field.yaml", []string{
 			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: name, listen, admin, store, origins, rules, trusted_proxies, max_connections)`,
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
-			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache)`,
+			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache, scrub_rate)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host, max_header_bytes)`,
 			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance)`,
 		}},
@@ -338,7 +338,7 @@ func TestErrorValues(t *testing.T) {
 	if !errors.As(joined.Unwrap()[1], &e) {
 		t.Fatalf("%T is not *Error", joined.Unwrap()[1])
 	}
-	want := Error{File: "e.yaml", Line: 5, Field: "store", Message: `unknown field "color" (known fields: dir, max_bytes, memory_cache)`}
+	want := Error{File: "e.yaml", Line: 5, Field: "store", Message: `unknown field "color" (known fields: dir, max_bytes, memory_cache, scrub_rate)`}
 	if *e != want {
 		t.Errorf("got %+v, want %+v", *e, want)
 	}
@@ -349,7 +349,7 @@ func TestDefault(t *testing.T) {
 	if c.Source != DefaultSource || c.Listen != "127.0.0.1:8080" || c.Admin != (Admin{}) {
 		t.Errorf("Default() = source %q listen %q admin %+v", c.Source, c.Listen, c.Admin)
 	}
-	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30, MemoryCache: DefaultMemoryCache}) {
+	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30, MemoryCache: DefaultMemoryCache, ScrubRate: DefaultScrubRate}) {
 		t.Errorf("Default().Store = %+v", c.Store)
 	}
 	o := c.Origins["default"]
@@ -380,7 +380,7 @@ func TestSample(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Errorf("the sample draws warnings: %v", c.Warnings)
 	}
-	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30, MemoryCache: 512 << 20}) {
+	if c.Store != (Store{Dir: "./sliceedge-data", MaxBytes: 10 << 30, MemoryCache: 128 << 20, ScrubRate: 16 << 20}) {
 		t.Errorf("store %+v", c.Store)
 	}
 	o := c.Origins["default"]

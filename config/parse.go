@@ -391,8 +391,8 @@ func (d *decoder) admin(e entry, listen string) Admin {
 }
 
 func (d *decoder) store(e entry) Store {
-	s := Store{MemoryCache: DefaultMemoryCache}
-	fs, ok := d.mapping(e.val, e.line(), "store", "dir", "max_bytes", "memory_cache")
+	s := Store{MemoryCache: DefaultMemoryCache, ScrubRate: DefaultScrubRate}
+	fs, ok := d.mapping(e.val, e.line(), "store", "dir", "max_bytes", "memory_cache", "scrub_rate")
 	if !ok {
 		return s
 	}
@@ -423,6 +423,11 @@ func (d *decoder) store(e entry) Store {
 				d.errorf(me.val.Line, "store.memory_cache", "%s is too small (want at least 16MiB, e.g. 1GiB)", me.val.Value)
 			}
 			s.MemoryCache = n
+		}
+	}
+	if se, ok := fs.get("scrub_rate"); ok {
+		if n, ok := d.size(se, "store.scrub_rate"); ok {
+			s.ScrubRate = n
 		}
 	}
 	return s

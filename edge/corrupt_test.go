@@ -60,17 +60,10 @@ func flipOnDisk(t *testing.T, dir string, needle []byte) (string, int64) {
 }
 
 // A slice whose bytes were damaged on disk while the edge was down is never
-// served: the damage is caught on read, the slice is fetched from the origin
+// served: the store verifies a slice's file before its first send after a
+// start, the damage is caught there, the slice is fetched from the origin
 // again and stored, and the next request for it is a hit.
-//
-// Pebble's own block checksum catches the flip first, and before it reports
-// it, it searches the 1 MiB block for a single flipped bit
-// (bitflip.CheckSliceForBitFlip): about 15 s of CPU, once, since the refetch
-// replaces the slice. Too slow for the race detector's -short run.
 func TestCorruptSliceRefetched(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Pebble's bit-flip search over a corrupt 1 MiB block takes ~15 s of CPU; runs in the full suite")
-	}
 	h := newHarness(t)
 	const path = "/corrupt/4MiB.bin" // 1 MiB slices (rule "/")
 	const slice = 2

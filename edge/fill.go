@@ -211,7 +211,7 @@ func (s *Server) feedWhole(m *segstore.Meta, resp *origin.Response, body io.Read
 		return errFeedRefused
 	}
 	has := func(i int64) bool { return s.Store.Has(m, i) }
-	return s.fills.FeedWhole(body, wf, m.SliceCount(), m.SliceLen, has, func(f *origin.Fill) { s.storeFill(m, f) })
+	return s.fills.FeedWhole(body, wf, m.SliceCount(), m.SliceLen, has, s.sink(m), func(f *origin.Fill) { s.storeFill(m, f) })
 }
 
 // feedRun feeds a body holding slices first.. to their fills.
@@ -237,7 +237,7 @@ func (s *Server) feedRun(ctx context.Context, m *segstore.Meta, resp *origin.Res
 	}
 	// An answer checked only at its end is held until then, so that
 	// nothing of a lie is stored.
-	return s.fills.Feed(src, first, fills, m.SliceLen, resp.CheckedAtEnd, func(f *origin.Fill) { s.storeFill(m, f) })
+	return s.fills.Feed(src, first, fills, m.SliceLen, resp.CheckedAtEnd, s.sink(m), func(f *origin.Fill) { s.storeFill(m, f) })
 }
 
 // wholeOf returns the whole-body feed fills belong to, or nil.
@@ -250,28 +250,80 @@ func wholeOf(fills []*origin.Fill) *origin.WholeFeed {
 	return nil
 }
 
-// maxPendingWrites bounds the bytes of completed slices waiting for the
-// store, server-wide: the feed reads on while the store absorbs a short
-// stall, and blocks (slowing the origin read) only when this much is
-// queued. Each write also holds a batch copy, so the memory is twice this.
-const maxPendingWrites = 16 << 20
+// sliceCreator is a store that takes a slice's bytes as they arrive
+// (segstore's); a store without it gets each slice whole when complete.
+type sliceCreator interface {
+	CreateSlice(m *segstore.Meta, i int64) (*segstore.SliceWriter, error)
+}
 
-// storeFill writes a completed slice to the store without holding up the
-// feed, and releases the fill when done.
-func (s *Server) storeFill(m *segstore.Meta, f *origin.Fill) {
-	s.lazy()
-	n := min(f.Len, maxPendingWrites)
-	if err := s.writes.Acquire(context.Background(), n); err != nil {
-		s.fills.Release(f)
-		return
+// sink returns where the fills of m write their bytes as they arrive: a
+// new slice in the store, so that a completed slice costs only a rename
+// and a small index write, and no write of a whole slice holds up the
+// feed. A slice the store will not take (full, failing, purged) gets no
+// sink and is not stored.
+func (s *Server) sink(m *segstore.Meta) origin.Sink {
+	sc, ok := s.Store.(sliceCreator)
+	if !ok {
+		return nil
 	}
-	go func() {
-		defer s.writes.Release(n)
-		defer s.fills.Release(f)
-		if err := s.Store.WriteSlice(m, f.Index, f.Bytes()); err != nil && !errors.Is(err, segstore.ErrStale) {
-			s.storeError(err, "write slice")
+	return func(f *origin.Fill) io.WriteCloser {
+		w, err := sc.CreateSlice(m, f.Index)
+		if err != nil {
+			if !errors.Is(err, segstore.ErrStale) {
+				s.storeError(err, "write slice")
+			}
+			return refused{}
 		}
-	}()
+		return storeSink{w, s}
+	}
+}
+
+// storeSink is the sink of a slice the store is writing; a failed write
+// is said, then the fill drops the sink.
+type storeSink struct {
+	*segstore.SliceWriter
+	s *Server
+}
+
+func (w storeSink) Write(p []byte) (int, error) {
+	n, err := w.SliceWriter.Write(p)
+	if err != nil {
+		w.s.storeError(err, "write slice")
+	}
+	return n, err
+}
+
+// refused is the sink of a slice the store refused: it takes nothing, so
+// the fill ends with no sink and storeFill stores nothing.
+type refused struct{}
+
+func (refused) Write([]byte) (int, error) { return 0, errRefused }
+func (refused) Close() error              { return nil }
+
+var errRefused = errors.New("edge: the store refused the slice")
+
+// storeFill stores a completed slice and releases the fill: it commits the
+// slice its bytes were written to as they arrived (see sink), or, for a
+// store that takes whole slices only, writes it whole. Either way it runs
+// on the feed's goroutine and nothing queues: a store that cannot keep up
+// slows the origin read rather than growing memory. Readers of the fill
+// read its bytes from memory until it is released, and from the store
+// after.
+func (s *Server) storeFill(m *segstore.Meta, f *origin.Fill) {
+	defer s.fills.Release(f)
+	var err error
+	switch w := f.Sink().(type) {
+	case storeSink:
+		err = w.Commit()
+	case nil:
+		if _, ok := s.Store.(sliceCreator); ok {
+			return // refused, or a write failed: already said
+		}
+		err = s.Store.WriteSlice(m, f.Index, f.Bytes())
+	}
+	if err != nil && !errors.Is(err, segstore.ErrStale) {
+		s.storeError(err, "write slice")
+	}
 }
 
 // countingReader adds the bytes read through it to c.

@@ -6,58 +6,60 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
 )
 
-// When the server's slice-sized read buffers are all taken, stored ranges
-// go out in pieces, one store read each: byte for byte the same answers,
-// still from the store.
-func TestStoredRangesInPieces(t *testing.T) {
+// Stored ranges go out of the slice files from any offset, across chunk
+// and slice boundaries, after the store reopened (so every file is
+// verified before its first send): byte for byte right, all hits.
+func TestStoredRangesFromFiles(t *testing.T) {
 	h := newHarness(t)
-	const path = "/obj/5MiB-pieces.bin" // 1 MiB slices
+	const path = "/obj/5MiB-files.bin" // 1 MiB slices
+	const chunk = 64 * KiB             // the store's checksum chunk
 	size := int64(5 * MiB)
 	if resp, body := h.get(t, path); resp.StatusCode != 200 || int64(len(body)) != size {
 		t.Fatalf("warm-up: %d, %d bytes", resp.StatusCode, len(body))
 	}
 	h.settle(t)
-	release := h.edge.HoldReadMemory()
-	defer release()
+	h.restart(t, setup{})
 	before := h.origin.BodyBytes()
 	for _, rg := range [][2]int64{
-		{0, size - 1},                        // whole, as a range
-		{1, 1},                               // one byte
-		{edge.PieceSize - 1, edge.PieceSize}, // across a piece boundary
-		{3*MiB - 100, 3*MiB + 2*edge.PieceSize + 7}, // across a slice boundary, unaligned
-		{size - edge.PieceSize - 3, size - 1},       // the tail
+		{0, size - 1},                      // whole, as a range
+		{1, 1},                             // one byte
+		{chunk - 1, chunk},                 // across a chunk boundary
+		{3*MiB - 100, 3*MiB + 2*chunk + 7}, // across a slice boundary, unaligned
+		{size - chunk - 3, size - 1},       // the tail
 	} {
 		resp, body := h.get(t, path, fmt.Sprintf("Range: bytes=%d-%d", rg[0], rg[1]))
 		if resp.StatusCode != http.StatusPartialContent || int64(len(body)) != rg[1]-rg[0]+1 {
 			t.Fatalf("bytes=%d-%d: status %d, %d bytes", rg[0], rg[1], resp.StatusCode, len(body))
 		}
-		wantBytes(t, fmt.Sprintf("bytes=%d-%d in pieces", rg[0], rg[1]), body, path, 1, rg[0])
+		wantBytes(t, fmt.Sprintf("bytes=%d-%d", rg[0], rg[1]), body, path, 1, rg[0])
 		if xc := resp.Header.Get("X-Cache"); xc != "HIT" {
 			t.Errorf("bytes=%d-%d: X-Cache %q, want HIT", rg[0], rg[1], xc)
 		}
 	}
 	resp, body := h.get(t, path)
 	if resp.StatusCode != 200 || int64(len(body)) != size {
-		t.Fatalf("whole object in pieces: %d, %d bytes", resp.StatusCode, len(body))
+		t.Fatalf("whole object: %d, %d bytes", resp.StatusCode, len(body))
 	}
-	wantBytes(t, "whole object in pieces", body, path, 1, 0)
+	wantBytes(t, "whole object", body, path, 1, 0)
 	if got := h.origin.BodyBytes() - before; got != 0 {
-		t.Errorf("answers in pieces cost the origin %d bytes, want 0", got)
+		t.Errorf("answers from the files cost the origin %d bytes, want 0", got)
 	}
 }
 
-// Many clients that stop reading a stored object hold a piece each, not a
-// slice each: the server's live heap grows by the read budget and a small
-// amount per connection, not by connections x slice size.
+// Many clients that stop reading a stored object cost no slice-sized
+// buffer each: stored slices go out of their files (sendfile), so the
+// server's live heap grows by a small amount per connection, not by
+// connections x slice size.
 func TestStalledReadersHeapBounded(t *testing.T) {
 	h := newHarness(t)
 	const path = "/big/16MiB-stalled.bin" // 4 MiB slices
@@ -101,9 +103,10 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	grew, base := heap()
 	t.Logf("%d stalled readers of a stored object with 4 MiB slices: live heap peaked %d MiB above the %d MiB before", conns, grew>>20, base>>20)
-	// Bound: the read budget, plus a piece and net/http's buffers (8 KiB)
-	// per connection and our client's own 64 KiB readers, with slack.
-	limit := int64(edge.ReadBudget) + int64(conns)*(edge.PieceSize+8<<10+64<<10) + 16*MiB
+	// Bound: per connection net/http's buffers (8 KiB), the 32 KiB copy
+	// buffer its ReadFrom holds, and our client's own 64 KiB readers, with
+	// slack.
+	limit := int64(conns)*(32<<10+8<<10+64<<10) + 16*MiB
 	heapUnder(t, grew, limit, fmt.Sprintf("%d stalled readers (a slice each would take %d MiB)", conns, int64(conns)*4))
 
 	// They all read on: every byte right.
@@ -129,17 +132,17 @@ func TestStalledReadersHeapBounded(t *testing.T) {
 	}
 }
 
-// A stored object streams with the next slice read ahead; clients that
-// leave mid-stream give back every read buffer, and every byte sent is
-// right.
-func TestReadAheadGivesBackBuffers(t *testing.T) {
+// Clients that leave in the middle of a stored object's stream leave no
+// slice file open, and every byte sent is right.
+func TestLeavingClientsCloseFiles(t *testing.T) {
 	h := newHarness(t)
-	const path = "/obj/16MiB-ahead.bin" // 1 MiB slices
+	const path = "/obj/16MiB-leave.bin" // 1 MiB slices
 	const size = 16 * MiB
 	if resp, body := h.get(t, path); resp.StatusCode != 200 || int64(len(body)) != size {
 		t.Fatalf("warm-up: %d, %d bytes", resp.StatusCode, len(body))
 	}
 	h.settle(t)
+	before := openSliceFiles(t)
 	for k := range int64(8) {
 		resp := h.open(t, path, fmt.Sprintf("Range: bytes=%d-", k*100*KiB))
 		buf := make([]byte, (k+1)*MiB/2)
@@ -149,13 +152,30 @@ func TestReadAheadGivesBackBuffers(t *testing.T) {
 		wantBytes(t, fmt.Sprintf("client %d before leaving", k), buf, path, 1, k*100*KiB)
 		resp.Body.Close() // leaves mid-stream
 	}
-	origintest.WaitFor(t, "read buffers given back", func() bool { return h.edge.ReadMemoryInUse() == 0 })
+	origintest.WaitFor(t, "slice files closed", func() bool { return openSliceFiles(t) == before })
 	resp, body := h.get(t, path, "Range: bytes=1000-")
 	if resp.StatusCode != http.StatusPartialContent || int64(len(body)) != size-1000 {
 		t.Fatalf("after: status %d, %d bytes", resp.StatusCode, len(body))
 	}
 	wantBytes(t, "after", body, path, 1, 1000)
-	if h.edge.ReadMemoryInUse() != 0 {
-		t.Errorf("read budget in use after a complete answer: %d", h.edge.ReadMemoryInUse())
+	if n := openSliceFiles(t); n != before {
+		t.Errorf("%d slice files open after a complete answer, %d before", n, before)
 	}
+}
+
+// openSliceFiles counts this process's open files under a store's slices
+// directory.
+func openSliceFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("list open files: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.Contains(target, "/slices/") {
+			n++
+		}
+	}
+	return n
 }

@@ -3,7 +3,9 @@ package edge_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -104,29 +106,30 @@ func (s *memStore) CountStored(m *segstore.Meta, first, last int64) int64 {
 	return n
 }
 
-// ReadSliceRange copies bytes [off, off+n) of slice i of m's version into
-// dst: segstore.ErrOutOfRange for bytes outside the slice (or none),
-// segstore.ErrNotFound when the slice is not stored.
-func (s *memStore) ReadSliceRange(m *segstore.Meta, i, off, n int64, dst []byte) ([]byte, error) {
-	sliceLen := m.SliceLen(i)
-	if sliceLen == 0 {
-		return nil, fmt.Errorf("memstore: read slice %d of %q: %w", i, m.Key, segstore.ErrNotFound)
-	}
-	if off < 0 || n < 1 || off > sliceLen-n {
-		return nil, fmt.Errorf("memstore: read slice %d of %q: %d bytes at %d of %d: %w", i, m.Key, n, off, sliceLen, segstore.ErrOutOfRange)
-	}
+// OpenSlice returns slice i of m's version as a file of its own, as
+// segstore's is: an unlinked temporary file holding a copy of its bytes,
+// positioned at its start. segstore.ErrNotFound when it is not stored.
+func (s *memStore) OpenSlice(m *segstore.Meta, i int64) (*os.File, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	data, ok := s.slices[memSliceKey{m.Key, m.Version, i}]
-	if !ok {
-		return nil, fmt.Errorf("memstore: read slice %d of %q: %w", i, m.Key, segstore.ErrNotFound)
+	s.mu.Unlock()
+	if !ok || m.SliceLen(i) == 0 {
+		return nil, fmt.Errorf("memstore: open slice %d of %q: %w", i, m.Key, segstore.ErrNotFound)
 	}
-	if int64(cap(dst)) < n {
-		dst = make([]byte, n)
+	f, err := os.CreateTemp("", "memstore-slice-*")
+	if err != nil {
+		return nil, fmt.Errorf("memstore: open slice %d of %q: %w", i, m.Key, err)
 	}
-	dst = dst[:n]
-	copy(dst, data[off:off+n])
-	return dst, nil
+	_ = os.Remove(f.Name()) // gone with the last descriptor
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memstore: open slice %d of %q: %w", i, m.Key, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memstore: open slice %d of %q: %w", i, m.Key, err)
+	}
+	return f, nil
 }
 
 // WriteSlice stores a copy of slice i of m's version, which must be whole;
@@ -201,14 +204,17 @@ func TestMemStoreContract(t *testing.T) {
 	if err := s.WriteSlice(v1, 0, []byte("abc")); err == nil {
 		t.Fatal("a slice of the wrong length was written")
 	}
-	if got, err := s.ReadSliceRange(v1, 2, 1, 1, nil); err != nil || string(got) != "b" {
-		t.Fatalf("ReadSliceRange: %q, %v", got, err)
+	f, err := s.OpenSlice(v1, 2)
+	if err != nil {
+		t.Fatalf("OpenSlice: %v", err)
 	}
-	if _, err := s.ReadSliceRange(v1, 2, 1, 2, nil); !errors.Is(err, segstore.ErrOutOfRange) {
-		t.Fatalf("read past the slice: %v, want ErrOutOfRange", err)
+	got, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || string(got) != "ab" {
+		t.Fatalf("OpenSlice's file holds %q, %v; want the slice, \"ab\"", got, err)
 	}
-	if _, err := s.ReadSliceRange(v1, 0, 0, 1, nil); !errors.Is(err, segstore.ErrNotFound) {
-		t.Fatalf("read of a slice not stored: %v, want ErrNotFound", err)
+	if _, err := s.OpenSlice(v1, 0); !errors.Is(err, segstore.ErrNotFound) {
+		t.Fatalf("open of a slice not stored: %v, want ErrNotFound", err)
 	}
 	if bad := (&segstore.Meta{Key: "k", Size: 20, SliceSize: 4, Version: 1}); s.PutMeta(bad) == nil {
 		t.Fatal("the same version with another size was stored")

@@ -138,6 +138,9 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	gauge("sliceedge_store_evictions_total", func(st segstore.Stats) int64 { return st.Evictions })
 	gauge("sliceedge_store_evicted_bytes_total", func(st segstore.Stats) int64 { return st.EvictedBytes })
 	gauge("sliceedge_store_write_errors_total", func(st segstore.Stats) int64 { return st.WriteErrors })
+	gauge("sliceedge_store_verified_total", func(st segstore.Stats) int64 { return st.Verified })
+	gauge("sliceedge_store_scrubbed_bytes_total", func(st segstore.Stats) int64 { return st.ScrubbedBytes })
+	gauge("sliceedge_store_corrupt_total", func(st segstore.Stats) int64 { return st.Corrupt })
 	return m
 }
 

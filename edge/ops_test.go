@@ -168,6 +168,11 @@ func (c *countingStore) WriteSlice(m *segstore.Meta, i int64, data []byte) error
 	return c.Store.WriteSlice(m, i, data)
 }
 
+func (c *countingStore) CreateSlice(m *segstore.Meta, i int64) (*segstore.SliceWriter, error) {
+	c.writes.Add(1)
+	return c.Store.CreateSlice(m, i)
+}
+
 func (c *countingStore) PutMeta(m *segstore.Meta) error {
 	c.writes.Add(1)
 	return c.Store.PutMeta(m)

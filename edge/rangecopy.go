@@ -4,8 +4,8 @@ package edge
 // store, or from a fill this request claims. The copy claims the slices it
 // will need a run at a time (at most max_run), and the next run while the
 // current one is half sent (claimAhead, fill.go), so a long miss streams
-// without a round trip's pause between runs; it reads the next stored
-// slice while it writes this one (readAhead, read.go).
+// without a round trip's pause between runs. Stored slices go out with
+// sendfile (read.go), read ahead by the kernel.
 
 import (
 	"errors"
@@ -27,9 +27,6 @@ type rangeCopy struct {
 	last int64
 	// claimedTo is the last slice this copy has claimed fills for.
 	claimedTo int64
-	// ahead is the next stored slice, being read while this one is
-	// written; see readAhead.
-	ahead *storedRead
 }
 
 // maxFillRetries bounds how often one slice is refetched after a failed
@@ -40,7 +37,6 @@ const maxFillRetries = 2
 func (s *Server) copyRange(q *request, m *segstore.Meta, rg slicer.Range) error {
 	first, last := slicer.SliceSpan(rg, m.SliceSize)
 	c := &rangeCopy{s: s, q: q, m: m, rg: rg, last: last, claimedTo: first - 1}
-	defer c.dropAhead()
 	sentBefore := q.sent
 	for i := first; i <= last; i++ {
 		sr := slicer.SliceRange(i, m.SliceSize, m.Size)

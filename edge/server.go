@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/sliceedge/sliceedge/config"
@@ -29,9 +29,8 @@ type Store interface {
 	// CountStored is how many of slices first..last of m are stored, at
 	// a cost that follows the slices stored, not the span.
 	CountStored(m *segstore.Meta, first, last int64) int64
-	// ReadSliceRange reads bytes [off, off+n) of slice i, verifying only
-	// the checksums of the chunks they overlap: the hit path.
-	ReadSliceRange(m *segstore.Meta, i, off, n int64, dst []byte) ([]byte, error)
+	// OpenSlice opens stored slice i, verified, for sending: the hit path.
+	OpenSlice(m *segstore.Meta, i int64) (*os.File, error)
 	WriteSlice(m *segstore.Meta, i int64, data []byte) error
 	Purge(key string) error
 }
@@ -59,11 +58,8 @@ type Server struct {
 	SendTimeout time.Duration
 
 	fills    origin.Fills
-	writes   *semaphore.Weighted // bytes of completed slices queued for the store; see storeFill
-	lookups  singleflight.Group  // collapses discovery and revalidation per cache key
-	bufs     sync.Pool           // *[]byte, slice-sized read buffers, within readMem
-	pieces   sync.Pool           // *[]byte, pieceSize buffers
-	readMem  atomic.Int64        // bytes of slice-sized read buffers in use; see sendStored
+	lookups  singleflight.Group // collapses discovery and revalidation per cache key
+	pieces   sync.Pool          // *[]byte, pieceSize buffers
 	passes   passMemo
 	watches  sync.Map   // *origin.Fill or *origin.WholeFeed -> *fillWatch of its drop-mode fetch; see abandon.go
 	clientMu sync.Mutex // protects clients
@@ -183,6 +179,16 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	return d.ResponseWriter.Write(p)
 }
 
+// ReadFrom keeps the connection's ReadFrom, and so sendfile, within reach
+// of a stored slice's send (read.go), with the same deadline.
+func (d *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	if rf, ok := d.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(d.ResponseWriter, r)
+}
+
 // Unwrap lets http.ResponseController reach Flush and Hijack.
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
@@ -228,7 +234,6 @@ func (s *Server) now() time.Time {
 func (s *Server) lazy() {
 	s.once.Do(func() {
 		s.counters = newMetrics(&s.fills, s.storeStats)
-		s.writes = semaphore.NewWeighted(maxPendingWrites)
 	})
 }
 

@@ -38,6 +38,9 @@ type Fill struct {
 
 	whole *WholeFeed // the whole-body feed that fills it, nil for a ranged fetch; set at creation
 
+	sinkMu sync.Mutex     // protects sink
+	sink   io.WriteCloser // where the feeder writes the bytes as they arrive (the store), or nil
+
 	mu      sync.Mutex // protects buf, n, err, bad, waiting and wake
 	buf     []byte     // allocated at the first byte; buf[:n] never changes again
 	n       int64
@@ -116,8 +119,47 @@ func (f *Fill) notifyLocked() {
 	}
 }
 
-// readFrom fills the rest of the slice from r. Only the feeder calls it.
-func (f *Fill) readFrom(r io.Reader) error {
+// Sink returns where f's bytes were written as they arrived, if every
+// write succeeded; nil otherwise. Call it once f is complete.
+func (f *Fill) Sink() io.WriteCloser {
+	f.sinkMu.Lock()
+	defer f.sinkMu.Unlock()
+	return f.sink
+}
+
+// toSink writes p, the bytes just filled, to the sink; a failed write
+// closes the sink and drops it.
+func (f *Fill) toSink(p []byte) {
+	f.sinkMu.Lock()
+	defer f.sinkMu.Unlock()
+	if f.sink == nil {
+		return
+	}
+	if _, err := f.sink.Write(p); err != nil {
+		_ = f.sink.Close()
+		f.sink = nil
+	}
+}
+
+// closeSink closes the sink, if any: a sink whose bytes were not
+// committed abandons them.
+func (f *Fill) closeSink() {
+	f.sinkMu.Lock()
+	defer f.sinkMu.Unlock()
+	if f.sink != nil {
+		_ = f.sink.Close()
+		f.sink = nil
+	}
+}
+
+// A Sink opens where a fill's bytes are written as they arrive (the
+// store's file for the slice), or returns nil for none. See Feed.
+type Sink func(f *Fill) io.WriteCloser
+
+// readFrom fills the rest of the slice from r, writing each piece to the
+// sink that open gives (nil: none) once its readers have it. Only the
+// feeder calls it.
+func (f *Fill) readFrom(r io.Reader, open Sink) error {
 	// A claimed run's slices take memory only while they are being filled.
 	f.mu.Lock()
 	if f.buf == nil {
@@ -125,6 +167,13 @@ func (f *Fill) readFrom(r io.Reader) error {
 	}
 	buf := f.buf
 	f.mu.Unlock()
+	if open != nil && f.n == 0 {
+		if w := open(f); w != nil {
+			f.sinkMu.Lock()
+			f.sink = w
+			f.sinkMu.Unlock()
+		}
+	}
 	for f.n < f.Len {
 		// Bytes past n are the feeder's alone until n moves over them.
 		end := min(f.n+64<<10, f.Len)
@@ -134,6 +183,7 @@ func (f *Fill) readFrom(r io.Reader) error {
 		}
 		if m > 0 {
 			f.advance(int64(m))
+			f.toSink(buf[f.n-int64(m) : f.n])
 		}
 		if err == io.EOF && f.n < f.Len {
 			return fmt.Errorf("origin: body ended in slice %d at %d of %d bytes: %w", f.Index, f.n, f.Len, ErrTruncated)
@@ -275,6 +325,7 @@ func (fs *Fills) Release(f *Fill) {
 }
 
 func (fs *Fills) remove(f *Fill) {
+	f.closeSink()
 	fs.mu.Lock()
 	if fs.m[fillKey{f.Key, f.Version, f.Index}] == f {
 		delete(fs.m, fillKey{f.Key, f.Version, f.Index})
@@ -305,7 +356,11 @@ func (fs *Fills) Abandon(fills []*Fill, err error) {
 // nil (a slice already stored or fetched by someone else). After the last
 // slice Feed reads body to its end, so that an origin body checks there
 // that nothing follows (the caller cuts a body it does not want read on).
-// Each completed fill is handed to store, which takes over its
+// Each fill's bytes are written, as they arrive, to the writer sink
+// opens for it (nil: none), which Sink returns once the fill is complete
+// and every write succeeded; the writer is closed when the fill is
+// unregistered (Release, or a failure), so the store takes what it wants
+// of it before. Each completed fill is handed to store, which takes over its
 // registration: store must call Release(f) once the slice is stored or
 // could not be, and until then the fill stays findable, so nobody fetches
 // the slice again while it is being written; a store error does not fail
@@ -322,7 +377,7 @@ func (fs *Fills) Abandon(fills []*Fill, err error) {
 // held complete fills are released unstored, and if the error is
 // ErrBadAnswer they fail too, so that their readers stop. Feed clears each
 // entry of fills once done with it.
-func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, hold bool, store func(f *Fill)) error {
+func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, hold bool, sink Sink, store func(f *Fill)) error {
 	var held []*Fill
 	failed := func(k int, err error) error {
 		for _, f := range held {
@@ -356,7 +411,7 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 			i := first + int64(k)
 			invariants.Check(f.Index == i && f.Len == sliceLen(i), "origin: feeding slice %d (%d bytes) to the fill of slice %d of %q (%d bytes)", i, sliceLen(i), f.Index, f.Key, f.Len)
 		}
-		if err := f.readFrom(body); err != nil {
+		if err := f.readFrom(body, sink); err != nil {
 			return failed(k, err)
 		}
 		if hold {
@@ -536,7 +591,7 @@ func (wf *WholeFeed) end(err error) {
 // and every reserved one fail with it, and FeedWhole returns it. A whole
 // body is never held: it has a Content-Length (without one the object has
 // no size to slice), so its bytes are checked as they come.
-func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, count int64, sliceLen func(i int64) int64, have func(i int64) bool, store func(f *Fill)) error {
+func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, count int64, sliceLen func(i int64) int64, have func(i int64) bool, sink Sink, store func(f *Fill)) error {
 	for i := int64(0); i < count; i++ {
 		n := sliceLen(i)
 		f := wf.reach(i, n, have)
@@ -550,7 +605,7 @@ func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, count int64, sliceLen 
 			}
 			continue
 		}
-		if err := f.readFrom(body); err != nil {
+		if err := f.readFrom(body, sink); err != nil {
 			f.fail(err)
 			fs.remove(f)
 			wf.end(err)

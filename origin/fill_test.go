@@ -73,7 +73,7 @@ func TestFeedStreamsToWaiters(t *testing.T) {
 	var stored []string
 	done := make(chan error, 1)
 	go func() {
-		done <- fs.Feed(pr, 0, fills, lenOf(8), false, func(f *origin.Fill) {
+		done <- fs.Feed(pr, 0, fills, lenOf(8), false, nil, func(f *origin.Fill) {
 			if fs.Lookup("k", 1, f.Index) != f {
 				t.Errorf("slice %d stored after it left the registry", f.Index)
 			}
@@ -134,7 +134,7 @@ func TestFeedTruncated(t *testing.T) {
 	fills := []*origin.Fill{nil, claims[1].Fill, claims[2].Fill}
 	fs.Abandon([]*origin.Fill{claims[0].Fill}, errAbandoned)
 	var stored []int64
-	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), false, func(f *origin.Fill) {
+	err := fs.Feed(bytes.NewReader([]byte("xxxxabcdef")), 0, fills, lenOf(4), false, nil, func(f *origin.Fill) {
 		stored = append(stored, f.Index)
 		fs.Release(f)
 	})
@@ -193,7 +193,7 @@ func TestFeedHoldsUntilTheEnd(t *testing.T) {
 		var stored []string
 		done := make(chan error, 1)
 		go func() {
-			done <- fs.Feed(pr, 0, fills, lenOf(4), true, func(f *origin.Fill) {
+			done <- fs.Feed(pr, 0, fills, lenOf(4), true, nil, func(f *origin.Fill) {
 				mu.Lock()
 				stored = append(stored, string(f.Bytes()))
 				mu.Unlock()
@@ -229,7 +229,7 @@ func TestFeedHoldsUntilTheEnd(t *testing.T) {
 		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill, claims[2].Fill}
 		lie := fmt.Errorf("origin: body goes on: %w", origin.ErrBadAnswer)
 		var stored []int64
-		err := fs.Feed(&endsWith{r: bytes.NewReader([]byte("abcdefghijkl")), err: lie}, 0, fills, lenOf(4), true, func(f *origin.Fill) {
+		err := fs.Feed(&endsWith{r: bytes.NewReader([]byte("abcdefghijkl")), err: lie}, 0, fills, lenOf(4), true, nil, func(f *origin.Fill) {
 			stored = append(stored, f.Index)
 			fs.Release(f)
 		})
@@ -258,7 +258,7 @@ func TestFeedHoldsUntilTheEnd(t *testing.T) {
 		claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 1}, lenOf(4), nil)
 		fills := []*origin.Fill{claims[0].Fill, claims[1].Fill}
 		var stored int
-		err := fs.Feed(bytes.NewReader([]byte("abcdef")), 0, fills, lenOf(4), true, func(f *origin.Fill) { stored++; fs.Release(f) })
+		err := fs.Feed(bytes.NewReader([]byte("abcdef")), 0, fills, lenOf(4), true, nil, func(f *origin.Fill) { stored++; fs.Release(f) })
 		if !errors.Is(err, origin.ErrTruncated) || stored != 0 || fs.InFlight() != 0 {
 			t.Fatalf("Feed = %v, %d stored, %d in flight; want ErrTruncated, 0, 0", err, stored, fs.InFlight())
 		}
@@ -311,7 +311,7 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 	// The body: slices 0..7 of 4 bytes, then the origin stops sending.
 	body := []byte("00001111222233334444555566667777")
 	var got []string
-	err := fs.FeedWhole(bytes.NewReader(body), wf, huge, lenOf(4), have, func(f *origin.Fill) {
+	err := fs.FeedWhole(bytes.NewReader(body), wf, huge, lenOf(4), have, nil, func(f *origin.Fill) {
 		got = append(got, fmt.Sprintf("%d:%s", f.Index, f.Bytes()))
 		fs.Release(f)
 	})
@@ -337,7 +337,7 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 		t.Fatal("a claim after the feed ended found no feed to start")
 	}
 	d, _ := fs.ClaimWhole("k", 1, slicer.Run{First: 1 << 30, Last: 1 << 30}, lenOf(4), have)
-	if err := fs.FeedWhole(bytes.NewReader(body[:6]), wf3, huge, lenOf(4), have, nil); !errors.Is(err, origin.ErrTruncated) {
+	if err := fs.FeedWhole(bytes.NewReader(body[:6]), wf3, huge, lenOf(4), have, nil, nil); !errors.Is(err, origin.ErrTruncated) {
 		t.Fatalf("FeedWhole = %v, want ErrTruncated", err)
 	}
 	for _, cl := range []origin.Claim{c[0], d[0]} {
@@ -358,5 +358,67 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 	fs.Abandon([]*origin.Fill{e[0].Fill}, errAbandoned)
 	if _, err := f[0].Fill.ReadAt(ctx, make([]byte, 4), 0); !errors.Is(err, errAbandoned) || fs.InFlight() != 0 {
 		t.Errorf("reservation on an abandoned feed: %v, %d in flight", err, fs.InFlight())
+	}
+}
+
+// sinkLog is a sink that keeps what it is written and whether it was
+// closed; it fails writes once failAt bytes are in (-1: never).
+type sinkLog struct {
+	index  int64
+	got    []byte
+	closed bool
+	failAt int
+}
+
+func (s *sinkLog) Write(p []byte) (int, error) {
+	if s.failAt >= 0 && len(s.got)+len(p) > s.failAt {
+		return 0, errors.New("disk full")
+	}
+	s.got = append(s.got, p...)
+	return len(p), nil
+}
+
+func (s *sinkLog) Close() error { s.closed = true; return nil }
+
+// Each fill's bytes reach its sink as they arrive, in order and whole;
+// the sink is handed back with the complete fill, and closed when the fill
+// is released. A sink whose write fails is closed and dropped, and the
+// fill still completes for its readers. The sink of a fill cut short is
+// closed, never handed to store.
+func TestFeedSinks(t *testing.T) {
+	var fs origin.Fills
+	claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 2}, lenOf(4), nil)
+	fills := []*origin.Fill{claims[0].Fill, claims[1].Fill, claims[2].Fill}
+	sinks := map[int64]*sinkLog{}
+	open := func(f *origin.Fill) io.WriteCloser {
+		s := &sinkLog{index: f.Index, failAt: -1}
+		if f.Index == 1 {
+			s.failAt = 2
+		}
+		sinks[f.Index] = s
+		return s
+	}
+	var handed []string
+	err := fs.Feed(bytes.NewReader([]byte("abcdefghij")), 0, fills, lenOf(4), false, open, func(f *origin.Fill) {
+		if s, ok := f.Sink().(*sinkLog); ok {
+			handed = append(handed, fmt.Sprintf("%d:%s:closed=%v", f.Index, s.got, s.closed))
+		} else {
+			handed = append(handed, fmt.Sprintf("%d:no sink", f.Index))
+		}
+		fs.Release(f)
+	})
+	if !errors.Is(err, origin.ErrTruncated) {
+		t.Fatalf("Feed = %v, want ErrTruncated", err)
+	}
+	if want := []string{"0:abcd:closed=false", "1:no sink"}; !slices.Equal(handed, want) {
+		t.Errorf("store saw %q, want %q", handed, want)
+	}
+	if string(claims[1].Fill.Bytes()) != "efgh" {
+		t.Errorf("slice 1, whose sink failed, holds %q, want \"efgh\"", claims[1].Fill.Bytes())
+	}
+	for i, want := range map[int64]string{0: "abcd", 1: "", 2: "ij"} {
+		if s := sinks[i]; s == nil || string(s.got) != want || !s.closed {
+			t.Errorf("sink of slice %d: %+v, want %q written and closed", i, s, want)
+		}
 	}
 }

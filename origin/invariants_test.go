@@ -60,7 +60,7 @@ func TestInvariantFillOffsetOnlyGrows(t *testing.T) {
 	})
 	t.Run("reader returns too much", func(t *testing.T) {
 		f := halfFill(t)
-		mustPanic(t, "a read of 6 bytes returned 7", func() { _ = f.readFrom(overReader{}) })
+		mustPanic(t, "a read of 6 bytes returned 7", func() { _ = f.readFrom(overReader{}, nil) })
 	})
 	t.Run("released incomplete", func(t *testing.T) {
 		f := halfFill(t)
@@ -69,7 +69,7 @@ func TestInvariantFillOffsetOnlyGrows(t *testing.T) {
 	})
 	t.Run("a good fill", func(t *testing.T) { // the checks pass what is right
 		f := halfFill(t)
-		if err := f.readFrom(bytes.NewReader(make([]byte, 6))); err != nil {
+		if err := f.readFrom(bytes.NewReader(make([]byte, 6)), nil); err != nil {
 			t.Fatal(err)
 		}
 		var fs Fills
@@ -83,7 +83,7 @@ func TestInvariantFeedMatchesFills(t *testing.T) {
 	claims := fs.Claim("example.com/inv", 1, slicer.Run{First: 2, Last: 3}, sliceLen, nil)
 	fills := []*Fill{claims[1].Fill, claims[0].Fill} // slice 3 where 2 belongs
 	mustPanic(t, "feeding slice 2 (10 bytes) to the fill of slice 3", func() {
-		_ = fs.Feed(bytes.NewReader(make([]byte, 20)), 2, fills, sliceLen, false, nil)
+		_ = fs.Feed(bytes.NewReader(make([]byte, 20)), 2, fills, sliceLen, false, nil, nil)
 	})
 }
 

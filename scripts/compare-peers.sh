@@ -31,15 +31,15 @@ PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 # --- options -----------------------------------------------------------------
 
-ALL_WORKLOADS=hot,seek,mixed,collapse,sequential,flap,stream
+ALL_WORKLOADS=hot,seek,mixed,collapse,sequential,flap,stream,coldfill
 WORKLOADS=$ALL_WORKLOADS
 DURATION=5s          # measured time per workload and target (bench --duration)
 ROUNDS=2
 CONNECTIONS=16
-BIG_OBJECT_SIZE=1GiB # objects of seek and sequential (bench --big-object-size)
+BIG_OBJECT_SIZE=1GiB # objects of seek, sequential and coldfill (bench --big-object-size)
 CACHE_SIZE_GIB=16    # disk budget of nginx's and sliceedge's caches, each
 VARNISH_MEM=""       # malloc storage; default: half the available memory
-SLICEEDGE_MEMORY=2GiB # sliceedge's store.memory_cache (RAM for hot slices and write buffers)
+SLICEEDGE_MEMORY=""  # sliceedge's store.memory_cache; empty: its default, as users get it
 OUT=""
 KEEP_WORKDIR=0
 MAX_OTHERS=25        # with --retries, a run during which other processes took more CPU (%)...
@@ -60,7 +60,7 @@ one demo origin on 127.0.0.1 and compares them with \`sliceedge bench\`.
   --big-object-size S   size of the seek and sequential objects (default: $BIG_OBJECT_SIZE)
   --cache-size GIB      disk cache budget of nginx and of sliceedge, each (default: $CACHE_SIZE_GIB)
   --varnish-mem SIZE    Varnish malloc storage, e.g. 8G (default: half the available memory)
-  --sliceedge-memory S  sliceedge's store.memory_cache, its RAM for hot slices (default: $SLICEEDGE_MEMORY)
+  --sliceedge-memory S  sliceedge's store.memory_cache, the RAM of its index (default: sliceedge's own default)
   --retries N           on a shared machine: measure a run again, up to N times, when other
                         processes took more than --max-others of the CPU meanwhile, and
                         keep the least disturbed try (default: $RETRIES)
@@ -321,8 +321,8 @@ start_sliceedge() {
 listen: 127.0.0.1:$PORT
 store:
   dir: $dir/store
-  max_bytes: ${CACHE_SIZE_GIB}GiB
-  memory_cache: $SLICEEDGE_MEMORY
+  max_bytes: ${CACHE_SIZE_GIB}GiB${SLICEEDGE_MEMORY:+
+  memory_cache: $SLICEEDGE_MEMORY}
 origins:
   default:
     url: $ORIGIN_URL
@@ -521,7 +521,7 @@ write_about() {
 	{
 		echo "date        $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "machine     $(nproc) cores ($cpu), $mem RAM, $(uname -sr)"
-		echo "sliceedge   $("$SLICEEDGE" version 2>/dev/null | head -n 1) ($(go version | cut -d' ' -f3)): 1 MiB slices, store (max_bytes ${CACHE_SIZE_GIB}GiB), memory_cache $SLICEEDGE_MEMORY"
+		echo "sliceedge   $("$SLICEEDGE" version 2>/dev/null | head -n 1) ($(go version | cut -d' ' -f3)): 1 MiB slices, store (max_bytes ${CACHE_SIZE_GIB}GiB), memory_cache ${SLICEEDGE_MEMORY:-default}"
 		echo "nginx       $(nginx -v 2>&1 | sed 's/^nginx version: //'): slice 1m, disk cache (max_size ${CACHE_SIZE_GIB}g), proxy_cache_lock on"
 		echo "varnish     $(varnishd -V 2>&1 | head -n 1 | sed 's/^varnishd (\(.*\))$/\1/' | cut -d' ' -f1): do_stream, malloc $VARNISH_MEM"
 		echo "bench       workloads $WORKLOADS; rounds $ROUNDS, $DURATION each, $CONNECTIONS connections, big objects $BIG_OBJECT_SIZE"

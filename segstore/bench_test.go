@@ -136,8 +136,7 @@ func BenchmarkHas(b *testing.B) {
 	})
 }
 
-// BenchmarkFill2GiB writes 2 GiB of 1 MiB slices with the store's options,
-// and with value separation off, then reports write amplification (bytes
+// BenchmarkFill2GiB writes 2 GiB of 1 MiB slices, then reports write amplification (bytes
 // written to any file / payload bytes put) and the read throughput of
 // ReadSlice, from the page cache and (Linux) from disk. Two workloads:
 //
@@ -157,23 +156,18 @@ func BenchmarkFill2GiB(b *testing.B) {
 		{"fills16", 16, 128, false},
 		{"random", 512, 4, true},
 	} {
-		for _, sep := range []bool{true, false} {
-			b.Run(fmt.Sprintf("%s/valuesep=%v", w.name, sep), func(b *testing.B) {
-				for b.Loop() {
-					measureFill(b, sep, w.objects, w.slicesPer, w.shuffle)
-				}
-			})
-		}
+		b.Run(w.name, func(b *testing.B) {
+			for b.Loop() {
+				measureFill(b, w.objects, w.slicesPer, w.shuffle)
+			}
+		})
 	}
 }
 
-func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int, shuffle bool) {
+func measureFill(b *testing.B, objects, slicesPer int, shuffle bool) {
 	dir := b.TempDir()
 	var written atomic.Int64
 	opts := segstore.Options{Dir: dir, FS: countingFS{FS: vfs.Default, written: &written}}
-	if !valueSeparation {
-		opts = segstore.WithoutValueSeparation(opts)
-	}
 	s, err := segstore.Open(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -221,8 +215,8 @@ func measureFill(b *testing.B, valueSeparation bool, objects, slicesPer int, shu
 	settleTime := time.Since(start)
 
 	met := s.DB().Metrics()
-	b.Logf("valuesep=%v: put %d MiB in %v (%.0f MB/s), %v until compactions settled",
-		valueSeparation, put>>20, writeTime.Round(time.Millisecond), float64(put)/writeTime.Seconds()/1e6, settleTime.Round(time.Millisecond))
+	b.Logf("put %d MiB in %v (%.0f MB/s), %v until compactions settled",
+		put>>20, writeTime.Round(time.Millisecond), float64(put)/writeTime.Seconds()/1e6, settleTime.Round(time.Millisecond))
 	b.Logf("  bytes written to all files (counting vfs) %d MiB = write amp %.2f; disk now %d MiB",
 		written.Load()>>20, float64(written.Load())/float64(put), met.DiskSpaceUsage()>>20)
 	b.Logf("  compaction debt left %d MiB; LSM:\n%s", met.Compact.EstimatedDebt>>20, met)

@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/sliceedge/sliceedge/config"
@@ -20,12 +20,6 @@ import (
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
-// A slice whose payload is damaged under its checksum (the record rewritten
-// through Pebble, so that only segstore's own chunk CRC can catch it) is
-// never served through the edge: the read fails the checksum, the store
-// deletes the slice and logs it, the edge refetches it from the origin, and
-// the next read is a hit. edge/corrupt_test.go does the same with a flip in
-// the blob file on disk.
 // edgeConfig is an edge in front of a new test origin, with 1 MiB slices
 // for every path.
 // testAdminToken is the admin token of edgeConfig's configuration.
@@ -84,10 +78,16 @@ func adminPurge(t *testing.T, admin *httptest.Server, q url.Values) (int, edge.P
 	return resp.StatusCode, res
 }
 
-func TestEdgeRefetchesCorruptSlice(t *testing.T) {
+// A slice file damaged while the edge runs, after the slice was verified
+// and sent, is caught by the scrubber within its pass: the store drops the
+// slice and logs it, the edge refetches it from the origin, and the next
+// read is a hit. (edge/corrupt_test.go flips a byte while the edge is
+// down: the verification before the first send catches that one.)
+func TestEdgeRefetchesSliceTheScrubberDropped(t *testing.T) {
+	defer segstore.SetScrubPause(segstore.SetScrubPause(20 * time.Millisecond))
 	o, cfg := edgeConfig(t)
 	var storeLog origintest.LogBuffer
-	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes,
+	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes, ScrubRate: 1 << 30,
 		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
 	if err != nil {
 		t.Fatal(err)
@@ -124,16 +124,13 @@ func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := segstore.SliceKey(m.Key, m.Version, slice)
-	v, closer, err := st.DB().Get(k)
-	if err != nil {
-		t.Fatal(err)
+	if resp, _ := get(fmt.Sprintf("bytes=%d-%d", slice<<20, slice<<20+99)); resp.Header.Get("X-Cache") != "HIT" {
+		t.Fatalf("before the damage: X-Cache %q, want HIT", resp.Header.Get("X-Cache"))
 	}
-	damaged := append([]byte(nil), v...)
-	closer.Close()
-	damaged[segstore.SliceHeaderLen(1<<20)+100_003] ^= 0x10
-	if err := st.DB().Set(k, damaged, pebble.NoSync); err != nil {
-		t.Fatal(err)
+	flipByte(t, st.SlicePath(m.Key, m.Version, slice), 100_003)
+	origintest.WaitFor(t, "the scrubber to drop the damaged slice", func() bool { return !st.Has(m, slice) })
+	if n := st.Stats().Corrupt; n != 1 {
+		t.Errorf("Stats.Corrupt = %d, want 1", n)
 	}
 
 	o.ResetCounters()
@@ -149,7 +146,7 @@ func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 		t.Errorf("the origin was not asked for the damaged slice again")
 	}
 	logged := storeLog.String()
-	if !strings.Contains(logged, "deleting corrupt slice 2") {
+	if !strings.Contains(logged, "deleting slice 2 of") {
 		t.Errorf("the corrupt slice was not logged; store log:\n%s", logged)
 	}
 
@@ -162,5 +159,23 @@ func TestEdgeRefetchesCorruptSlice(t *testing.T) {
 	}
 	if at, ok := origintest.Verify(body, path, 1, slice<<20); !ok {
 		t.Fatalf("after the refetch: wrong byte at object offset %d", at)
+	}
+}
+
+// flipByte flips one bit of the byte at off in file.
+func flipByte(t *testing.T, file string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package segstore
 
 import (
 	"math"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -10,13 +11,6 @@ import (
 // damage records and scan keys directly.
 
 func (s *Store) DB() *pebble.DB { return s.db }
-
-// WithoutValueSeparation returns opts for a store that keeps slices in
-// sstables: BenchmarkFill2GiB's baseline.
-func WithoutValueSeparation(opts Options) Options {
-	opts.noValueSeparation = true
-	return opts
-}
 
 func SliceKey(key string, version uint64, i int64) []byte {
 	k := makeSliceKey(keyHash(key), version, i)
@@ -31,35 +25,36 @@ func VersionPrefix(key string, version uint64) []byte {
 	return start
 }
 
-// OpenScanStats reports how many separated (blob) values Open's key scan met
-// and how many value bytes it fetched.
-func (s *Store) OpenScanStats() (separated, fetched uint64) {
-	return s.openScan.InternalStats.SeparatedPointValue.Count,
-		s.openScan.InternalStats.SeparatedPointValue.ValueBytesFetched
-}
+// EntryLen is the length of the entry of a slice of n bytes.
+func EntryLen(n int64) int { return entryLen(n) }
 
-// SliceHeaderLen is the header length of a slice value of n payload bytes
-// as WriteSlice writes it (format 2).
-func SliceHeaderLen(n int64) int { return sliceHdrLen2(n) }
-
-// SliceHeaderLenV1 is the header length of a format-1 slice value.
-const SliceHeaderLenV1 = sliceHdrLen1
-
-// ChunkSize is the payload bytes covered by one checksum in format 2.
+// ChunkSize is the bytes of slice covered by one checksum.
 const ChunkSize = chunkSize
 
-// WriteSliceV1 is WriteSlice writing the format-1 value that stores made
-// before format 2 hold.
-func (s *Store) WriteSliceV1(m *Meta, i int64, data []byte) error {
-	return s.writeSlice(m, i, data, sliceFormat1)
+// FormatKey and FormatValue are the format marker's key and the current
+// value.
+const (
+	FormatKey   = formatKey
+	FormatValue = formatValue
+)
+
+// SlicePath is the file of slice i of key's version.
+func (s *Store) SlicePath(key string, version uint64, i int64) string {
+	return s.files.path(keyHash(key), version, i)
 }
 
-// Format markers: the current one and the one before.
-const (
-	FormatKey     = formatKey
-	FormatValue   = formatValue
-	FormatValueV1 = formatValueV1
-)
+// SetScrubPause sets the pause before and between scrub passes, for the
+// stores opened from now on, and returns the old one.
+func SetScrubPause(d time.Duration) time.Duration {
+	old := scrubPause
+	scrubPause = d
+	return old
+}
+
+// ScrubPasses is how many scrub passes have completed, and Orphans how
+// many orphan files they removed.
+func (s *Store) ScrubPasses() int64 { return s.scrub.passes.Load() }
+func (s *Store) Orphans() int64     { return s.scrub.orphans.Load() }
 
 // Evict runs the clock hand until need bytes are evicted, as the evictor
 // does, and returns the bytes evicted.
@@ -67,12 +62,6 @@ func (s *Store) Evict(need int64) int64 { return s.evict(need) }
 
 // ClockRuns is the length of the clock queue.
 func (s *Store) ClockRuns() int { return s.idx.queued() }
-
-// CacheShardBytes is the size of one shard of the block cache of a store
-// with these CacheBytes and MaxBytes: no larger block is ever cached.
-func CacheShardBytes(cacheBytes, maxBytes int64) int64 {
-	return cacheBytes / cacheShards(cacheBytes)
-}
 
 // Stalled reports whether Pebble is stalling writes now (and nothing worse).
 func (s *Store) Stalled() bool { return s.ctl.onlyStalled() }

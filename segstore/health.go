@@ -3,7 +3,6 @@ package segstore
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,8 +63,6 @@ type control struct {
 	lastLog       atomic.Int64 // when (UnixNano) a background error was last logged
 	unlogged      atomic.Int64 // background errors not logged since then
 
-	ratio atomic.Uint64 // math.Float64bits of the blob TargetGarbageRatio in force
-
 	// For the estimate of disk usage between samples (evict.go, overBudget):
 	// bytes committed to memtables and not yet flushed (the store adds,
 	// FlushEnd subtracts what it flushed), and bytes flushed since the last
@@ -76,13 +73,8 @@ type control struct {
 
 func newControl(logf func(string, ...any)) *control {
 	c := &control{logf: logf, changed: make(chan struct{}), fatal: make(chan struct{})}
-	c.setGarbageRatio(garbageRatioNormal)
 	return c
 }
-
-func (c *control) garbageRatio() float64 { return math.Float64frombits(c.ratio.Load()) }
-
-func (c *control) setGarbageRatio(r float64) { c.ratio.Store(math.Float64bits(r)) }
 
 // writeErr returns nil if the store may write now, or an error wrapping
 // ErrWriteFailed that says why not.

@@ -26,13 +26,13 @@ import (
 // chance), one whose bit is clear is evicted. This is CLOCK (a hand going
 // round a circle of frames, new frames inserted just behind it) laid out as
 // a queue. Keeping write order, rather than going round object by object,
-// is what lets Pebble give the disk back cheaply: victims come from the
-// oldest blob files, which die whole or keep only a few hot slices that a
-// blob rewrite copies out, instead of every blob file losing a slice here
-// and there. Consecutive slices of one object written one after another
+// is what it always was (values of one Pebble blob file died together when
+// slices lived in Pebble); with slices in files of their own it costs
+// nothing and keeps the queue short. Consecutive slices of one object written one after another
 // share one queue entry (a run), so a sequential fill costs one entry.
 type index struct {
 	objects sync.Map // cache key → *sliceSet
+	byHash  sync.Map // keyHash(cache key) → *sliceSet, for the scrubber, which finds files by hash
 
 	// clock is false for a store without a budget: nothing is queued. Set
 	// by Open before anything else uses the index.
@@ -97,13 +97,14 @@ const (
 type slicePage struct {
 	bits   []atomic.Uint64 // bit j set: slice j of the page is stored
 	ref    []atomic.Uint64 // bit j set: slice j was read since the hand last passed it
+	ver    []atomic.Uint64 // bit j set: slice j's file was verified (or written) by this process
 	count  atomic.Int64    // bits set; changed by the key's writer only
 	stamps []uint16        // stamp of each slice's current queue entry; protected by index.clockMu; nil without a clock
 }
 
 func newSlicePage(n int64, clock bool) *slicePage {
 	words := (n + 63) / 64
-	pg := &slicePage{bits: make([]atomic.Uint64, words), ref: make([]atomic.Uint64, words)}
+	pg := &slicePage{bits: make([]atomic.Uint64, words), ref: make([]atomic.Uint64, words), ver: make([]atomic.Uint64, words)}
 	if clock {
 		pg.stamps = make([]uint16, n)
 	}
@@ -322,13 +323,37 @@ func (x *index) touch(key string, version uint64, i int64) {
 	}
 }
 
-// add marks slice i of m's version as stored and queues it at the back of
-// the clock (a slice written again is a new value in a new place on disk).
+// verified reports whether slice i of (key, version) is stored and its file
+// was verified against its checksums, or written, by this process.
+func (x *index) verified(key string, version uint64, i int64) bool {
+	ss := x.load(key)
+	if ss == nil || ss.version != version {
+		return false
+	}
+	pg, j := ss.pageOf(i)
+	return pg != nil && pg.has(j) && pg.ver[j/64].Load()&(1<<(j%64)) != 0
+}
+
+// setVerified records that slice i of (key, version), if still stored,
+// was verified.
+func (x *index) setVerified(key string, version uint64, i int64) {
+	ss := x.load(key)
+	if ss == nil || ss.version != version {
+		return
+	}
+	if pg, j := ss.pageOf(i); pg != nil {
+		pg.ver[j/64].Or(1 << (j % 64))
+	}
+}
+
+// add marks slice i of m's version as stored, verified if written by this
+// process, and queues it at the back of the clock (a slice written again
+// is new).
 // It drops what the index held for another version of m.Key, and returns
 // the change in the number of stored slices and bytes. New slices start
 // with a clear reference bit: a slice written once and never read again is
 // the first to go. The caller serialises changes to m.Key.
-func (x *index) add(m *Meta, i int64) (dSlices, dBytes int64) {
+func (x *index) add(m *Meta, i int64, verified bool) (dSlices, dBytes int64) {
 	n := m.SliceLen(i)
 	if n == 0 {
 		return 0, 0
@@ -341,11 +366,17 @@ func (x *index) add(m *Meta, i int64) (dSlices, dBytes int64) {
 		}
 		ss = newSliceSet(m, x.clock)
 		x.objects.Store(m.Key, ss)
+		x.byHash.Store(ss.hash, ss)
 	}
 	if invariants.Enabled {
 		ss.checkMeta(m)
 	}
 	pg, j := ss.makePage(i>>pageShift), i&(pageSlices-1)
+	if verified {
+		pg.ver[j/64].Or(1 << (j % 64))
+	} else {
+		pg.ver[j/64].And(^(1 << (j % 64)))
+	}
 	if old := pg.bits[j/64].Or(1 << (j % 64)); old&(1<<(j%64)) == 0 {
 		pg.count.Add(1)
 		ss.count.Add(1)
@@ -408,6 +439,7 @@ func (x *index) remove(key string, version uint64, i, n int64) (dSlices, dBytes 
 			i, key, version, n, ss.sliceLen(i))
 	}
 	pg.ref[j/64].And(^(1 << (j % 64)))
+	pg.ver[j/64].And(^(1 << (j % 64)))
 	if pg.count.Add(-1) == 0 {
 		ss.freePage(i >> pageShift)
 	}
@@ -427,6 +459,7 @@ func (x *index) drop(key string) (dSlices, dBytes int64) {
 	}
 	ss := v.(*sliceSet)
 	ss.gone.Store(true)
+	x.byHash.CompareAndDelete(ss.hash, ss)
 	return -ss.count.Load(), -ss.bytes.Load()
 }
 
@@ -437,6 +470,7 @@ func (x *index) clear() {
 		return true
 	})
 	x.objects.Clear()
+	x.byHash.Clear()
 	x.clockMu.Lock()
 	defer x.clockMu.Unlock()
 	clear(x.runs) // let the slice sets go

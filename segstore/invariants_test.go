@@ -31,7 +31,7 @@ func invIndex(t *testing.T) (*index, *Meta, *sliceSet) {
 	x := &index{clock: true}
 	m := &Meta{Key: "example.com/inv", Version: 7, Size: 3000<<10 - 5, SliceSize: 1 << 10}
 	for _, i := range []int64{0, 1, 1500, 2999} {
-		x.add(m, i)
+		x.add(m, i, false)
 	}
 	return x, m, x.load(m.Key)
 }
@@ -56,7 +56,7 @@ func TestInvariantSliceSetCounts(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			x, m, ss := invIndex(t)
 			c.corrupt(ss)
-			mustPanic(t, c.want, func() { x.add(m, 2) })
+			mustPanic(t, c.want, func() { x.add(m, 2, false) })
 		})
 	}
 	t.Run("remove", func(t *testing.T) {
@@ -78,37 +78,45 @@ func TestInvariantIndexMatchesMeta(t *testing.T) {
 	x, m, _ := invIndex(t)
 	other := *m
 	other.Size += 1 << 10
-	mustPanic(t, "used for meta", func() { x.add(&other, 3) })
+	mustPanic(t, "used for meta", func() { x.add(&other, 3, false) })
 	mustPanic(t, "removing slice 1 of \"example.com/inv\" version 0000000000000007 as 1000 bytes; the version's slice has 1024",
 		func() { x.remove(m.Key, m.Version, 1, 1000) })
 }
 
-// checkRead catches a read that passed a damaged chunk it overlaps,
-// failed a sound one, or copied the wrong bytes; damage outside the range
-// is no contradiction.
-func TestInvariantReadChecksEveryChunk(t *testing.T) {
-	const n = 3*chunkSize + 100
-	k := makeSliceKey(1, 2, 3)
-	payload := make([]byte, n)
-	for j := range payload {
-		payload[j] = byte(j * 7)
+// A slice whose checksums, computed as its bytes were written, disagree
+// with the file it wrote is caught at Commit, before it is visible.
+func TestInvariantEntryMatchesFile(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), ScrubRate: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	v := make([]byte, sliceHdrLen2(n)+n)
-	putSlice(v, k[:], payload)
-	damaged := append([]byte(nil), v...)
-	damaged[sliceHdrLen2(n)+2*chunkSize+5]++ // chunk 2
-
-	off, dst := int64(chunkSize+10), make([]byte, 100) // in chunk 1
-	copy(dst, payload[off:])
-	checkRead(k[:], v, n, off, dst, nil)
-	checkRead(k[:], damaged, n, off, dst, nil) // chunk 2 is not read
-
-	mustPanic(t, "says <nil>, every chunk checked says damaged=true", func() {
-		checkRead(k[:], damaged, n, 2*chunkSize, dst, nil)
-	})
-	mustPanic(t, "says made up, every chunk checked says damaged=false", func() {
-		checkRead(k[:], v, n, off, dst, fmt.Errorf("made up"))
-	})
-	dst[50]++
-	mustPanic(t, "copied bytes differ", func() { checkRead(k[:], v, n, off, dst, nil) })
+	defer s.Close()
+	m := &Meta{Key: "example.com/inv/entry", Version: 9, Size: 3*chunkSize + 100, SliceSize: 4 * chunkSize}
+	if err := s.PutMeta(m); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, m.Size)
+	for j := range data {
+		data[j] = byte(j * 7)
+	}
+	w, err := s.CreateSlice(m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	w.ent[1+4*2] ^= 1 // chunk 2's checksum
+	mustPanic(t, "checksums computed as it was written differ from its file's", func() { _ = w.Commit() })
+	if s.Has(m, 0) {
+		t.Error("the slice became visible")
+	}
+	// The same bytes, sound, commit.
+	if err := s.WriteSlice(m, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadSlice(m, 0, nil); err != nil || string(got) != string(data) {
+		t.Fatalf("ReadSlice: %v", err)
+	}
 }

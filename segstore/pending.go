@@ -430,10 +430,7 @@ func (s *Store) landAllFast(p *pendingPurge) bool {
 	if err := s.commit(b); err != nil {
 		return false // the slow way says why
 	}
-	if s.ev != nil {
-		s.ev.wantCompact.Store(true)
-		signal(s.ev.kick)
-	}
+	s.removeAllFiles()
 	return true
 }
 
@@ -448,7 +445,12 @@ func (s *Store) deleteKeyLocked(key string) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Delete(metaKey(key), nil)
-	start, end := hashSpan(keyHash(key))
+	h := keyHash(key)
+	start, end := hashSpan(h)
 	_ = b.DeleteRange(start, end, nil)
-	return s.commit(b)
+	if err := s.commit(b); err != nil {
+		return err
+	}
+	s.removeObjectFiles(key, h)
+	return nil
 }

@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sliceedge/sliceedge/origin/origintest"
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
@@ -185,10 +191,10 @@ func TestReadSliceRangeBounds(t *testing.T) {
 	}
 }
 
-// getValue returns a copy of the raw value of slice i of m.
-func getValue(t *testing.T, db *pebble.DB, m *segstore.Meta, i int64) []byte {
+// getValue returns a copy of the raw Pebble value under key k.
+func getValue(t *testing.T, db *pebble.DB, k []byte) []byte {
 	t.Helper()
-	v, closer, err := db.Get(segstore.SliceKey(m.Key, m.Version, i))
+	v, closer, err := db.Get(k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +205,26 @@ func getValue(t *testing.T, db *pebble.DB, m *segstore.Meta, i int64) []byte {
 	return v
 }
 
-func setValue(t *testing.T, db *pebble.DB, m *segstore.Meta, i int64, v []byte) {
+// sliceFile returns the bytes of slice i's file.
+func sliceFile(t *testing.T, s *segstore.Store, m *segstore.Meta, i int64) []byte {
 	t.Helper()
-	if err := db.Set(segstore.SliceKey(m.Key, m.Version, i), v, pebble.NoSync); err != nil {
+	b, err := os.ReadFile(s.SlicePath(m.Key, m.Version, i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// setSliceFile replaces slice i's file with b.
+func setSliceFile(t *testing.T, s *segstore.Store, m *segstore.Meta, i int64, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(s.SlicePath(m.Key, m.Version, i), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// expectDeleted checks that slice i of m was dropped after ErrCorrupt.
+// expectDeleted checks that slice i of m was dropped after ErrCorrupt:
+// gone from the index, from Pebble and from the disk.
 func expectDeleted(t *testing.T, s *segstore.Store, m *segstore.Meta, i int64) {
 	t.Helper()
 	if s.Has(m, i) {
@@ -218,82 +236,87 @@ func expectDeleted(t *testing.T, s *segstore.Store, m *segstore.Meta, i int64) {
 		}
 		t.Errorf("slice %d still in Pebble after ErrCorrupt (err %v)", i, err)
 	}
+	if _, err := os.Stat(s.SlicePath(m.Key, m.Version, i)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("slice %d's file still there after ErrCorrupt (stat: %v)", i, err)
+	}
 	if _, err := s.ReadSliceRange(m, i, 0, 1, nil); !errors.Is(err, segstore.ErrNotFound) {
 		t.Errorf("ReadSliceRange(%d) after ErrCorrupt: %v, want ErrNotFound", i, err)
 	}
 }
 
-// TestReadSliceRangeCorruptChunk damages one chunk of a slice: reads that do
-// not overlap it succeed (it goes unnoticed), the first read that overlaps
-// it, by as little as one byte, fails and deletes the slice.
+// TestReadSliceRangeCorruptChunk damages one chunk of a slice, in its file
+// or in its entry's checksum: reads that do not overlap it succeed (it goes
+// unnoticed), the first read that overlaps it, by as little as one byte,
+// fails and deletes the slice.
 func TestReadSliceRangeCorruptChunk(t *testing.T) {
-	for _, flushed := range []bool{false, true} {
-		for _, where := range []string{"payload", "checksum"} {
-			t.Run(fmt.Sprintf("%s/flushed=%v", where, flushed), func(t *testing.T) {
-				s, _ := newStore(t)
-				m := newMeta("example.com/range/corrupt", 2*mib, mib)
-				if err := s.PutMeta(m); err != nil {
+	for _, where := range []string{"file", "checksum"} {
+		t.Run(where, func(t *testing.T) {
+			s, _ := newStore(t)
+			m := newMeta("example.com/range/corrupt", 2*mib, mib)
+			if err := s.PutMeta(m); err != nil {
+				t.Fatal(err)
+			}
+			writeAll(t, s, m)
+			const bad = 10 // the damaged chunk of slice 1
+			if where == "file" {
+				f := sliceFile(t, s, m, 1)
+				f[bad*chunk+chunk/2] ^= 0x01
+				setSliceFile(t, s, m, 1, f)
+			} else {
+				k := segstore.SliceKey(m.Key, m.Version, 1)
+				v := getValue(t, s.DB(), k)
+				if len(v) != segstore.EntryLen(mib) || len(v) != 1+4*16 {
+					t.Fatalf("entry of %d bytes, want %d", len(v), 1+4*16)
+				}
+				v[1+4*bad+3] ^= 0x80
+				if err := s.DB().Set(k, v, pebble.NoSync); err != nil {
 					t.Fatal(err)
 				}
-				writeAll(t, s, m)
-				const bad = 10 // the damaged chunk of slice 1
-				v := getValue(t, s.DB(), m, 1)
-				hdr := segstore.SliceHeaderLen(mib)
-				if len(v) != hdr+mib || hdr != 1+4*16 {
-					t.Fatalf("value of %d bytes with a header of %d, want %d and %d", len(v), hdr, mib+1+4*16, 1+4*16)
+			}
+			want := payload(m, 1)
+			for _, c := range [][2]int64{
+				{0, bad * chunk},               // everything before
+				{(bad + 1) * chunk, 5 * chunk}, // everything after
+				{bad*chunk - 100, 100},         // up to its first byte
+				{(bad + 1) * chunk, 1},         // from just past its last byte
+				{(bad + 1) * chunk, mib - (bad+1)*chunk},
+			} {
+				got, err := s.ReadSliceRange(m, 1, c[0], c[1], nil)
+				if err != nil || !bytes.Equal(got, want[c[0]:c[0]+c[1]]) {
+					t.Fatalf("range %d+%d, clear of chunk %d: err %v", c[0], c[1], bad, err)
 				}
-				if where == "payload" {
-					v[hdr+bad*chunk+chunk/2] ^= 0x01
-				} else {
-					v[1+4*bad+3] ^= 0x80
-				}
-				setValue(t, s.DB(), m, 1, v)
-				if flushed {
-					if err := s.DB().Flush(); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want := payload(m, 1)
-				for _, c := range [][2]int64{
-					{0, bad * chunk},               // everything before
-					{(bad + 1) * chunk, 5 * chunk}, // everything after
-					{bad*chunk - 100, 100},         // up to its first byte
-					{(bad + 1) * chunk, 1},         // from just past its last byte
-					{(bad + 1) * chunk, mib - (bad+1)*chunk},
-				} {
-					got, err := s.ReadSliceRange(m, 1, c[0], c[1], nil)
-					if err != nil || !bytes.Equal(got, want[c[0]:c[0]+c[1]]) {
-						t.Fatalf("range %d+%d, clear of chunk %d: err %v", c[0], c[1], bad, err)
-					}
-				}
-				if !s.Has(m, 1) {
-					t.Fatal("slice dropped by reads that did not touch the damage")
-				}
-				// One byte of overlap, at the chunk's first byte.
-				_, err := s.ReadSliceRange(m, 1, bad*chunk-5, 6, nil)
-				if !errors.Is(err, segstore.ErrCorrupt) {
-					t.Fatalf("range overlapping the damaged chunk by one byte: %v, want ErrCorrupt", err)
-				}
-				if !strings.Contains(err.Error(), fmt.Sprintf("chunk %d ", bad)) {
-					t.Errorf("error %q does not name chunk %d", err, bad)
-				}
-				expectDeleted(t, s, m, 1)
-				// Other slices are untouched, and the slice can be refetched.
-				if got, err := s.ReadSliceRange(m, 0, bad*chunk, chunk, nil); err != nil || !bytes.Equal(got, payload(m, 0)[bad*chunk:(bad+1)*chunk]) {
-					t.Fatalf("slice 0: %v", err)
-				}
-				if err := s.WriteSlice(m, 1, want); err != nil {
-					t.Fatal(err)
-				}
-				checkRanges(t, s, m)
-			})
-		}
+			}
+			if !s.Has(m, 1) {
+				t.Fatal("slice dropped by reads that did not touch the damage")
+			}
+			// One byte of overlap, at the chunk's first byte.
+			_, err := s.ReadSliceRange(m, 1, bad*chunk-5, 6, nil)
+			if !errors.Is(err, segstore.ErrCorrupt) {
+				t.Fatalf("range overlapping the damaged chunk by one byte: %v, want ErrCorrupt", err)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprintf("chunk %d ", bad)) {
+				t.Errorf("error %q does not name chunk %d", err, bad)
+			}
+			expectDeleted(t, s, m, 1)
+			if n := s.Stats().Corrupt; n != 1 {
+				t.Errorf("Stats.Corrupt = %d, want 1", n)
+			}
+			// Other slices are untouched, and the slice can be refetched.
+			if got, err := s.ReadSliceRange(m, 0, bad*chunk, chunk, nil); err != nil || !bytes.Equal(got, payload(m, 0)[bad*chunk:(bad+1)*chunk]) {
+				t.Fatalf("slice 0: %v", err)
+			}
+			if err := s.WriteSlice(m, 1, want); err != nil {
+				t.Fatal(err)
+			}
+			checkRanges(t, s, m)
+		})
 	}
 }
 
-// TestReadSliceRangeCorrupt checks damage that every read must catch: a value
-// under the wrong key, chunks that traded places, the wrong length, an
-// unknown format, a damaged last chunk read by its last byte.
+// TestReadSliceRangeCorrupt checks damage that every read must catch: a file
+// under another slice's name, chunks that traded places, a file one byte
+// short, a missing file, a malformed entry, a damaged last chunk read by
+// its last byte.
 func TestReadSliceRangeCorrupt(t *testing.T) {
 	s, _ := newStore(t)
 	m := newMeta("example.com/range/damaged", 8*mib-100, mib)
@@ -301,31 +324,31 @@ func TestReadSliceRangeCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeAll(t, s, m)
-	db := s.DB()
-	hdr := segstore.SliceHeaderLen(mib)
 
-	v0 := getValue(t, db, m, 0)
-	setValue(t, db, m, 1, v0) // slice 0's valid value under slice 1's key
+	setSliceFile(t, s, m, 1, sliceFile(t, s, m, 0)) // slice 0's bytes under slice 1's name
 
-	v := getValue(t, db, m, 2) // chunks 3 and 4 swapped, checksums and all
-	swap := func(a, b []byte) {
-		tmp := bytes.Clone(a)
-		copy(a, b)
-		copy(b, tmp)
-	}
-	swap(v[1+4*3:1+4*4], v[1+4*4:1+4*5])
-	swap(v[hdr+3*chunk:hdr+4*chunk], v[hdr+4*chunk:hdr+5*chunk])
-	setValue(t, db, m, 2, v)
+	f := sliceFile(t, s, m, 2) // chunks 3 and 4 swapped
+	c3 := bytes.Clone(f[3*chunk : 4*chunk])
+	copy(f[3*chunk:], f[4*chunk:5*chunk])
+	copy(f[4*chunk:], c3)
+	setSliceFile(t, s, m, 2, f)
 
-	setValue(t, db, m, 3, getValue(t, db, m, 3)[:hdr+mib-1]) // one byte short
+	setSliceFile(t, s, m, 3, sliceFile(t, s, m, 3)[:mib-1]) // one byte short
 
-	v = getValue(t, db, m, 4)
+	k := segstore.SliceKey(m.Key, m.Version, 4)
+	v := getValue(t, s.DB(), k)
 	v[0] = 9 // unknown format
-	setValue(t, db, m, 4, v)
+	if err := s.DB().Set(k, v, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
 
-	v = getValue(t, db, m, 7) // the last, short slice: damage its last byte
-	v[len(v)-1] ^= 0xff
-	setValue(t, db, m, 7, v)
+	if err := os.Remove(s.SlicePath(m.Key, m.Version, 5)); err != nil {
+		t.Fatal(err)
+	}
+
+	f = sliceFile(t, s, m, 7) // the last, short slice: damage its last byte
+	f[len(f)-1] ^= 0xff
+	setSliceFile(t, s, m, 7, f)
 
 	for _, c := range []struct {
 		i, off, n int64
@@ -333,8 +356,9 @@ func TestReadSliceRangeCorrupt(t *testing.T) {
 	}{
 		{1, 5 * chunk, 10, "crc32c"},
 		{2, 4*chunk - 1, 2, "chunk 3 "},
-		{3, 0, 1, "format 2 value of"},
-		{4, 100, 100, "unknown slice format 9"},
+		{3, mib - 10, 10, "shorter than"},
+		{4, 100, 100, "malformed entry"},
+		{5, 0, 1, "open its file"},
 		{7, mib - 101, 1, "chunk 15 "},
 	} {
 		_, err := s.ReadSliceRange(m, c.i, c.off, c.n, nil)
@@ -344,52 +368,166 @@ func TestReadSliceRangeCorrupt(t *testing.T) {
 		expectDeleted(t, s, m, c.i)
 	}
 	// The undamaged slices are intact.
-	for _, i := range []int64{0, 5, 6} {
+	for _, i := range []int64{0, 6} {
 		if got, err := s.ReadSlice(m, i, nil); err != nil || !bytes.Equal(got, payload(m, i)) {
 			t.Errorf("ReadSlice(%d): %v", i, err)
 		}
 	}
-	if st := s.Stats(); st.Slices != 3 {
-		t.Errorf("Stats = %+v, want 3 slices left", st)
+	if st := s.Stats(); st.Slices != 2 || st.Corrupt != 6 {
+		t.Errorf("Stats = %+v, want 2 slices left and 6 corrupt", st)
 	}
 }
 
-// TestFormat1Slices checks that slices in the format stores held before
-// format 2 (one checksum over the key and the whole payload) stay readable
-// by ReadSlice and ReadSliceRange, in a store that also holds format-2
-// slices, across a restart that upgrades the store's format marker; and
-// that damage anywhere in such a slice fails every read of it.
-func TestFormat1Slices(t *testing.T) {
+// TestOpenSliceVerifiesOnce checks the hit path's integrity: OpenSlice
+// returns a file holding exactly the slice; a slice this process wrote is
+// not read back; after a restart each slice's file is verified whole
+// before its first open, once, and a damaged, short or missing file is
+// dropped as corrupt instead of opened. Damage done after the
+// verification is not seen by OpenSlice (the scrubber's job).
+func TestOpenSliceVerifiesOnce(t *testing.T) {
 	s, dir := newStore(t)
-	// The store as the previous version left it: marker segstore/1, and
-	// format-1 slices.
-	if err := s.DB().Set([]byte(segstore.FormatKey), []byte(segstore.FormatValueV1), pebble.NoSync); err != nil {
+	m := newMeta("example.com/range/open", 5*mib-7, mib)
+	if err := s.PutMeta(m); err != nil {
 		t.Fatal(err)
 	}
-	m := newMeta("example.com/range/v1", 2*mib+3*chunk+5, mib)
-	small := newMeta("example.com/range/v1small", 3*kib, kib)
-	for _, x := range []*segstore.Meta{m, small} {
-		if err := s.PutMeta(x); err != nil {
-			t.Fatal(err)
+	writeAll(t, s, m)
+	open := func(s *segstore.Store, i int64) ([]byte, error) {
+		t.Helper()
+		f, err := s.OpenSlice(m, i)
+		if err != nil {
+			return nil, err
 		}
-		for i := range x.SliceCount() {
-			if err := s.WriteSliceV1(x, i, payload(x, i)); err != nil {
-				t.Fatal(err)
-			}
+		defer f.Close()
+		return io.ReadAll(f)
+	}
+	for i := range m.SliceCount() {
+		if got, err := open(s, i); err != nil || !bytes.Equal(got, payload(m, i)) {
+			t.Fatalf("OpenSlice(%d) of a slice just written: %v, right bytes %v", i, err, bytes.Equal(got, payload(m, i)))
 		}
 	}
-	if v := getValue(t, s.DB(), m, 0); len(v) != segstore.SliceHeaderLenV1+mib || v[0] != 1 {
-		t.Fatalf("WriteSliceV1 wrote a value of %d bytes, format %d", len(v), v[0])
+	if n := s.Stats().Verified; n != 0 {
+		t.Errorf("Verified = %d after opening slices this process wrote, want 0", n)
 	}
-	checkRanges(t, s, m)
-	checkRanges(t, s, small)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Damage while the store is closed.
+	s = openStore(t, dir)
+	f := sliceFile(t, s, m, 1)
+	f[mib-1] ^= 0x02 // the last byte of a full slice
+	setSliceFile(t, s, m, 1, f)
+	setSliceFile(t, s, m, 2, sliceFile(t, s, m, 2)[:mib/2])
+	if err := os.Remove(s.SlicePath(m.Key, m.Version, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		i   int64
+		why string
+	}{{1, "chunk 15 "}, {2, "file of 524288 bytes"}, {3, "its file is gone"}} {
+		if _, err := open(s, c.i); !errors.Is(err, segstore.ErrCorrupt) || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("OpenSlice(%d) after damage: %v; want ErrCorrupt saying %q", c.i, err, c.why)
+		}
+		expectDeleted(t, s, m, c.i)
+	}
+	for _, i := range []int64{0, 4} {
+		for range 3 {
+			if got, err := open(s, i); err != nil || !bytes.Equal(got, payload(m, i)) {
+				t.Fatalf("OpenSlice(%d) after a restart: %v", i, err)
+			}
+		}
+	}
+	if st := s.Stats(); st.Verified != 2 || st.Corrupt != 3 {
+		t.Errorf("Verified %d, Corrupt %d; want 2 (each good slice once) and 3", st.Verified, st.Corrupt)
+	}
+	// Verified: damage now goes unseen by OpenSlice, and is caught by a
+	// read that checks the chunks.
+	f = sliceFile(t, s, m, 0)
+	f[7] ^= 0x01
+	setSliceFile(t, s, m, 0, f)
+	if got, err := open(s, 0); err != nil || len(got) != mib {
+		t.Errorf("OpenSlice(0) of a verified slice: %d bytes, %v", len(got), err)
+	}
+	if _, err := s.ReadSliceRange(m, 0, 0, 8, nil); !errors.Is(err, segstore.ErrCorrupt) {
+		t.Errorf("ReadSliceRange over the damage: %v, want ErrCorrupt", err)
+	}
+	s.Close()
+}
 
+// TestScrubber checks the background scrubber: within a pass it drops a
+// slice whose file was damaged while the store runs (after the slice was
+// written and verified), removes files no entry names (orphans) and object
+// directories left empty, and leaves the good slices alone.
+func TestScrubber(t *testing.T) {
+	defer segstore.SetScrubPause(segstore.SetScrubPause(10 * time.Millisecond))
+	dir := t.TempDir()
+	s, err := segstore.Open(segstore.Options{Dir: dir, ScrubRate: 1 << 30, Logger: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := newMeta("example.com/range/scrub", 4*mib, mib)
+	if err := s.PutMeta(m); err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, s, m)
+	f := sliceFile(t, s, m, 2)
+	f[3*chunk+1] ^= 0x20
+	setSliceFile(t, s, m, 2, f)
+	orphan := s.SlicePath(m.Key, m.Version, 9) // no such slice
+	if err := os.WriteFile(orphan, []byte("left by a crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	emptyDir := filepath.Join(dir, "slices", "00", "0000000000000001")
+	if err := os.MkdirAll(emptyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passes := s.ScrubPasses()
+	origintest.WaitFor(t, "two scrub passes", func() bool { return s.ScrubPasses() >= passes+2 })
+	if s.Has(m, 2) {
+		t.Error("the damaged slice is still stored after two passes")
+	}
+	expectDeleted(t, s, m, 2)
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) || s.Orphans() != 1 {
+		t.Errorf("orphan file: stat %v, Orphans %d; want it gone, 1", err, s.Orphans())
+	}
+	if _, err := os.Stat(emptyDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("empty object directory: stat %v, want it gone", err)
+	}
+	st := s.Stats()
+	if st.Corrupt != 1 || st.Scrubbed < 3 || st.Slices != 3 {
+		t.Errorf("Stats = %+v; want 1 corrupt, the 3 good slices scrubbed and kept", st)
+	}
+	for _, i := range []int64{0, 1, 3} {
+		if got, err := s.ReadSlice(m, i, nil); err != nil || !bytes.Equal(got, payload(m, i)) {
+			t.Errorf("ReadSlice(%d) after scrubbing: %v", i, err)
+		}
+	}
+}
+
+// TestOldFormatSlicesDropped checks Open of a store an earlier version
+// wrote (marker segstore/2, slice bytes in Pebble values): it keeps the
+// metas, drops the slices, says so, writes the new marker, and the objects
+// fill again.
+func TestOldFormatSlicesDropped(t *testing.T) {
+	s, dir := newStore(t)
+	m := newMeta("example.com/range/v2", 2*mib, mib)
+	if err := s.PutMeta(m); err != nil {
+		t.Fatal(err)
+	}
+	// As the previous version left it: its marker, and a slice value.
+	if err := s.DB().Set([]byte(segstore.FormatKey), []byte("segstore/2"), pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	old := append([]byte{2}, make([]byte, 4*16+mib)...)
+	if err := s.DB().Set(segstore.SliceKey(m.Key, m.Version, 0), old, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var logs strings.Builder
 	var logMu sync.Mutex
-	s, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: 1 << 30, Logger: func(format string, args ...any) {
+	s, err := segstore.Open(segstore.Options{Dir: dir, Logger: func(format string, args ...any) {
 		logMu.Lock()
 		defer logMu.Unlock()
 		fmt.Fprintf(&logs, format+"\n", args...)
@@ -399,46 +537,21 @@ func TestFormat1Slices(t *testing.T) {
 	}
 	defer s.Close()
 	logMu.Lock()
-	if !strings.Contains(logs.String(), "upgraded") || strings.Contains(logs.String(), "malformed") {
-		t.Errorf("Open of a segstore/1 store logged:\n%s", logs.String())
+	if !strings.Contains(logs.String(), `"segstore/2" upgraded to "segstore/3"`) || !strings.Contains(logs.String(), "dropped") {
+		t.Errorf("Open of a segstore/2 store logged:\n%s", logs.String())
 	}
 	logMu.Unlock()
-	if v, closer, err := s.DB().Get([]byte(segstore.FormatKey)); err != nil || string(v) != segstore.FormatValue {
-		t.Fatalf("format marker after Open: %q, %v; want %q", v, err, segstore.FormatValue)
-	} else {
-		closer.Close()
+	if v := getValue(t, s.DB(), []byte(segstore.FormatKey)); string(v) != segstore.FormatValue {
+		t.Fatalf("format marker after Open: %q, want %q", v, segstore.FormatValue)
 	}
-	if st := s.Stats(); st.Slices != m.SliceCount()+small.SliceCount() {
-		t.Fatalf("after restart: Stats = %+v, want every format-1 slice", st)
+	if st := s.Stats(); st.Slices != 0 || st.Objects != 1 || s.Has(m, 0) {
+		t.Fatalf("after the upgrade: Stats = %+v, Has(0) %v; want the meta and no slice", st, s.Has(m, 0))
 	}
+	if got, err := s.Meta(m.Key); err != nil || got.Version != m.Version {
+		t.Fatalf("meta after the upgrade: %v, %v", got, err)
+	}
+	writeAll(t, s, m)
 	checkRanges(t, s, m)
-	checkRanges(t, s, small)
-
-	// New writes are format 2, beside the format-1 slices of the object.
-	if err := s.WriteSlice(m, 1, payload(m, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if v := getValue(t, s.DB(), m, 1); len(v) != segstore.SliceHeaderLen(mib)+mib || v[0] != 2 {
-		t.Fatalf("WriteSlice wrote a value of %d bytes, format %d", len(v), v[0])
-	}
-	checkRanges(t, s, m)
-
-	// A format-1 slice is verified whole: damage far from the range is
-	// caught, and the slice deleted.
-	v := getValue(t, s.DB(), m, 2)
-	v[len(v)-1] ^= 0x04 // the last byte of the short last slice
-	setValue(t, s.DB(), m, 2, v)
-	_, err = s.ReadSliceRange(m, 2, 0, 1, nil)
-	if !errors.Is(err, segstore.ErrCorrupt) || !strings.Contains(err.Error(), "crc32c") {
-		t.Fatalf("ReadSliceRange of a damaged format-1 slice: %v, want ErrCorrupt", err)
-	}
-	expectDeleted(t, s, m, 2)
-	// And via ReadSlice, a wrong length.
-	setValue(t, s.DB(), m, 0, getValue(t, s.DB(), m, 0)[:segstore.SliceHeaderLenV1+100])
-	if _, err := s.ReadSlice(m, 0, nil); !errors.Is(err, segstore.ErrCorrupt) || !strings.Contains(err.Error(), "format 1 value of") {
-		t.Fatalf("ReadSlice of a short format-1 slice: %v, want ErrCorrupt", err)
-	}
-	expectDeleted(t, s, m, 0)
 }
 
 // TestFormatMarker checks Open's handling of the store's format marker: a
@@ -446,31 +559,23 @@ func TestFormat1Slices(t *testing.T) {
 // is refused without touching the store.
 func TestFormatMarker(t *testing.T) {
 	s, dir := newStore(t)
-	marker := func() string {
-		v, closer, err := s.DB().Get([]byte(segstore.FormatKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer closer.Close()
-		return string(v)
-	}
-	if got := marker(); got != "segstore/2" {
-		t.Fatalf("new store's marker %q, want %q", got, "segstore/2")
+	if got := string(getValue(t, s.DB(), []byte(segstore.FormatKey))); got != "segstore/3" {
+		t.Fatalf("new store's marker %q, want %q", got, "segstore/3")
 	}
 	m := newMeta("example.com/range/marker", 2*kib, kib)
 	if err := s.PutMeta(m); err != nil {
 		t.Fatal(err)
 	}
 	writeAll(t, s, m)
-	if err := s.DB().Set([]byte(segstore.FormatKey), []byte("segstore/3"), pebble.NoSync); err != nil {
+	if err := s.DB().Set([]byte(segstore.FormatKey), []byte("segstore/4"), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	_, err := segstore.Open(segstore.Options{Dir: dir})
-	if err == nil || !strings.Contains(err.Error(), `"segstore/3"`) || !strings.Contains(err.Error(), "another sliceedge version") {
-		t.Fatalf("Open of a segstore/3 store: %v, want a refusal naming the format", err)
+	if err == nil || !strings.Contains(err.Error(), `"segstore/4"`) || !strings.Contains(err.Error(), "another sliceedge version") {
+		t.Fatalf("Open of a segstore/4 store: %v, want a refusal naming the format", err)
 	}
 	// Refused without changes: put the marker back and everything is there.
 	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{t}})

@@ -1,7 +1,6 @@
 package segstore
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -9,8 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
-
-	"github.com/sliceedge/sliceedge/internal/invariants"
 )
 
 // Key prefixes. Everything the store writes starts with one of them; the
@@ -29,17 +26,21 @@ const (
 // layout it holds, so that a binary that does not know it refuses the
 // directory instead of misreading it:
 //
-//   - segstore/1: slice values of format 1 only;
-//   - segstore/2: slice values of format 1 or 2 (format 2 from this version
-//     on; format 1 remains readable).
+//   - segstore/1 and segstore/2: slice bytes in Pebble values (formats 1
+//     and 2), written by earlier versions;
+//   - segstore/3: slice bytes in files, Pebble holding slice entries
+//     (format 3) that name them and hold their checksums.
 //
-// Open accepts both and rewrites a segstore/1 marker as segstore/2 before
-// writing anything else (see checkFormat), since it will write format-2
-// slices: a binary that only knows segstore/1 then refuses the directory.
+// Open accepts segstore/1 and segstore/2 by dropping their slices, whose
+// bytes this version does not read, and keeping their metas, so that the
+// objects are revalidated rather than learned anew; then it writes
+// segstore/3 before anything else (see checkFormat).
 const (
-	formatValue   = "segstore/2"
-	formatValueV1 = "segstore/1"
+	formatValue = "segstore/3"
 )
+
+// formatsDropped are the markers of stores whose slices Open drops.
+var formatsDropped = []string{"segstore/1", "segstore/2"}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -108,69 +109,55 @@ func successor(p []byte) []byte {
 	return nil
 }
 
-// Slice values. A slice value is a header and then the payload (the slice's
-// bytes, SliceLen of them). The first byte of the header is the format:
+// Slice entries. A slice's bytes are in a file of its own (files.go); its
+// entry in Pebble, under its slice key, is what makes it visible, and
+// holds its checksums:
 //
-// Format 1 (written before format 2 existed; still read):
-//
-//	[0]      1
-//	[1:5]    CRC-32C (Castagnoli), big-endian, of the slice key followed by
-//	         the whole payload
-//	[5:]     payload
-//
-// Format 2 (written now):
-//
-//	[0]      2
-//	[1:1+4c] c = ceil(len(payload) / 64 KiB) CRC-32Cs, big-endian, one per
-//	         64 KiB chunk of the payload (the last chunk may be short): the
+//	[0]      3 (the format)
+//	[1:1+4c] c = ceil(SliceLen / 64 KiB) CRC-32Cs, big-endian, one per
+//	         64 KiB chunk of the slice (the last chunk may be short): the
 //	         CRC of chunk j is that of the slice key, then j as 4 bytes
 //	         big-endian, then the chunk's bytes
-//	[1+4c:]  payload
 //
-// Each checksum covers the key, so a value found under the wrong key (a bug,
-// or a bit flip in the key) fails as surely as a damaged payload; in format 2
-// each also covers its chunk's index, so chunks cannot trade places. Format 2
-// lets a read of any byte range verify only the chunks the range overlaps. A
-// damaged chunk checksum fails its chunk, like damaged payload. The payload
-// length is not stored: it is the meta's SliceLen, and the value length must
-// be exactly header plus payload.
+// Each checksum covers the key, so a file found under the wrong name (a
+// bug, a file moved by hand) fails as surely as damaged bytes; each also
+// covers its chunk's index, so chunks cannot trade places. The checksums
+// are computed from the bytes in memory while the slice is written, so
+// they say what the origin sent, not what the disk kept. The slice's
+// length is not stored: it is the meta's SliceLen, and the file must hold
+// exactly that many bytes.
 const (
-	sliceFormat1 = 1
-	sliceFormat2 = 2
-
-	sliceHdrLen1 = 1 + 4 // format, CRC-32C
+	sliceFormat = 3
 
 	chunkShift = 16
-	chunkSize  = 1 << chunkShift // bytes of payload per CRC in format 2
+	chunkSize  = 1 << chunkShift // bytes of slice per CRC
 
-	// maxSliceHdrLen is the longest slice header: format 2 of a slice of
+	// maxEntryLen is the longest slice entry: that of a slice of
 	// MaxSliceSize.
-	maxSliceHdrLen = 1 + 4*(MaxSliceSize/chunkSize)
+	maxEntryLen = 1 + 4*(MaxSliceSize/chunkSize)
 )
 
-// chunkCount is the number of format-2 chunks of a payload of n bytes.
+// chunkCount is the number of chunks of a slice of n bytes.
 func chunkCount(n int64) int64 { return (n + chunkSize - 1) >> chunkShift }
 
-// sliceHdrLen2 is the header length of a format-2 value of n payload bytes.
-func sliceHdrLen2(n int64) int { return int(1 + 4*chunkCount(n)) }
+// entryLen is the length of the entry of a slice of n bytes.
+func entryLen(n int64) int { return int(1 + 4*chunkCount(n)) }
 
-// validSliceLen reports whether a slice value of vlen bytes can hold a
-// payload of n bytes in some format. Open uses it to check slices without
-// reading their values.
-func validSliceLen(vlen int, n int64) bool {
-	return n > 0 && (int64(vlen) == sliceHdrLen1+n || int64(vlen) == int64(sliceHdrLen2(n))+n)
+// validEntry reports whether v can be the entry of a slice of n bytes.
+// Open uses it to check entries without reading files.
+func validEntry(v []byte, n int64) bool {
+	return n > 0 && len(v) == entryLen(n) && v[0] == sliceFormat
 }
 
 // keySeed is the CRC-32C of a slice key: where every checksum of a slice
-// value starts.
+// starts.
 func keySeed(k []byte) uint32 { return crc32.Checksum(k, castagnoli) }
 
-// chunkChecksum is the format-2 checksum of chunk j of a slice whose key's
-// CRC is seed.
+// chunkChecksum is the checksum of chunk j of a slice whose key's CRC is
+// seed.
 func chunkChecksum(seed uint32, j int64, chunk []byte) uint32 {
 	// crc32.Update of the 4 bytes of j, big-endian, done by hand with the
-	// table: a byte slice passed to crc32.Update escapes, and this runs for
-	// every chunk read.
+	// table: a byte slice passed to crc32.Update escapes.
 	c := ^seed
 	for shift := 24; shift >= 0; shift -= 8 {
 		c = castagnoli[byte(c)^byte(uint32(j)>>shift)] ^ c>>8
@@ -178,115 +165,36 @@ func chunkChecksum(seed uint32, j int64, chunk []byte) uint32 {
 	return crc32.Update(^c, castagnoli, chunk)
 }
 
-// putSlice writes a format-2 slice value of payload under key k into v,
-// which must be sliceHdrLen2(len(payload))+len(payload) bytes long.
-func putSlice(v []byte, k []byte, payload []byte) {
-	hdr := sliceHdrLen2(int64(len(payload)))
-	v[0] = sliceFormat2
+// putEntry writes the entry of slice bytes data, under key k, into v,
+// which must be entryLen(len(data)) bytes long.
+func putEntry(v []byte, k []byte, data []byte) {
+	v[0] = sliceFormat
 	seed := keySeed(k)
-	for j, off := int64(0), 0; off < len(payload); j, off = j+1, off+chunkSize {
-		chunk := payload[off:min(off+chunkSize, len(payload))]
-		copy(v[hdr+off:], chunk)
+	for j, off := int64(0), 0; off < len(data); j, off = j+1, off+chunkSize {
+		chunk := data[off:min(off+chunkSize, len(data))]
 		binary.BigEndian.PutUint32(v[1+4*j:], chunkChecksum(seed, j, chunk))
 	}
 }
 
-// putSliceV1 writes a format-1 slice value of payload under key k into v,
-// which must be sliceHdrLen1+len(payload) bytes long. Only tests write
-// format 1 now, to check that it stays readable.
-func putSliceV1(v []byte, k []byte, payload []byte) {
-	v[0] = sliceFormat1
-	binary.BigEndian.PutUint32(v[1:5], crc32.Update(keySeed(k), castagnoli, payload))
-	copy(v[sliceHdrLen1:], payload)
-}
+func putUint32(b []byte, v uint32) { binary.BigEndian.PutUint32(b, v) }
 
-// readSliceValue checks the slice value v of key k, which must hold a
-// payload of sliceLen bytes, and copies payload bytes [off, off+len(dst))
-// into dst, verifying what that needs: in format 2 the chunks the range
-// overlaps, one at a time (so that each is read from main memory once); in
-// format 1 the whole payload. It returns why the value is corrupt, if it
-// is; dst is then undefined.
-func readSliceValue(k []byte, v []byte, sliceLen, off int64, dst []byte) error {
-	if len(v) == 0 {
-		return errors.New("empty value")
-	}
-	end := off + int64(len(dst))
-	switch v[0] {
-	case sliceFormat1:
-		if int64(len(v)) != sliceHdrLen1+sliceLen {
-			return fmt.Errorf("format 1 value of %d bytes, want %d", len(v), sliceHdrLen1+sliceLen)
+// checkChunks verifies data, the bytes of chunks first, first+1, ... of
+// the slice of key k and entry v (sliceLen bytes), against the entry: data
+// starts at chunk first's first byte and ends at a chunk's end or at the
+// slice's. It returns why they are corrupt, if they are.
+func checkChunks(k, v []byte, sliceLen, first int64, data []byte) error {
+	seed := keySeed(k)
+	for j, off := first, 0; off < len(data); j, off = j+1, off+chunkSize {
+		cs := j << chunkShift
+		chunk := data[off:min(off+chunkSize, len(data))]
+		if cs+int64(len(chunk)) > sliceLen || 1+4*j+4 > int64(len(v)) {
+			return fmt.Errorf("chunk %d: %d bytes at %d, past the slice's %d", j, len(chunk), cs, sliceLen)
 		}
-		payload := v[sliceHdrLen1:]
-		if got, want := crc32.Update(keySeed(k), castagnoli, payload), binary.BigEndian.Uint32(v[1:5]); got != want {
-			return fmt.Errorf("crc32c %08x, want %08x", got, want)
-		}
-		copy(dst, payload[off:end])
-		return nil
-	case sliceFormat2:
-		hdr := sliceHdrLen2(sliceLen)
-		if int64(len(v)) != int64(hdr)+sliceLen {
-			return fmt.Errorf("format 2 value of %d bytes, want %d", len(v), int64(hdr)+sliceLen)
-		}
-		payload := v[hdr:]
-		seed := keySeed(k)
-		for j := off >> chunkShift; j<<chunkShift < end; j++ {
-			cs, ce := j<<chunkShift, min((j+1)<<chunkShift, sliceLen)
-			lo, hi := max(cs, off), min(ce, end)
-			// A chunk wanted whole is copied first and its checksum computed
-			// over the copy, the very bytes the caller gets: the copy pulls
-			// the chunk out of main memory faster than the checksum would
-			// (which then runs on the CPU's cache), about a quarter less
-			// time per chunk for a value not in the CPU's caches. A chunk
-			// wanted in part is checked in place, then the part copied.
-			checked := payload[cs:ce]
-			if lo == cs && hi == ce {
-				checked = dst[lo-off : hi-off]
-				copy(checked, payload[cs:ce])
-			}
-			if got, want := chunkChecksum(seed, j, checked), binary.BigEndian.Uint32(v[1+4*j:]); got != want {
-				return fmt.Errorf("chunk %d (bytes %d-%d): crc32c %08x, want %08x", j, cs, ce-1, got, want)
-			}
-			if lo != cs || hi != ce {
-				copy(dst[lo-off:], payload[lo:hi])
-			}
-		}
-		return nil
-	default:
-		return fmt.Errorf("unknown slice format %d", v[0])
-	}
-}
-
-// checkRead re-does, under -tags invariants, what readSliceValue(k, v,
-// sliceLen, off, dst) did and returned (bad), the simple way: it verifies
-// every chunk of the slice, not only those the range overlaps, and panics
-// if readSliceValue passed a range that overlaps a damaged chunk, failed
-// one that overlaps none, or copied other bytes than the payload's. Damage
-// outside the range is no contradiction: ReadSliceRange does not look
-// there, by design.
-func checkRead(k, v []byte, sliceLen, off int64, dst []byte, bad error) {
-	end := off + int64(len(dst))
-	var payload []byte
-	damaged := true // in the range, or the value as a whole
-	switch {
-	case len(v) > 0 && v[0] == sliceFormat1 && int64(len(v)) == sliceHdrLen1+sliceLen:
-		payload = v[sliceHdrLen1:]
-		damaged = crc32.Update(keySeed(k), castagnoli, payload) != binary.BigEndian.Uint32(v[1:5])
-	case len(v) > 0 && v[0] == sliceFormat2 && int64(len(v)) == int64(sliceHdrLen2(sliceLen))+sliceLen:
-		payload = v[sliceHdrLen2(sliceLen):]
-		damaged = false
-		seed := keySeed(k)
-		for j := range chunkCount(sliceLen) {
-			cs, ce := j*chunkSize, min((j+1)*chunkSize, sliceLen)
-			if chunkChecksum(seed, j, payload[cs:ce]) != binary.BigEndian.Uint32(v[1+4*j:]) && cs < end && off < ce {
-				damaged = true
-			}
+		if got, want := chunkChecksum(seed, j, chunk), binary.BigEndian.Uint32(v[1+4*j:]); got != want {
+			return fmt.Errorf("chunk %d (bytes %d-%d): crc32c %08x, want %08x", j, cs, cs+int64(len(chunk))-1, got, want)
 		}
 	}
-	invariants.Check(damaged == (bad != nil), "segstore: read of bytes %d-%d of slice %x (%d bytes, value of %d): readSliceValue says %v, every chunk checked says damaged=%v",
-		off, end-1, k, sliceLen, len(v), bad, damaged)
-	if bad == nil {
-		invariants.Check(bytes.Equal(dst, payload[off:end]), "segstore: read of bytes %d-%d of slice %x: copied bytes differ from the payload's", off, end-1, k)
-	}
+	return nil
 }
 
 // metaBody is the JSON part of a meta value: the fields Open never needs.

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // TestChunkChecksum checks chunkChecksum against its definition in the
@@ -24,37 +26,67 @@ func TestChunkChecksum(t *testing.T) {
 	}
 }
 
-// TestSliceValueLayout checks putSlice byte for byte against the format
-// described in record.go, for payloads around chunk boundaries.
-func TestSliceValueLayout(t *testing.T) {
+// TestSliceEntryLayout checks putEntry byte for byte against the format
+// described in record.go, for slices around chunk boundaries; checkChunks
+// passes the slice and fails it with any one byte flipped; and a
+// SliceWriter fed the slice in uneven pieces computes the same entry as it
+// goes.
+func TestSliceEntryLayout(t *testing.T) {
 	k := makeSliceKey(keyHash("example.com/b"), 42, 3)
 	for _, n := range []int{1, chunkSize - 1, chunkSize, chunkSize + 1, 3*chunkSize + 17, 16 * chunkSize} {
-		payload := make([]byte, n)
-		for i := range payload {
-			payload[i] = byte(i*7 + i>>9)
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*7 + i>>9)
 		}
 		c := (n + chunkSize - 1) / chunkSize
-		v := make([]byte, sliceHdrLen2(int64(n))+n)
-		if len(v) != 1+4*c+n {
-			t.Fatalf("n=%d: value of %d bytes, want %d", n, len(v), 1+4*c+n)
+		v := make([]byte, entryLen(int64(n)))
+		if len(v) != 1+4*c {
+			t.Fatalf("n=%d: entry of %d bytes, want %d", n, len(v), 1+4*c)
 		}
-		putSlice(v, k[:], payload)
-		if v[0] != 2 || !bytes.Equal(v[1+4*c:], payload) {
-			t.Fatalf("n=%d: wrong format byte or payload", n)
+		putEntry(v, k[:], data)
+		if v[0] != 3 {
+			t.Fatalf("n=%d: format byte %d, want 3", n, v[0])
 		}
 		for j := range c {
 			msg := append(bytes.Clone(k[:]), byte(j>>24), byte(j>>16), byte(j>>8), byte(j))
-			msg = append(msg, payload[j*chunkSize:min((j+1)*chunkSize, n)]...)
+			msg = append(msg, data[j*chunkSize:min((j+1)*chunkSize, n)]...)
 			if got, want := binary.BigEndian.Uint32(v[1+4*j:]), crc32.Checksum(msg, castagnoli); got != want {
 				t.Fatalf("n=%d: checksum of chunk %d is %08x, want %08x", n, j, got, want)
 			}
 		}
-		if !validSliceLen(len(v), int64(n)) || !validSliceLen(sliceHdrLen1+n, int64(n)) || validSliceLen(len(v)+1, int64(n)) {
-			t.Errorf("n=%d: validSliceLen wrong", n)
+		if !validEntry(v, int64(n)) || validEntry(append(bytes.Clone(v), 0), int64(n)) || validEntry(v, int64(n)+chunkSize) {
+			t.Errorf("n=%d: validEntry wrong", n)
 		}
-		dst := make([]byte, n)
-		if err := readSliceValue(k[:], v, int64(n), 0, dst); err != nil || !bytes.Equal(dst, payload) {
-			t.Fatalf("n=%d: readSliceValue: %v", n, err)
+		if err := checkChunks(k[:], v, int64(n), 0, data); err != nil {
+			t.Fatalf("n=%d: checkChunks of the slice itself: %v", n, err)
+		}
+		for _, at := range []int{0, n / 2, n - 1} {
+			bad := bytes.Clone(data)
+			bad[at] ^= 0x40
+			if err := checkChunks(k[:], v, int64(n), 0, bad); err == nil {
+				t.Errorf("n=%d: checkChunks passed a flip at byte %d", n, at)
+			}
+		}
+		other := makeSliceKey(keyHash("example.com/b"), 42, 4)
+		if err := checkChunks(other[:], v, int64(n), 0, data); err == nil {
+			t.Errorf("n=%d: checkChunks passed the slice under another slice's key", n)
+		}
+		// The running checksums of a SliceWriter, fed in pieces that
+		// straddle chunk boundaries.
+		w := &SliceWriter{s: &Store{files: &sliceFiles{osFS: true}}, m: &Meta{Key: "example.com/b"}, n: int64(n), k: k, seed: keySeed(k[:]), f: discardFile{}}
+		for off, step := 0, 1; off < n; off, step = off+step, step*3+1 {
+			if _, err := w.Write(data[off:min(off+step, n)]); err != nil {
+				t.Fatalf("n=%d: write at %d: %v", n, off, err)
+			}
+		}
+		w.ent[0] = sliceFormat
+		if got := w.ent[:entryLen(int64(n))]; !bytes.Equal(got, v) {
+			t.Errorf("n=%d: SliceWriter's entry %x, putEntry's %x", n, got, v)
 		}
 	}
 }
+
+// discardFile is a vfs.File that takes writes and drops them.
+type discardFile struct{ vfs.File }
+
+func (discardFile) Write(p []byte) (int, error) { return len(p), nil }

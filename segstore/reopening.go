@@ -3,6 +3,7 @@ package segstore
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -277,6 +278,15 @@ func (r *Reopening) ReadSliceRange(m *Meta, i, off, n int64, dst []byte) ([]byte
 		return st.ReadSliceRange(m, i, off, n, dst)
 	}
 	return nil, fmt.Errorf("segstore: read slice range %d of %q: %w: %w", i, m.Key, ErrNotFound, r.notOpen())
+}
+
+// OpenSlice is Store.OpenSlice, or ErrNotFound while the store is not
+// open.
+func (r *Reopening) OpenSlice(m *Meta, i int64) (*os.File, error) {
+	if st := r.st.Load(); st != nil {
+		return st.OpenSlice(m, i)
+	}
+	return nil, fmt.Errorf("segstore: open slice %d of %q: %w: %w", i, m.Key, ErrNotFound, r.notOpen())
 }
 
 // WriteSlice is Store.WriteSlice, or an error wrapping ErrWriteFailed while

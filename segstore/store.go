@@ -3,11 +3,12 @@ package segstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,13 +60,14 @@ type Options struct {
 	// records dropped, Pebble errors); nil means silent.
 	Logger func(format string, args ...any)
 	// FS is the filesystem the store lives on; nil means the operating
-	// system's. Tests set it to inject disk faults (Pebble's errorfs).
+	// system's. Tests set it to inject disk faults (Pebble's errorfs). Slice
+	// files can be sent (OpenSlice) only from the operating system's
+	// filesystem, wrapped or not.
 	FS vfs.FS
-
-	// noValueSeparation keeps slices in sstables, Pebble's default: the
-	// baseline BenchmarkFill2GiB measures value separation against (see
-	// pebbleOptions). Set by tests only, with WithoutValueSeparation.
-	noValueSeparation bool
+	// ScrubRate is how many bytes of slice files per second the scrubber
+	// reads back and verifies against their checksums (scrub.go); 0 means
+	// DefaultScrubRate, a negative value turns the scrubber off.
+	ScrubRate int64
 }
 
 // keyStripes is the number of locks serialising writers per key.
@@ -80,6 +82,7 @@ const maxCachedMetas = 1 << 16
 // first, and later calls return ErrClosed.
 type Store struct {
 	db       *pebble.DB
+	files    *sliceFiles // the slice bytes (files.go)
 	dir      string
 	maxBytes int64
 	logf     func(format string, args ...any) // never nil
@@ -120,7 +123,7 @@ type Store struct {
 	writeErrors  atomic.Int64 // writes refused or failed for want of a working disk
 	disk         atomic.Int64 // the last DiskSpaceUsage sampled (sampleDisk)
 
-	openScan pebble.IteratorStats // stats of Open's slice-key scan, for tests
+	scrub scrubState // the scrubber's counters (scrub.go)
 }
 
 // metaEntry is a cached meta with its encoded value, which WriteSlice writes
@@ -134,8 +137,8 @@ type metaEntry struct {
 type Stats struct {
 	Objects   int64 // metas stored (objects known, with or without slices)
 	Slices    int64 // slices stored, complete and checksummed
-	Bytes     int64 // payload bytes of those slices (not keys, headers or Pebble overhead)
-	DiskBytes int64 // disk used by Pebble now: Metrics().DiskSpaceUsage() (corrected, see diskUsage), including files awaiting deletion; the last sample while flushes fail
+	Bytes     int64 // bytes of those slices (not their files' blocks, entries or Pebble overhead)
+	DiskBytes int64 // disk used: the slice files (their bytes and a block each) plus Pebble's files (Metrics().DiskSpaceUsage(); its last sample while flushes fail)
 	MaxBytes  int64 // the configured budget (Options.MaxBytes)
 
 	Evictions    int64 // slices evicted to keep within MaxBytes (not purges or version changes)
@@ -153,6 +156,15 @@ type Stats struct {
 	// or, for WriteSlice, because the store was full (writes outran
 	// eviction). Not ErrStale, ErrClosed or invalid arguments.
 	WriteErrors int64
+	// Verified counts slice files read back whole and found to match
+	// their checksums: before their first send in this process (OpenSlice)
+	// or by the scrubber. Scrubbed counts the scrubber's share of them and
+	// ScrubbedBytes their bytes.
+	Verified, Scrubbed, ScrubbedBytes int64
+	// Corrupt counts slices dropped because their file did not match
+	// their checksums, or was missing or of the wrong size (by a read,
+	// OpenSlice or the scrubber): the edge fetches them again.
+	Corrupt int64
 }
 
 // Open opens the store in opts.Dir, creating it if needed. It rebuilds the
@@ -191,6 +203,13 @@ func Open(opts Options) (*Store, error) {
 	if err := checkRoom(opts.FS, opts.Dir); err != nil {
 		return nil, fmt.Errorf("segstore: open %s: %w: %w", opts.Dir, ErrWriteFailed, err)
 	}
+	files := newSliceFiles(opts.FS, opts.Dir)
+	if err := files.prepare(); err != nil {
+		if diskState(err) {
+			return nil, fmt.Errorf("segstore: open %s: %w: %w", opts.Dir, ErrWriteFailed, err)
+		}
+		return nil, fmt.Errorf("segstore: open %s: %w; check the directory's permissions", opts.Dir, err)
+	}
 	logf := opts.Logger
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -208,6 +227,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db:       db,
+		files:    files,
 		dir:      opts.Dir,
 		maxBytes: opts.MaxBytes,
 		logf:     logf,
@@ -245,9 +265,10 @@ func Open(opts Options) (*Store, error) {
 	s.sampleDisk()
 	if opts.MaxBytes > 0 {
 		s.ev = newEvictor(opts.MaxBytes, int64(memTableSize(opts.MaxBytes, opts.CacheBytes)), high, low)
-		s.startEvictor(s.ctx)
+		s.startEvictor()
 	}
 	s.startRetry(s.ctx)
+	s.startScrub(s.ctx, opts.ScrubRate)
 	return s, nil
 }
 
@@ -390,22 +411,27 @@ func (s *Store) checkFormat() error {
 	if err := closer.Close(); err != nil {
 		return fmt.Errorf("segstore: open %s: read format marker: %w", s.dir, err)
 	}
-	switch got {
-	case formatValue:
-		return nil
-	case formatValueV1:
-		// Format-1 slices stay readable; new ones will be format 2, which a
-		// binary knowing only segstore/1 must not meet. This is the first
-		// batch of this Open: with the WAL off, a crash keeps a prefix of
-		// the batches (see pebble.go), so no format-2 slice can outlive the
-		// new marker.
-		if err := s.db.Set([]byte(formatKey), []byte(formatValue), writeOpts); err != nil {
-			return fmt.Errorf("segstore: open %s: upgrade format marker: %w", s.dir, err)
-		}
-		s.logf("segstore: open %s: store format %q upgraded to %q (existing slices stay readable)", s.dir, got, formatValue)
+	if got == formatValue {
 		return nil
 	}
-	return fmt.Errorf("segstore: open %s: store format %q is not %q or %q: written by another sliceedge version; use that version or delete the directory", s.dir, got, formatValue, formatValueV1)
+	if !slices.Contains(formatsDropped, got) {
+		return fmt.Errorf("segstore: open %s: store format %q is not %q: written by another sliceedge version; use that version or delete the directory", s.dir, got, formatValue)
+	}
+	// Slices kept in Pebble values by an earlier version: this version
+	// keeps slice bytes in files and does not read them. They go, in the
+	// batch that writes the new marker (the first of this Open: with the
+	// WAL off a crash keeps a prefix of the batches, see pebble.go); the
+	// metas stay, so their objects are revalidated rather than learned
+	// anew, and their slices fetched again as clients ask.
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.DeleteRange([]byte{slicePrefix}, []byte{slicePrefix + 1}, nil)
+	_ = b.Set([]byte(formatKey), []byte(formatValue), nil)
+	if err := b.Commit(writeOpts); err != nil {
+		return fmt.Errorf("segstore: open %s: upgrade format marker: %w", s.dir, err)
+	}
+	s.logf("segstore: open %s: store format %q upgraded to %q: the slices it held are dropped (they are fetched again as clients ask); the objects' metas are kept", s.dir, got, formatValue)
+	return nil
 }
 
 // objectID names one version of one object by its slice-key prefix.
@@ -445,10 +471,7 @@ func (s *Store) rebuild() error {
 	}
 	s.objects.Store(int64(len(live)))
 
-	// Slices: keys and value lengths only. Iterator.Key does not touch the
-	// value, and for a value in a blob file LazyValue().Len() is the length
-	// recorded in the sstable's blob handle, so this scan reads sstables and
-	// never blob files.
+	// Slices: their entries (a few dozen bytes each), not their files.
 	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{slicePrefix}, UpperBound: []byte{slicePrefix + 1}})
 	if err != nil {
 		return err
@@ -471,20 +494,23 @@ func (s *Store) rebuild() error {
 			valid = it.SeekGE(end)
 			continue
 		}
-		// The length fits format 1 or 2; the format byte and checksums are
-		// checked when the slice is read.
-		lv := it.LazyValue()
-		if !validSliceLen(lv.Len(), m.SliceLen(i)) {
+		// The entry's form is checked here; its checksums, against the
+		// file, before the slice's first send (OpenSlice).
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("read slice entry %x: %w", k, err)
+		}
+		if !validEntry(v, m.SliceLen(i)) {
 			_ = del.Delete(k, nil)
 			badSlices++
 		} else {
-			ds, db := s.idx.add(m, i)
+			ds, db := s.idx.add(m, i, false)
 			s.slices.Add(ds)
 			s.bytes.Add(db)
 		}
 		valid = it.Next()
 	}
-	s.openScan = it.Stats()
 	if err := it.Close(); err != nil {
 		return err
 	}
@@ -631,14 +657,13 @@ func (s *Store) commit(b *pebble.Batch) error {
 const admitWait = 2 * time.Second
 
 // stallWait is how long a slice write waits for a write stall to end.
-// Slice writes come from fills, whose completed slices queue for the store
-// (a bounded queue, see edge.maxPendingWrites): waiting holds up the fill's
-// origin read once that queue is full, while refusing fetches the slice a
-// second time. Under load (scripts/memory.sh: 1,000 connections and their
-// client on 2 cores) flushes wait seconds for CPU and stalls of 2 to 10 s
-// happen: waiting 2 s, the origin sent 1.11 bytes per object byte; 15 s,
-// 1.01 (one run each, with 64 MiB memtables).
-const stallWait = 15 * time.Second
+// Slice writes come from fills, on the goroutine reading the origin's body
+// (edge.storeFill): waiting holds up that read, and the clients waiting
+// for the next slices, while refusing fetches the slice a second time
+// later. With slice bytes in files, Pebble writes only small entries, and
+// stalls are rare and short; a stall longer than this is a disk in
+// trouble.
+const stallWait = 2 * time.Second
 
 // admit waits for the store to accept n more bytes (up to admitWait for
 // room, stallWait for a stall to end), and returns why not if it does not,
@@ -850,6 +875,11 @@ func (s *Store) PutMeta(m *Meta) error {
 	if hidden {
 		s.markRewritten(m.Key) // visible again, and spared by the retry
 	}
+	if replaced || hidden {
+		if err := s.files.removeOthers(h, m.Version); err != nil {
+			s.logf("segstore: put meta %q: remove the files of the version it replaces: %v (the scrubber removes them later)", m.Key, err)
+		}
+	}
 	s.cacheMeta(m.Key, &metaEntry{meta: m, raw: raw})
 	if replaced {
 		s.apply(s.idx.drop(m.Key))
@@ -864,24 +894,6 @@ func (s *Store) PutMeta(m *Meta) error {
 		}
 	}
 	return nil
-}
-
-// batchSize is the size of a Pebble batch holding two Sets of the given
-// key+value lengths: a 12-byte header, and per record a kind byte and two
-// varint lengths.
-func batchSize(kv1, kv2 int) int {
-	return 12 + 2*(1+2*binary.MaxVarintLen32) + kv1 + kv2
-}
-
-// metaSizeHint guesses the size of key's encoded meta (for sizing batches).
-func (s *Store) metaSizeHint(key string) int {
-	s.metaMu.RLock()
-	e := s.metas[key]
-	s.metaMu.RUnlock()
-	if e == nil {
-		return 4 << 10
-	}
-	return len(e.raw)
 }
 
 func (s *Store) apply(dSlices, dBytes int64) {
@@ -919,20 +931,18 @@ func (s *Store) ReadSlice(m *Meta, i int64, dst []byte) ([]byte, error) {
 }
 
 // ReadSliceRange copies bytes [off, off+n) of slice i of m's version into
-// dst (grown if too small) and returns dst[:n]. Only those bytes are copied
-// out of Pebble, and only the checksums of the 64 KiB chunks they overlap
-// are verified (all of the slice's for a slice written in format 1: see
-// record.go), on Pebble's memory just before the copy; Pebble's memory is
-// released as soon as the copy is done. A damaged chunk outside the range
-// goes unnoticed until a read covers it. (Built with -tags invariants,
-// every read also checks every chunk, and panics if its verdict on the
-// range was wrong: see checkRead.)
+// dst (grown if too small) and returns dst[:n], reading them from the
+// slice's file and verifying the checksums of the 64 KiB chunks they
+// overlap, whether or not the file was verified before. A damaged chunk
+// outside the range goes unnoticed until a read, OpenSlice's first
+// verification or the scrubber covers it. The edge sends slices with
+// OpenSlice; this is for tools and tests.
 //
 // It returns ErrNotFound if the slice is not stored (or i is not a slice of
 // m), ErrOutOfRange, doing no I/O, unless 0 <= off, 1 <= n and off+n <=
 // m.SliceLen(i), or ErrCorrupt after deleting a slice that failed a check.
-// Like ReadSlice, a successful read sets the slice's reference bit (see
-// the package doc, Capacity and eviction).
+// A successful read sets the slice's reference bit (see the package doc,
+// Capacity and eviction).
 func (s *Store) ReadSliceRange(m *Meta, i, off, n int64, dst []byte) ([]byte, error) {
 	return s.readSlice(m, i, off, n, dst, "read slice range")
 }
@@ -953,7 +963,74 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 		return nil, err
 	}
 	defer s.exit()
-	k := makeSliceKey(keyHash(m.Key), m.Version, i)
+	h := keyHash(m.Key)
+	k := makeSliceKey(h, m.Version, i)
+	var v []byte
+	var f vfs.File
+	for try := 0; ; try++ {
+		var err error
+		if v, err = s.entry(m, i, k, op); err != nil {
+			return nil, err
+		}
+		if f, err = s.files.open(h, m.Version, i); err == nil {
+			break
+		}
+		if err = s.fileGone(m, i, k, op, fmt.Errorf("open its file: %w", err)); err != errLookAgain || try > 0 {
+			return nil, err
+		}
+	}
+	defer f.Close()
+	if int64(cap(dst)) < n {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	if bad := readChunks(f, k[:], v, sliceLen, off, dst); bad != nil {
+		return nil, s.fileFailed(m, i, k, op, bad)
+	}
+	// The clock's reference bit: in memory only, no lock, no Pebble write.
+	s.idx.touch(m.Key, m.Version, i)
+	return dst, nil
+}
+
+// readChunks reads bytes [off, off+len(dst)) of the slice file f into dst,
+// verifying the chunks they overlap: a chunk wanted whole is read into dst
+// and checked there, one wanted in part is read into a chunk buffer,
+// checked, and the part copied.
+func readChunks(f io.ReaderAt, k, v []byte, sliceLen, off int64, dst []byte) error {
+	end := off + int64(len(dst))
+	for j := off >> chunkShift; j<<chunkShift < end; j++ {
+		cs, ce := j<<chunkShift, min((j+1)<<chunkShift, sliceLen)
+		lo, hi := max(cs, off), min(ce, end)
+		buf := dst[lo-off : hi-off]
+		var bp *[]byte
+		if lo != cs || hi != ce {
+			bp = chunkBufs.Get().(*[]byte)
+			buf = (*bp)[:ce-cs]
+		}
+		_, err := f.ReadAt(buf, cs)
+		if err == nil {
+			err = checkChunks(k, v, sliceLen, j, buf)
+		}
+		if err == nil && bp != nil {
+			copy(dst[lo-off:hi-off], buf[lo-cs:hi-cs])
+		}
+		if bp != nil {
+			chunkBufs.Put(bp)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("file shorter than its %d bytes: %w", sliceLen, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// entry returns the entry of slice i of m (key k): a copy, since Pebble's
+// memory is released at once. A slice Pebble does not have is forgotten by
+// the index and reported as ErrNotFound.
+func (s *Store) entry(m *Meta, i int64, k sliceKey, op string) ([]byte, error) {
 	v, closer, err := s.db.Get(k[:])
 	if errors.Is(err, pebble.ErrNotFound) {
 		if s.idx.has(m.Key, m.Version, i) {
@@ -963,45 +1040,133 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 		}
 		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, ErrNotFound)
 	}
-	if errors.Is(err, pebble.ErrCorruption) {
-		// Damage on disk caught by Pebble's own block checksum before ours.
-		// Drop the slice now: Pebble searches a corrupt block for a single
-		// flipped bit before it reports it, which costs seconds of CPU for
-		// a 1 MiB block, so it must not happen on every read.
-		s.logf("segstore: deleting slice %d of %q version %016x, damaged on disk: %v", i, m.Key, m.Version, err)
-		if derr := s.deleteSlice(m, i, k); derr != nil {
-			return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v); deleting it failed: %w", op, i, m.Key, ErrCorrupt, err, derr)
-		}
-		return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v): deleted it, refetch it", op, i, m.Key, ErrCorrupt, err)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 	}
-	// v is Pebble's memory (the block cache's, or the memtable's), valid
-	// until closer is closed: Get makes no copy of a value (see the package
-	// doc), so the copy into dst is the only one. Verify and copy, then let
-	// go at once.
-	if int64(cap(dst)) < n {
-		dst = make([]byte, n)
-	}
-	dst = dst[:n]
-	bad := readSliceValue(k[:], v, sliceLen, off, dst) // why the slice is corrupt
-	if invariants.Enabled {
-		checkRead(k[:], v, sliceLen, off, dst, bad)
-	}
+	v = bytes.Clone(v)
 	if err := closer.Close(); err != nil {
 		return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 	}
-	if bad != nil {
-		s.logf("segstore: deleting corrupt slice %d of %q version %016x: %v", i, m.Key, m.Version, bad)
-		if err := s.deleteSlice(m, i, k); err != nil {
-			return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v); deleting it failed: %w", op, i, m.Key, ErrCorrupt, bad, err)
-		}
-		return nil, fmt.Errorf("segstore: %s %d of %q: %w (%v): deleted it, refetch it", op, i, m.Key, ErrCorrupt, bad)
+	if !validEntry(v, m.SliceLen(i)) {
+		return nil, s.fileFailed(m, i, k, op, fmt.Errorf("malformed entry of %d bytes", len(v)))
 	}
-	// The clock's reference bit: in memory only, no lock, no Pebble write.
+	return v, nil
+}
+
+// errLookAgain: a slice's file was missing at open because the slice was
+// written again meanwhile; look it up again.
+var errLookAgain = errors.New("segstore: slice rewritten during the lookup")
+
+// fileGone handles the file of slice i of m missing at open (why). Under
+// the key's lock nothing is installed or removed, so: an entry that is gone
+// too was purged, evicted or replaced between the lookup and the open
+// (ErrNotFound); an entry whose file is back was written again meanwhile
+// (errLookAgain); an entry whose file is still missing lost it (ErrCorrupt,
+// and the slice is dropped).
+func (s *Store) fileGone(m *Meta, i int64, k sliceKey, op string, why error) error {
+	h := keyHash(m.Key)
+	mu := s.keyLock(h)
+	mu.Lock()
+	_, closer, err := s.db.Get(k[:])
+	if err == nil {
+		_ = closer.Close()
+		_, serr := s.files.fs.Stat(s.files.path(h, m.Version, i))
+		mu.Unlock()
+		if serr == nil {
+			return errLookAgain
+		}
+		return s.fileFailed(m, i, k, op, why)
+	}
+	if errors.Is(err, pebble.ErrNotFound) {
+		s.apply(s.idx.remove(m.Key, m.Version, i, m.SliceLen(i)))
+	}
+	mu.Unlock()
+	if errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, ErrNotFound)
+	}
+	return fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
+}
+
+// fileFailed drops slice i of m, whose file is missing, unreadable or does
+// not match its entry (why), and returns the error to report: ErrCorrupt,
+// so that the caller fetches the slice again.
+func (s *Store) fileFailed(m *Meta, i int64, k sliceKey, op string, why error) error {
+	s.scrub.corrupt.Add(1)
+	s.logf("segstore: deleting slice %d of %q version %016x, its file is damaged or gone: %v", i, m.Key, m.Version, why)
+	if err := s.deleteSlice(m, i, k); err != nil {
+		return fmt.Errorf("segstore: %s %d of %q: %w (%v); deleting it failed: %w", op, i, m.Key, ErrCorrupt, why, err)
+	}
+	return fmt.Errorf("segstore: %s %d of %q: %w (%v): deleted it, refetch it", op, i, m.Key, ErrCorrupt, why)
+}
+
+// OpenSlice opens slice i of m's version for sending: the returned file
+// holds exactly m.SliceLen(i) bytes, the slice's, positioned at its first;
+// the caller closes it. The edge hands it to the client's connection,
+// which sends it with sendfile(2), so its bytes never pass through this
+// process.
+//
+// The first OpenSlice of a slice in a process reads the file back whole and
+// verifies every chunk against the entry (a slice written by this process
+// counts as verified: its checksums were computed from the bytes it
+// wrote); after that it is one open(2), with no Pebble read. So a file
+// torn by a crash or damaged while the process was down is never sent, and
+// damage that happens to a file while the process runs is caught by the
+// scrubber (scrub.go) within its interval. Errors are those of ReadSlice.
+func (s *Store) OpenSlice(m *Meta, i int64) (*os.File, error) {
+	const op = "open slice"
+	sliceLen := m.SliceLen(i)
+	if sliceLen == 0 {
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w (object has %d slices)", op, i, m.Key, ErrNotFound, m.SliceCount())
+	}
+	if s.hidden(m.Key) {
+		return nil, fmt.Errorf("segstore: %s %d of %q: %w (purged)", op, i, m.Key, ErrNotFound)
+	}
+	h := keyHash(m.Key)
+	if s.idx.verified(m.Key, m.Version, i) {
+		f, err := s.files.openOS(h, m.Version, i)
+		if err == nil {
+			s.idx.touch(m.Key, m.Version, i)
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
+		}
+		// Evicted or purged meanwhile, or removed by hand: look again.
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	k := makeSliceKey(h, m.Version, i)
+	var v []byte
+	var f *os.File
+	for try := 0; ; try++ {
+		var err error
+		if v, err = s.entry(m, i, k, op); err != nil {
+			return nil, err
+		}
+		if f, err = s.files.openOS(h, m.Version, i); err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
+		}
+		if err = s.fileGone(m, i, k, op, fmt.Errorf("its file is gone: %w", err)); err != errLookAgain || try > 0 {
+			return nil, err
+		}
+	}
+	st, err := f.Stat()
+	if err == nil {
+		err = verifyFile(f, st.Size(), k[:], v, sliceLen)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, s.fileFailed(m, i, k, op, err)
+	}
+	s.scrub.verified.Add(1)
+	s.idx.setVerified(m.Key, m.Version, i)
 	s.idx.touch(m.Key, m.Version, i)
-	return dst, nil
+	return f, nil
 }
 
 // forgetSlice clears slice i of m from the index if Pebble does not have it.
@@ -1019,9 +1184,11 @@ func (s *Store) forgetSlice(m *Meta, i int64, k sliceKey) {
 	}
 }
 
-// deleteSlice deletes slice i of m from Pebble and the index.
+// deleteSlice deletes slice i of m: its entry, its file and its place in
+// the index.
 func (s *Store) deleteSlice(m *Meta, i int64, k sliceKey) error {
-	mu := s.keyLock(keyHash(m.Key))
+	h := keyHash(m.Key)
+	mu := s.keyLock(h)
 	mu.Lock()
 	defer mu.Unlock()
 	b := s.db.NewBatch()
@@ -1031,101 +1198,16 @@ func (s *Store) deleteSlice(m *Meta, i int64, k sliceKey) error {
 		return err
 	}
 	s.apply(s.idx.remove(m.Key, m.Version, i, m.SliceLen(i)))
+	s.removeFile(h, m.Version, i)
 	return nil
 }
 
-// WriteSlice stores slice i of m's version, which must be complete and
-// validated (len(data) == m.SliceLen(i)), in one batch with the object's
-// current meta. It returns ErrStale, writing nothing, if the object's meta
-// is gone or names another version.
-func (s *Store) WriteSlice(m *Meta, i int64, data []byte) error {
-	return s.writeSlice(m, i, data, sliceFormat2)
-}
-
-// writeSlice is WriteSlice writing a value of the given format (tests write
-// format 1, which the store no longer writes, to check it stays readable).
-func (s *Store) writeSlice(m *Meta, i int64, data []byte, format byte) error {
-	n := m.SliceLen(i)
-	if n == 0 {
-		return fmt.Errorf("segstore: write slice %d of %q: no such slice (object has %d)", i, m.Key, m.SliceCount())
+// removeFile removes the file of slice i of (h, version), whose entry is
+// gone; a failure leaves an orphan for the scrubber to remove.
+func (s *Store) removeFile(h, version uint64, i int64) {
+	if err := s.files.remove(h, version, i); err != nil {
+		s.logf("segstore: remove slice file %s: %v (the scrubber removes it later)", s.files.path(h, version, i), err)
 	}
-	if int64(len(data)) != n {
-		return fmt.Errorf("segstore: write slice %d of %q: %d bytes, want %d", i, m.Key, len(data), n)
-	}
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.exit()
-	if s.hidden(m.Key) { // purged, the purge pending: stale, whether or not the disk has room
-		return fmt.Errorf("segstore: write slice %d of %q version %016x: %w (purged)", i, m.Key, m.Version, ErrStale)
-	}
-	if err := s.admit(n); err != nil {
-		if s.stale(m) { // say so rather than blame the disk: the slice is not wanted anyway
-			return fmt.Errorf("segstore: write slice %d of %q version %016x: %w", i, m.Key, m.Version, ErrStale)
-		}
-		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
-	}
-	h := keyHash(m.Key)
-	k := makeSliceKey(h, m.Version, i)
-
-	hdr := sliceHdrLen2(n)
-	if format == sliceFormat1 {
-		hdr = sliceHdrLen1
-	}
-
-	// Build the batch before taking the lock: the copy and the checksums
-	// are the slow part.
-	b := s.db.NewBatch(
-		// Exactly the room needed for the slice and the meta, so the batch
-		// buffer is allocated once (Pebble would round up to a power of
-		// two and then grow again to fit the meta) ...
-		pebble.WithInitialSizeBytes(batchSize(len(k)+hdr+len(data), 1+len(m.Key)+s.metaSizeHint(m.Key))),
-		// ... and kept in Pebble's batch pool for the next slice.
-		pebble.WithMaxRetainedSizeBytes(batchSize(sliceKeyLen+maxSliceHdrLen+MaxSliceSize, 64<<10)))
-	defer b.Close()
-	op := b.SetDeferred(len(k), hdr+len(data))
-	copy(op.Key, k[:])
-	if format == sliceFormat1 {
-		putSliceV1(op.Value, k[:], data)
-	} else {
-		putSlice(op.Value, k[:], data)
-	}
-	if err := op.Finish(); err != nil {
-		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
-	}
-
-	mu := s.keyLock(h)
-	mu.Lock()
-	defer mu.Unlock()
-	cur, err := s.loadMetaLocked(m.Key)
-	if err != nil {
-		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
-	}
-	if cur == nil || cur.meta.Version != m.Version {
-		return fmt.Errorf("segstore: write slice %d of %q version %016x: %w", i, m.Key, m.Version, ErrStale)
-	}
-	if cur.meta.Size != m.Size || cur.meta.SliceSize != m.SliceSize {
-		return fmt.Errorf("segstore: write slice %d of %q: meta says size %d, slice size %d; the stored meta of version %016x says %d, %d",
-			i, m.Key, m.Size, m.SliceSize, m.Version, cur.meta.Size, cur.meta.SliceSize)
-	}
-	_ = b.Set(metaKey(m.Key), cur.raw, nil)
-	if err := s.commit(b); err != nil {
-		return fmt.Errorf("segstore: write slice %d of %q: %w", i, m.Key, err)
-	}
-	s.apply(s.idx.add(cur.meta, i))
-	if invariants.Enabled {
-		ss := s.idx.load(m.Key)
-		invariants.Check(ss != nil && ss.stored(i) && ss.sliceLen(i) == int64(len(data)),
-			"segstore: slice %d of %q version %016x (%d bytes) written, not in the index as such", i, m.Key, m.Version, len(data))
-		ss.checkMeta(cur.meta)
-	}
-	if s.ev != nil {
-		s.ctl.unflushed.Add(int64(hdr) + n)
-		if s.bytes.Load() > s.ev.high {
-			signal(s.ev.kick)
-		}
-	}
-	return nil
 }
 
 // stale reports whether m's version is no longer its object's current one
@@ -1199,6 +1281,7 @@ func (s *Store) purgeLocked(key string, h uint64) (existed, deleted bool, err er
 	if err := s.commit(b); err != nil {
 		return false, false, err
 	}
+	s.removeObjectFiles(key, h)
 	if hidden { // its memory went when it was hidden
 		return false, true, nil
 	}
@@ -1291,11 +1374,29 @@ func (s *Store) PurgeAll() (int, error) {
 	if err := s.flushPurge(); err != nil {
 		return int(n), fmt.Errorf("segstore: purge all: %w", err)
 	}
-	if s.ev != nil {
-		s.ev.wantCompact.Store(true)
-		signal(s.ev.kick)
-	}
 	return int(n), nil
+}
+
+// removeObjectFiles removes the files of every slice of key's hash, whose
+// entries are gone; a failure leaves orphans for the scrubber.
+func (s *Store) removeObjectFiles(key string, h uint64) {
+	if err := s.files.removeObject(h); err != nil {
+		s.logf("segstore: purge %q: remove its slice files: %v (the scrubber removes them later)", key, err)
+	}
+}
+
+// removeAllFiles removes every slice file (in the background), after a
+// purge of everything. The caller holds every stripe lock, so no file is
+// installed meanwhile.
+func (s *Store) removeAllFiles() {
+	err := s.files.removeAll(func(err error) {
+		if err != nil {
+			s.logf("segstore: purge all: remove the slice files: %v (the scrubber removes them later)", err)
+		}
+	})
+	if err != nil {
+		s.logf("segstore: purge all: move the slice files aside: %v (the scrubber removes them later)", err)
+	}
 }
 
 // purgeAllLocked deletes everything, holding every stripe lock so that no
@@ -1310,6 +1411,7 @@ func (s *Store) purgeAllLocked() (int64, error) {
 	if err := s.commit(b); err != nil {
 		return 0, err
 	}
+	s.removeAllFiles()
 	s.metaMu.Lock()
 	clear(s.metas)
 	s.metaMu.Unlock()
@@ -1412,6 +1514,10 @@ func (s *Store) metaKeys(lower, upper []byte, limit int) (keys []string, more bo
 // Stats returns the store's counters and Pebble's disk usage.
 func (s *Store) Stats() Stats {
 	st := Stats{
+		Verified:      s.scrub.verified.Load(),
+		Scrubbed:      s.scrub.slices.Load(),
+		ScrubbedBytes: s.scrub.bytes.Load(),
+		Corrupt:       s.scrub.corrupt.Load(),
 		Objects:       s.objects.Load(),
 		Slices:        s.slices.Load(),
 		Bytes:         s.bytes.Load(),
@@ -1426,5 +1532,6 @@ func (s *Store) Stats() Stats {
 		st.DiskBytes = int64(diskUsage(s.db.Metrics()))
 		s.exit()
 	}
+	st.DiskBytes += s.fileBytes()
 	return st
 }

@@ -37,7 +37,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-requests", Value: bench.DefaultMaxRequests, Usage: "most requests per workload", EnvVars: envVar("BENCH_MAX_REQUESTS")},
 			&cli.IntFlag{Name: "objects", Value: bench.DefaultObjects, Usage: "objects of hot and mixed", EnvVars: envVar("BENCH_OBJECTS")},
 			&cli.StringFlag{Name: "object-size", Value: config.FormatSize(bench.DefaultObjectSize), Usage: "`SIZE` of the objects of hot, mixed, collapse and flap", EnvVars: envVar("BENCH_OBJECT_SIZE")},
-			&cli.StringFlag{Name: "big-object-size", Value: config.FormatSize(bench.DefaultBigObjectSize), Usage: "`SIZE` of the objects of seek and sequential", EnvVars: envVar("BENCH_BIG_OBJECT_SIZE")},
+			&cli.StringFlag{Name: "big-object-size", Value: config.FormatSize(bench.DefaultBigObjectSize), Usage: "`SIZE` of the objects of seek, sequential and coldfill", EnvVars: envVar("BENCH_BIG_OBJECT_SIZE")},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the request streams", EnvVars: envVar("BENCH_SEED")},
 			&cli.StringFlag{Name: "json", Usage: "also write the report as JSON to `FILE` (- for stdout, instead of the table)", EnvVars: envVar("BENCH_JSON")},
 			&cli.BoolFlag{Name: "progress", Usage: "show the progress bar even when stderr is not a terminal", EnvVars: envVar("BENCH_PROGRESS")},

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -153,6 +152,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 			Dir:        cfg.Store.Dir,
 			MaxBytes:   cfg.Store.MaxBytes,
 			CacheBytes: cfg.Store.MemoryCache,
+			ScrubRate:  scrubRate(cfg.Store.ScrubRate),
 			Logger:     func(format string, args ...any) { log.Info().Msgf(format, args...) },
 		},
 		Warn: func(format string, args ...any) { log.Warn().Msgf(format, args...) },
@@ -166,7 +166,6 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	} else if err != nil {
 		log.Warn().Err(err).Msg("cannot tell whether store.max_bytes fits the store's filesystem")
 	}
-	warnUncachedSlices(log, cfg)
 
 	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout}
 	servers := []*http.Server{edge.NewHTTPServer(h)}
@@ -369,6 +368,7 @@ func restartKeys(started, cfg *config.Config) []string {
 		{"store.dir", cfg.Store.Dir != started.Store.Dir},
 		{"store.max_bytes", cfg.Store.MaxBytes != started.Store.MaxBytes},
 		{"store.memory_cache", cfg.Store.MemoryCache != started.Store.MemoryCache},
+		{"store.scrub_rate", cfg.Store.ScrubRate != started.Store.ScrubRate},
 		{"max_connections", cfg.MaxConnections != started.MaxConnections},
 	} {
 		if k.changed {
@@ -378,21 +378,11 @@ func restartKeys(started, cfg *config.Config) []string {
 	return keys
 }
 
-// warnUncachedSlices warns about rules whose slices are too large for the
-// memory cache to keep at all: every hit on them reads the store.
-func warnUncachedSlices(log zerolog.Logger, cfg *config.Config) {
-	limit := segstore.LargestCachedSlice(cfg.Store.MemoryCache, cfg.Store.MaxBytes)
-	for _, r := range cfg.Rules {
-		if r.SliceSize <= limit {
-			continue
-		}
-		need := cfg.Store.MemoryCache
-		for segstore.LargestCachedSlice(need, cfg.Store.MaxBytes) < r.SliceSize {
-			need *= 2
-		}
-		log.Warn().Str("rule", r.Match).Str("slice_size", config.FormatSize(r.SliceSize)).
-			Str("memory_cache", config.FormatSize(cfg.Store.MemoryCache)).
-			Msgf("rules[%d]: its slices are larger than the memory cache is sure to keep (%.1fMiB with this memory_cache on %d CPUs), so hits on them read the store: raise store.memory_cache to %s, or use a smaller slice_size",
-				r.Index, float64(limit)/(1<<20), runtime.GOMAXPROCS(0), config.FormatSize(need))
+// scrubRate is segstore.Options.ScrubRate for store.scrub_rate, where 0
+// means off.
+func scrubRate(rate int64) int64 {
+	if rate == 0 {
+		return -1
 	}
+	return rate
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,7 +19,6 @@ import (
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
-	"github.com/sliceedge/sliceedge/segstore"
 )
 
 // binary is the sliceedge binary built once for the process tests.
@@ -280,47 +278,5 @@ func TestReloadKeepsFlagOverrides(t *testing.T) {
 	reload(h, started, cur, opts, log)
 	if !strings.Contains(buf.String(), `"keys":["store.memory_cache"]`) {
 		t.Errorf("reload with a new store.memory_cache:\n%s\nwant a restart warning naming it alone", buf.String())
-	}
-}
-
-// A rule whose slices the memory cache cannot keep is named at start, with
-// a memory_cache that would keep them.
-func TestWarnUncachedSlices(t *testing.T) {
-	cfg, err := config.Parse("e.yaml", []byte(`listen: 127.0.0.1:8080
-store:
-  dir: ./data
-  max_bytes: 1GiB
-  memory_cache: 16MiB
-origins:
-  default:
-    url: http://127.0.0.1:9000
-rules:
-  - match: /big/
-    origin: default
-    slice_size: 64MiB
-  - match: /
-    origin: default
-    slice_size: 1MiB
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	warnUncachedSlices(zerolog.New(&buf), cfg)
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 1 || !strings.Contains(lines[0], "rules[0]") || !strings.Contains(lines[0], `"rule":"/big/"`) {
-		t.Fatalf("warnings %q: want one, about rules[0] (/big/)", buf.String())
-	}
-	m := regexp.MustCompile(`raise store.memory_cache to (\S+),`).FindStringSubmatch(lines[0])
-	if m == nil {
-		t.Fatalf("warning %q names no memory_cache to set", lines[0])
-	}
-	need, err := config.ParseSize(m[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if segstore.LargestCachedSlice(need, cfg.Store.MaxBytes) < 64<<20 || segstore.LargestCachedSlice(need/2, cfg.Store.MaxBytes) >= 64<<20 {
-		t.Errorf("advised memory_cache %s: keeps slices up to %d, half of it %d; want the smallest power-of-two multiple keeping 64MiB",
-			m[1], segstore.LargestCachedSlice(need, cfg.Store.MaxBytes), segstore.LargestCachedSlice(need/2, cfg.Store.MaxBytes))
 	}
 }

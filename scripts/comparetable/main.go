@@ -232,6 +232,13 @@ var own = map[string][]figure{
 			func(r *bench.Result) int64 { return int64(r.Extra["warm_origin_bytes"]) },
 			func(_ *bench.Result, rep *bench.Report) int64 { return rep.BigObjectSize }), fmtRatio),
 	},
+	"coldfill": {
+		fig("fill time, whole object", lower, func(r *bench.Result, _ *bench.Report) (float64, bool) {
+			v, ok := r.Extra["fill_seconds"]
+			return v * float64(time.Second), ok
+		}, fmtDuration),
+		fig("origin bytes ÷ object byte", lower, extra("origin_bytes_per_object_byte"), fmtRatio),
+	},
 	"flap": {
 		fig("clean answers", higher, func(r *bench.Result, _ *bench.Report) (float64, bool) {
 			return 100 * r.Extra["clean"] / float64(r.Requests), r.Requests > 0
