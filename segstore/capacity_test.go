@@ -14,11 +14,17 @@ import (
 // CheckCapacity against the real filesystem of a temp dir: a budget of
 // 1 EiB is more than any disk here holds, and the warning names the budget,
 // the free space and the store's use; 64 MiB fits a disk with room; the
-// files already in the directory count as the store's; a directory not
-// made yet is measured by its parent.
+// files already in the directory's tree count as the store's; a directory
+// not made yet is measured by its parent.
 func TestCheckCapacity(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "000001.blob"), make([]byte, mib), 0o644); err != nil {
+	// A slice file, two directories down: the store's files are counted
+	// wherever they are in its tree.
+	file := filepath.Join(dir, "slices", "ab", "ab00000000000001", "0000000000000001-0")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, make([]byte, mib), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c, err := segstore.CheckCapacity(dir, 1<<60)

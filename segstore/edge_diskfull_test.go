@@ -35,22 +35,23 @@ func logged(t *testing.T, logs *origintest.LogBuffer, s string) int {
 	return n
 }
 
-// TestEdgeServesThroughDiskFull runs the real edge in front of a real store
-// on a real directory whose sstable and blob writes fail with ENOSPC, the
-// disk-full counterpart of edge's TestStoreWriteFailureServesFromOrigin
-// (a fake failing store). While the disk is full every client request is
-// answered with the right bytes (a hit from what was stored before, the
-// rest from the origin), the edge counts the store's refusals and logs them
-// once a minute of its clock; once the disk has room the store caches again.
+// TestEdgeServesThroughDiskFull runs the real edge in front of a real
+// store on a real directory whose sstable and slice file writes fail with
+// ENOSPC, the disk-full counterpart of edge's
+// TestStoreWriteFailureServesFromOrigin (a fake failing store). While the
+// disk is full every client request is answered with the right bytes (a
+// hit from what was stored before, sent from its files, the rest from the
+// origin), nothing of what is not stored is left on disk, the edge counts
+// the store's refusals and logs them once a minute of its clock; once the
+// disk has room the store caches again.
 func TestEdgeServesThroughDiskFull(t *testing.T) {
 	_, cfg := edgeConfig(t)
 
 	var full atomic.Bool
-	fs := errorfs.Wrap(vfs.Default, diskFull(&full, func(p string) bool {
-		return strings.HasSuffix(p, ".sst") || strings.HasSuffix(p, ".blob")
-	}))
+	dir := t.TempDir()
+	fs := errorfs.Wrap(vfs.Default, diskFull(&full, storeWrites(dir)))
 	var storeLog origintest.LogBuffer
-	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes, FS: fs,
+	st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: cfg.Store.MaxBytes, FS: fs,
 		Logger: func(format string, args ...any) { fmt.Fprintf(&storeLog, format+"\n", args...) }})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +200,12 @@ func TestEdgeServesThroughDiskFull(t *testing.T) {
 		if _, err := st.Meta("edge.test" + p); !errors.Is(err, segstore.ErrNotFound) {
 			t.Errorf("meta of %s stored while the disk is full: %v", p, err)
 		}
+	}
+	// On disk, only the warm object's files: nothing half written is left.
+	if m, err := st.Meta("edge.test" + warm); err != nil {
+		t.Error(err)
+	} else {
+		checkFiles(t, st, dir, m)
 	}
 	if n := logged(t, &logs, failing); n != 1 {
 		t.Errorf("%q logged %d times for %d store errors within a minute, want once", failing, n, errs)

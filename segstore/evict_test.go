@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,39 +19,74 @@ import (
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
-// dirBytes returns the total size of the files in dir.
-func dirBytes(t *testing.T, dir string) int64 {
-	var n int64
+// diskUse is what a store directory takes on disk: blocks allocated, as
+// du counts them, not lengths.
+type diskUse struct {
+	slices int64 // the slice files, under slices/ and tmp/
+	pebble int64 // Pebble's files: sstables, MANIFEST, OPTIONS, ...
+	dirs   int64 // the directories
+	ndirs  int
+}
+
+// diskOf measures the store directory dir. Files removed during the walk
+// are skipped.
+func diskOf(t *testing.T, dir string) diskUse {
+	var u diskUse
+	slices, tmp := filepath.Join(dir, "slices")+string(filepath.Separator), filepath.Join(dir, "tmp")+string(filepath.Separator)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // removed meanwhile
 		}
-		if fi, err := d.Info(); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				n += st.Blocks * 512 // what the file takes on disk, not its length
-			} else {
-				n += fi.Size()
-			}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		n := fi.Size()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n = st.Blocks * 512 // what the file takes on disk, not its length
+		}
+		switch {
+		case d.IsDir():
+			u.dirs += n
+			u.ndirs++
+		case strings.HasPrefix(p, slices) || strings.HasPrefix(p, tmp):
+			u.slices += n
+		default:
+			u.pebble += n
 		}
 		return nil
 	})
 	if err != nil {
 		t.Error(err)
 	}
-	return n
+	return u
 }
 
-// TestChurnDiskWithinBudget writes four times the budget in objects of 64 KiB
-// to 1 MiB slices, reading the heads of a few hot objects all along, and
-// checks that the disk the store counts (Stats.DiskBytes: the slice files
-// and Pebble's) and the disk its directory tree really takes (blocks of
-// every file and directory), sampled every 10 ms, never exceed the budget
-// by more than 10% once the store has filled.
+// TestChurnDiskWithinBudget writes four times the budget in objects of
+// 64 KiB to 1 MiB slices, reading the heads of a few hot objects all
+// along, and samples every 10 ms, once the store has filled, both the disk
+// the store counts (Stats.DiskBytes: the slice files and Pebble's) and the
+// disk its directory really takes (the blocks of the slice files, of
+// Pebble's files, and of the directories). Neither may exceed the budget
+// but by what the store, by design, does not count at every instant:
+//
+//   - The store counts a slice file as its length plus 4 KiB (fileBlock),
+//     at least the whole 4 KiB blocks it takes, and refuses a slice that
+//     would take it over the budget; this test has one writer, so no two
+//     writes are admitted against the same room.
+//   - Pebble's files are counted as of the last sample (at most 100 ms
+//     old) plus the flushes since; a compaction's output, written before
+//     its inputs are deleted, is not. That is at most Pebble's own disk,
+//     metas and entries only: well under pebbleSlack here (logged).
+//   - Directories are not counted: one block each (4 KiB on ext4), for
+//     the 256 fan-out directories and one per object with files, added
+//     as measured.
 func TestChurnDiskWithinBudget(t *testing.T) {
 	budget, total := int64(256*mib), int64(1<<30)
 	if testing.Short() {
 		budget, total = 64*mib, 256*mib
 	}
+	const pebbleSlack = mib
 	dir := t.TempDir()
 	s, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: budget, Logger: t.Logf})
 	if err != nil {
@@ -59,11 +95,16 @@ func TestChurnDiskWithinBudget(t *testing.T) {
 	defer s.Close()
 
 	var (
-		filled          atomic.Bool
-		maxDisk, maxDir atomic.Int64
-		samples         atomic.Int64
-		stop            = make(chan struct{})
-		wg              sync.WaitGroup
+		filled  atomic.Bool
+		mu      sync.Mutex // protects the maxima
+		maxDisk int64      // Stats.DiskBytes
+		maxReal diskUse    // the sample with the most files (slices and Pebble's)
+		maxAll  int64      // files and directories
+		maxPeb  int64      // Pebble's files
+		over    []string   // samples over their limit
+		samples atomic.Int64
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
 	)
 	wg.Add(1)
 	go func() {
@@ -74,15 +115,30 @@ func TestChurnDiskWithinBudget(t *testing.T) {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			disk, files := s.Stats().DiskBytes, dirBytes(t, dir)
-			if filled.Load() {
-				samples.Add(1)
-				maxDisk.Store(max(maxDisk.Load(), disk))
-				maxDir.Store(max(maxDir.Load(), files))
+			disk, u := s.Stats().DiskBytes, diskOf(t, dir)
+			if !filled.Load() {
+				continue
 			}
+			samples.Add(1)
+			mu.Lock()
+			maxDisk = max(maxDisk, disk)
+			if u.slices+u.pebble > maxReal.slices+maxReal.pebble {
+				maxReal = u
+			}
+			maxAll = max(maxAll, u.slices+u.pebble+u.dirs)
+			maxPeb = max(maxPeb, u.pebble)
+			limit := budget + pebbleSlack
+			switch {
+			case disk > limit:
+				over = append(over, fmt.Sprintf("Stats.DiskBytes %d > %d", disk, limit))
+			case u.slices+u.pebble > limit:
+				over = append(over, fmt.Sprintf("files %+v: %d > %d", u, u.slices+u.pebble, limit))
+			case u.slices+u.pebble+u.dirs > limit+int64(u.ndirs)*4*kib:
+				over = append(over, fmt.Sprintf("files and directories %+v: %d > %d + 4 KiB × %d directories", u, u.slices+u.pebble+u.dirs, limit, u.ndirs))
+			}
+			mu.Unlock()
 		}
 	}()
-
 	r := rand.New(rand.NewPCG(1, 2))
 	data := make([]byte, mib)
 	for i := 0; i < len(data); i += 8 {
@@ -141,19 +197,18 @@ func TestChurnDiskWithinBudget(t *testing.T) {
 			hotKept++
 		}
 	}
-	t.Logf("wrote %d MiB in %v (%.0f MB/s; %d writes refused while the store was full) under a %d MiB budget; after the first fill, over %d samples: max Stats.DiskBytes %.1f MiB = %.3f × budget, max directory size on disk %.1f MiB = %.3f × budget; %d of %d hot heads kept; %+v",
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("wrote %d MiB in %v (%.0f MB/s; %d writes refused while the store was full) under a %d MiB budget; after the first fill, over %d samples: max Stats.DiskBytes %.1f MiB = %.3f × budget; max files on disk %.1f MiB = %.3f × budget (%+v); max with directories %.1f MiB = %.3f × budget; Pebble's files at most %d KiB; %d of %d hot heads kept; %+v",
 		written>>20, elapsed.Round(time.Millisecond), float64(written)/elapsed.Seconds()/1e6, refused, budget>>20, samples.Load(),
-		float64(maxDisk.Load())/mib, float64(maxDisk.Load())/float64(budget),
-		float64(maxDir.Load())/mib, float64(maxDir.Load())/float64(budget), hotKept, len(hot), st)
-	if samples.Load() == 0 || maxDisk.Load() < budget/2 || maxDir.Load() < budget/2 {
-		t.Fatalf("%d samples after the first fill, peaks %d and %d bytes: the store never held half its budget", samples.Load(), maxDisk.Load(), maxDir.Load())
+		float64(maxDisk)/mib, float64(maxDisk)/float64(budget),
+		float64(maxReal.slices+maxReal.pebble)/mib, float64(maxReal.slices+maxReal.pebble)/float64(budget), maxReal,
+		float64(maxAll)/mib, float64(maxAll)/float64(budget), maxPeb>>10, hotKept, len(hot), st)
+	if samples.Load() == 0 || maxDisk < budget/2 || maxReal.slices < budget/2 {
+		t.Fatalf("%d samples after the first fill, peaks %d and %+v: the store never held half its budget", samples.Load(), maxDisk, maxReal)
 	}
-	limit := budget + budget/10
-	if maxDisk.Load() > limit {
-		t.Errorf("Stats.DiskBytes reached %d bytes, over budget+10%% (%d)", maxDisk.Load(), limit)
-	}
-	if maxDir.Load() > limit {
-		t.Errorf("the store's directory reached %d bytes, over budget+10%% (%d)", maxDir.Load(), limit)
+	if len(over) > 0 {
+		t.Errorf("%d of %d samples over the budget of %d bytes and what it leaves out (see the test's doc), the first: %s", len(over), samples.Load(), budget, over[0])
 	}
 	if st.Evictions == 0 || st.Bytes > budget {
 		t.Errorf("Stats = %+v: want evictions and at most %d bytes stored", st, budget)
@@ -298,9 +353,10 @@ func TestZipfHitRatio(t *testing.T) {
 	elapsed := time.Since(start)
 	clock := float64(hits) / float64(n-n/2)
 	// The simulations hold as many slices as the store did on average (the
-	// rest of the budget is Pebble's: sstables, a memtable of headroom,
-	// blob garbage awaiting a rewrite), and, for reference, the whole
-	// budget's worth.
+	// rest of the budget is the block counted per file beyond its bytes,
+	// a fifth of a 16 KiB slice's cost, Pebble's files, and the room
+	// between the watermarks), and, for reference, the whole budget's
+	// worth.
 	capacity, full := int(held/heldSamples), int(budget/sliceSize)
 	random, lru := simulate(trace, capacity, true), simulate(trace, capacity, false)
 	st := s.Stats()
@@ -428,6 +484,7 @@ func TestRestartAfterEviction(t *testing.T) {
 	if before.Evictions == 0 || int64(readable) != before.Slices {
 		t.Fatalf("before restart: %d readable, Stats %+v; want evictions and every stored slice readable", readable, before)
 	}
+	checkFiles(t, s, dir, ms...) // the evicted slices' files are gone
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -445,15 +502,18 @@ func TestRestartAfterEviction(t *testing.T) {
 	if keys := keysWithPrefix(t, s, []byte("s")); int64(len(keys)) != after.Slices {
 		t.Errorf("%d slice keys in Pebble, Stats says %d", len(keys), after.Slices)
 	}
+	checkFiles(t, s, dir, ms...)
 	t.Logf("%d of %d slices survived eviction and restart; %+v", readable, 40*32, after)
 }
 
 // TestConcurrentEviction runs writers and readers against a store whose
 // budget is a fraction of what they write, so that the evictor works all
 // along; run it with -race. Every read returns the bytes written or
-// ErrNotFound, and the index agrees with Pebble at the end.
+// ErrNotFound, and the index agrees with Pebble and the slice files at the
+// end.
 func TestConcurrentEviction(t *testing.T) {
-	s, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: 16 * mib, Logger: t.Logf})
+	dir := t.TempDir()
+	s, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: 16 * mib, Logger: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,6 +572,7 @@ func TestConcurrentEviction(t *testing.T) {
 	if n := checkReadable(t, s, ms...); int64(n) != st.Slices {
 		t.Errorf("%d slices readable, Stats says %d", n, st.Slices)
 	}
+	checkFiles(t, s, dir, ms...) // no file left by a write that raced an eviction
 }
 
 // settleEviction waits until the evictor has stopped evicting (no eviction for three

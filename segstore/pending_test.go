@@ -22,9 +22,9 @@ import (
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
-// fullDisk makes every sstable and blob write fail with ENOSPC from now on,
-// and waits until the store knows (a flush has failed): from then on the
-// store refuses writes at once.
+// fullDisk makes every sstable and slice file write fail with ENOSPC from
+// now on, and waits until the store knows (a flush has failed): from then
+// on the store refuses writes at once.
 func fullDisk(t *testing.T, s *segstore.Store, full *atomic.Bool) {
 	t.Helper()
 	full.Store(true)
@@ -75,10 +75,8 @@ func keysOf(t *testing.T, s *segstore.Store, m *segstore.Meta) int {
 func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 	_, cfg := edgeConfig(t)
 	var full atomic.Bool
-	fs := errorfs.Wrap(vfs.Default, diskFull(&full, func(p string) bool {
-		return strings.HasSuffix(p, ".sst") || strings.HasSuffix(p, ".blob")
-	}))
 	dir := t.TempDir()
+	fs := errorfs.Wrap(vfs.Default, diskFull(&full, storeWrites(dir)))
 	var storeLog origintest.LogBuffer
 	open := func() *segstore.Store {
 		st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: cfg.Store.MaxBytes, FS: fs,
@@ -120,7 +118,7 @@ func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 			t.Fatalf("%s warmed: X-Cache %q, want HIT", p, x)
 		}
 	}
-	ma, mb, mc := meta(a), meta(b), meta(c)
+	ma, mb, mc, mkeep := meta(a), meta(b), meta(c), meta(keep)
 	if err := st.DB().Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +224,8 @@ func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 				t.Errorf("%s: %d slices of %q stored, want %d", when, n, m.Key, m.SliceCount())
 			}
 		}
+		// The files of what is stored, and none of the purged versions.
+		checkFiles(t, st, dir, mkeep, mb2, newer)
 	}
 	check("after the retry")
 	if !strings.Contains(storeLog.String(), "is on disk now") {
@@ -243,11 +243,8 @@ func TestPurgeHoldsWhileDiskFull(t *testing.T) {
 // key by key the others rather than everything.
 func TestPurgeAllHoldsWhileDiskFull(t *testing.T) {
 	var full atomic.Bool
-	mem := vfs.NewMem()
-	fs := errorfs.Wrap(mem, diskFull(&full, func(p string) bool {
-		return strings.HasSuffix(p, ".sst") || strings.HasSuffix(p, ".blob")
-	}))
 	dir := t.TempDir()
+	fs := errorfs.Wrap(vfs.NewMem(), diskFull(&full, storeWrites(dir)))
 	s := openFS(t, dir, fs)
 	defer func() { full.Store(false); _ = s.Close() }()
 	ms := []*segstore.Meta{newMeta("example.com/all/x", 3*kib, kib), newMeta("example.com/all/y", 2*kib, kib)}

@@ -7,7 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -109,13 +109,13 @@ func TestReadSliceRange(t *testing.T) {
 		writeAll(t, s, m)
 	}
 	for _, m := range ms {
-		checkRanges(t, s, m) // from the memtable
+		checkRanges(t, s, m) // entries in the memtable
 	}
 	if err := s.DB().Flush(); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		checkRanges(t, s, m) // from blob files
+		checkRanges(t, s, m) // entries in an sstable
 	}
 	// And after a restart.
 	if err := s.Close(); err != nil {
@@ -453,10 +453,12 @@ func TestOpenSliceVerifiesOnce(t *testing.T) {
 	s.Close()
 }
 
-// TestScrubber checks the background scrubber: within a pass it drops a
-// slice whose file was damaged while the store runs (after the slice was
-// written and verified), removes files no entry names (orphans) and object
-// directories left empty, and leaves the good slices alone.
+// TestScrubber checks the background scrubber: a slice whose file is
+// damaged while the store runs, after a pass verified it and after
+// OpenSlice did (so that sending it is one open(2), which reads nothing),
+// is dropped by a later pass and counted as corrupt, and the good slices
+// stay. (TestScrubberRemovesOrphans checks what a pass does with files no
+// entry names.)
 func TestScrubber(t *testing.T) {
 	defer segstore.SetScrubPause(segstore.SetScrubPause(10 * time.Millisecond))
 	dir := t.TempDir()
@@ -470,88 +472,118 @@ func TestScrubber(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeAll(t, s, m)
-	f := sliceFile(t, s, m, 2)
-	f[3*chunk+1] ^= 0x20
-	setSliceFile(t, s, m, 2, f)
-	orphan := s.SlicePath(m.Key, m.Version, 9) // no such slice
-	if err := os.WriteFile(orphan, []byte("left by a crash"), 0o644); err != nil {
-		t.Fatal(err)
+	origintest.WaitFor(t, "a pass over the 4 slices", func() bool { return s.Stats().Scrubbed >= 4 })
+	for i := range m.SliceCount() {
+		if got, err := openSlice(s, m, i); err != nil || !bytes.Equal(got, payload(m, i)) {
+			t.Fatalf("OpenSlice(%d) before the damage: %v", i, err)
+		}
 	}
-	emptyDir := filepath.Join(dir, "slices", "00", "0000000000000001")
-	if err := os.MkdirAll(emptyDir, 0o755); err != nil {
-		t.Fatal(err)
+	if st := s.Stats(); st.Corrupt != 0 || st.ScrubbedBytes < 4*mib {
+		t.Fatalf("Stats after a pass = %+v, want 4 MiB scrubbed and nothing corrupt", st)
 	}
-	passes := s.ScrubPasses()
-	origintest.WaitFor(t, "two scrub passes", func() bool { return s.ScrubPasses() >= passes+2 })
-	if s.Has(m, 2) {
-		t.Error("the damaged slice is still stored after two passes")
-	}
+
+	flipByte(t, s.SlicePath(m.Key, m.Version, 2), 3*chunk+1)
+	origintest.WaitFor(t, "the scrubber to drop the damaged slice", func() bool {
+		_, err := os.Stat(s.SlicePath(m.Key, m.Version, 2))
+		return s.Stats().Corrupt == 1 && !s.Has(m, 2) && errors.Is(err, os.ErrNotExist)
+	})
 	expectDeleted(t, s, m, 2)
-	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) || s.Orphans() != 1 {
-		t.Errorf("orphan file: stat %v, Orphans %d; want it gone, 1", err, s.Orphans())
+	if _, err := openSlice(s, m, 2); !errors.Is(err, segstore.ErrNotFound) {
+		t.Errorf("OpenSlice of the dropped slice: %v, want ErrNotFound", err)
 	}
-	if _, err := os.Stat(emptyDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("empty object directory: stat %v, want it gone", err)
-	}
-	st := s.Stats()
-	if st.Corrupt != 1 || st.Scrubbed < 3 || st.Slices != 3 {
-		t.Errorf("Stats = %+v; want 1 corrupt, the 3 good slices scrubbed and kept", st)
+	if st := s.Stats(); st.Corrupt != 1 || st.Slices != 3 || st.Bytes != 3*mib {
+		t.Errorf("Stats = %+v; want 1 corrupt, the 3 good slices kept", st)
 	}
 	for _, i := range []int64{0, 1, 3} {
+		if got, err := openSlice(s, m, i); err != nil || !bytes.Equal(got, payload(m, i)) {
+			t.Errorf("OpenSlice(%d) after scrubbing: %v", i, err)
+		}
 		if got, err := s.ReadSlice(m, i, nil); err != nil || !bytes.Equal(got, payload(m, i)) {
 			t.Errorf("ReadSlice(%d) after scrubbing: %v", i, err)
 		}
 	}
+	checkFiles(t, s, dir, m)
+	// Fetched again, it is sent again.
+	if err := s.WriteSlice(m, 2, payload(m, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := openSlice(s, m, 2); err != nil || !bytes.Equal(got, payload(m, 2)) {
+		t.Errorf("OpenSlice(2) after it was written again: %v", err)
+	}
 }
 
 // TestOldFormatSlicesDropped checks Open of a store an earlier version
-// wrote (marker segstore/2, slice bytes in Pebble values): it keeps the
-// metas, drops the slices, says so, writes the new marker, and the objects
-// fill again.
+// wrote (markers segstore/1 and segstore/2, slice bytes in Pebble values):
+// it keeps the metas, drops the slices (their keys gone from Pebble), says
+// so, writes the new marker, and the objects fill again, into files.
 func TestOldFormatSlicesDropped(t *testing.T) {
-	s, dir := newStore(t)
-	m := newMeta("example.com/range/v2", 2*mib, mib)
-	if err := s.PutMeta(m); err != nil {
-		t.Fatal(err)
+	for _, format := range []string{"segstore/1", "segstore/2"} {
+		t.Run(format, func(t *testing.T) {
+			s, dir := newStore(t)
+			m := newMeta("example.com/range/old", 2*mib, mib)
+			other := newMeta("example.com/range/old/other", kib, kib)
+			for _, m := range []*segstore.Meta{m, other} {
+				if err := s.PutMeta(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// As the previous version left it: its marker, and slice values
+			// of its format (a format byte, checksums, the bytes).
+			if err := s.DB().Set([]byte(segstore.FormatKey), []byte(format), pebble.NoSync); err != nil {
+				t.Fatal(err)
+			}
+			f := format[len(format)-1] - '0'
+			for _, w := range []struct {
+				m *segstore.Meta
+				i int64
+			}{{m, 0}, {m, 1}, {other, 0}} {
+				old := append([]byte{f}, make([]byte, 4*16+w.m.SliceLen(w.i))...)
+				if err := s.DB().Set(segstore.SliceKey(w.m.Key, w.m.Version, w.i), old, pebble.NoSync); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var logs strings.Builder
+			var logMu sync.Mutex
+			s, err := segstore.Open(segstore.Options{Dir: dir, Logger: func(format string, args ...any) {
+				logMu.Lock()
+				defer logMu.Unlock()
+				fmt.Fprintf(&logs, format+"\n", args...)
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			logMu.Lock()
+			if !strings.Contains(logs.String(), fmt.Sprintf("%q upgraded to \"segstore/3\"", format)) || !strings.Contains(logs.String(), "dropped") {
+				t.Errorf("Open of a %s store logged:\n%s", format, logs.String())
+			}
+			logMu.Unlock()
+			if v := getValue(t, s.DB(), []byte(segstore.FormatKey)); string(v) != segstore.FormatValue {
+				t.Fatalf("format marker after Open: %q, want %q", v, segstore.FormatValue)
+			}
+			if st := s.Stats(); st.Slices != 0 || st.Objects != 2 || s.Has(m, 0) || s.Has(other, 0) {
+				t.Fatalf("after the upgrade: Stats = %+v, Has %v %v; want the 2 metas and no slice", st, s.Has(m, 0), s.Has(other, 0))
+			}
+			if keys := keysWithPrefix(t, s, []byte("s")); len(keys) != 0 {
+				t.Errorf("%d slice keys left in Pebble after the upgrade", len(keys))
+			}
+			for _, m := range []*segstore.Meta{m, other} {
+				got, err := s.Meta(m.Key)
+				if err != nil || !reflect.DeepEqual(got, m) {
+					t.Fatalf("meta after the upgrade: %+v, %v; want %+v", got, err, m)
+				}
+				if _, err := s.ReadSlice(m, 0, nil); !errors.Is(err, segstore.ErrNotFound) {
+					t.Errorf("ReadSlice(%q, 0) after the upgrade: %v, want ErrNotFound", m.Key, err)
+				}
+			}
+			writeAll(t, s, m)
+			checkRanges(t, s, m)
+			checkFiles(t, s, dir, m, other)
+		})
 	}
-	// As the previous version left it: its marker, and a slice value.
-	if err := s.DB().Set([]byte(segstore.FormatKey), []byte("segstore/2"), pebble.NoSync); err != nil {
-		t.Fatal(err)
-	}
-	old := append([]byte{2}, make([]byte, 4*16+mib)...)
-	if err := s.DB().Set(segstore.SliceKey(m.Key, m.Version, 0), old, pebble.NoSync); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var logs strings.Builder
-	var logMu sync.Mutex
-	s, err := segstore.Open(segstore.Options{Dir: dir, Logger: func(format string, args ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintf(&logs, format+"\n", args...)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	logMu.Lock()
-	if !strings.Contains(logs.String(), `"segstore/2" upgraded to "segstore/3"`) || !strings.Contains(logs.String(), "dropped") {
-		t.Errorf("Open of a segstore/2 store logged:\n%s", logs.String())
-	}
-	logMu.Unlock()
-	if v := getValue(t, s.DB(), []byte(segstore.FormatKey)); string(v) != segstore.FormatValue {
-		t.Fatalf("format marker after Open: %q, want %q", v, segstore.FormatValue)
-	}
-	if st := s.Stats(); st.Slices != 0 || st.Objects != 1 || s.Has(m, 0) {
-		t.Fatalf("after the upgrade: Stats = %+v, Has(0) %v; want the meta and no slice", st, s.Has(m, 0))
-	}
-	if got, err := s.Meta(m.Key); err != nil || got.Version != m.Version {
-		t.Fatalf("meta after the upgrade: %v, %v", got, err)
-	}
-	writeAll(t, s, m)
-	checkRanges(t, s, m)
 }
 
 // TestFormatMarker checks Open's handling of the store's format marker: a

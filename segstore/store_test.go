@@ -349,13 +349,13 @@ func TestCorruptSlice(t *testing.T) {
 }
 
 func TestVersionChange(t *testing.T) {
-	s, _ := newStore(t)
+	s, dir := newStore(t)
 	old := newMeta("example.com/changing", 5*64*kib, 64*kib)
 	if err := s.PutMeta(old); err != nil {
 		t.Fatal(err)
 	}
 	writeAll(t, s, old)
-	if err := s.DB().Flush(); err != nil { // put some of them in sstables/blob files
+	if err := s.DB().Flush(); err != nil { // their entries in an sstable
 		t.Fatal(err)
 	}
 	// Refreshing the meta without a version change keeps the slices.
@@ -375,6 +375,7 @@ func TestVersionChange(t *testing.T) {
 	if keys := keysWithPrefix(t, s, segstore.VersionPrefix(old.Key, old.Version)); len(keys) != 0 {
 		t.Fatalf("%d keys of the old version remain, e.g. %x", len(keys), keys[0])
 	}
+	checkFiles(t, s, dir, old, cur) // the old version's files are gone
 	for i := range old.SliceCount() {
 		if s.Has(old, i) {
 			t.Fatalf("Has(old, %d) after version change", i)
@@ -393,10 +394,11 @@ func TestVersionChange(t *testing.T) {
 	if got, _ := s.Meta(old.Key); got.Version != cur.Version {
 		t.Fatalf("stale write changed the meta: version %x, want %x", got.Version, cur.Version)
 	}
+	checkFiles(t, s, dir, old, cur)
 }
 
 func TestPurge(t *testing.T) {
-	s, _ := newStore(t)
+	s, dir := newStore(t)
 	a := newMeta("example.com/a", 3*kib, kib)
 	b := newMeta("example.com/b", 3*kib, kib)
 	for _, m := range []*segstore.Meta{a, b} {
@@ -420,6 +422,11 @@ func TestPurge(t *testing.T) {
 	if keys := keysWithPrefix(t, s, segstore.VersionPrefix(a.Key, a.Version)); len(keys) != 0 {
 		t.Fatalf("%d slice keys remain after purge", len(keys))
 	}
+	// Its files are gone at once, with their directory.
+	checkFiles(t, s, dir, a, b)
+	if _, err := os.Stat(filepath.Dir(s.SlicePath(a.Key, a.Version, 0))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the purged object's directory: stat %v, want it gone", err)
+	}
 	if err := s.WriteSlice(a, 0, payload(a, 0)); !errors.Is(err, segstore.ErrStale) {
 		t.Fatalf("WriteSlice after purge: err = %v, want ErrStale", err)
 	}
@@ -435,12 +442,12 @@ func TestPurge(t *testing.T) {
 }
 
 func TestPurgePrefix(t *testing.T) {
-	s, _ := newStore(t)
+	s, dir := newStore(t)
 	const n = 10000
 	var keep []*segstore.Meta
 	for i := range n {
-		// Most objects have one short 1 KiB slice (kept inline); every
-		// hundredth has two 64 KiB slices (separated into blob files).
+		// Most objects have one short 1 KiB slice; every hundredth has
+		// two of 64 KiB.
 		m := newMeta(fmt.Sprintf("example.com/p/%05d", i), kib, 64*kib)
 		if i%100 == 0 {
 			m.Size = 128 * kib
@@ -491,6 +498,7 @@ func TestPurgePrefix(t *testing.T) {
 			t.Errorf("%q: %v", m.Key, err)
 		}
 	}
+	checkFiles(t, s, dir, keep...) // the purged objects' files are gone
 	if st := s.Stats(); st.Objects != int64(len(keep)) || st.Slices != int64(2*len(keep)) {
 		t.Fatalf("Stats = %+v", st)
 	}
@@ -652,7 +660,7 @@ func TestOpenErrors(t *testing.T) {
 // run it with -race. Every read must return exactly the bytes of the
 // version it asked for, or ErrNotFound.
 func TestConcurrent(t *testing.T) {
-	s, _ := newStore(t)
+	s, dir := newStore(t)
 	const keys, slices = 4, 8
 	var current [keys]atomic.Pointer[segstore.Meta]
 	for k := range keys {
@@ -761,6 +769,7 @@ func TestConcurrent(t *testing.T) {
 	if keys := keysWithPrefix(t, s, []byte("s")); len(keys) != 0 {
 		t.Errorf("%d slice keys left after purging all", len(keys))
 	}
+	checkFiles(t, s, dir) // and no file: none left by a write that lost a race
 }
 
 // TestCrash simulates a crash of the machine at several moments (Pebble's
