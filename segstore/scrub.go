@@ -49,16 +49,27 @@ type scrubState struct {
 
 // startScrub starts the scrubber at rate bytes per second (0: the
 // default, < 0: none). It stops when ctx ends; Close waits for it.
+//
+// Its first pass, at once and unpaced, only removes orphans: the files of
+// slices whose entries a crash lost (with the WAL off, those written since
+// the last flush) take disk the budget does not count, and must not wait
+// for a verifying pass to reach them. It runs even with the scrubber off.
 func (s *Store) startScrub(ctx context.Context, rate int64) {
-	if rate < 0 {
-		return
-	}
 	if rate == 0 {
 		rate = DefaultScrubRate
 	}
 	s.pend.done.Add(1) // Close waits for the background goroutines on it
 	go func() {
 		defer s.pend.done.Done()
+		if err := s.scrubPass(ctx, 0); err != nil && ctx.Err() == nil {
+			s.logf("segstore: remove orphan slice files: %v", err)
+		}
+		if n := s.scrub.orphans.Load(); n > 0 {
+			s.logf("segstore: removed %d slice files whose entries were lost (a crash before their flush)", n)
+		}
+		if rate < 0 {
+			return
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -72,7 +83,9 @@ func (s *Store) startScrub(ctx context.Context, rate int64) {
 	}()
 }
 
-// scrubPass walks every slice file once (see the file's doc).
+// scrubPass walks every slice file once (see the file's doc), verifying
+// them at rate bytes per second; with rate 0 it only removes orphans, as
+// fast as it can.
 func (s *Store) scrubPass(ctx context.Context, rate int64) error {
 	start := time.Now()
 	var read int64 // bytes read this pass, paced against rate
@@ -106,6 +119,13 @@ func (s *Store) scrubPass(ctx context.Context, rate int64) error {
 				if !ok {
 					continue
 				}
+				if rate == 0 {
+					if k := makeSliceKey(h, version, i); s.enter() == nil {
+						_, _ = s.scrubEntry(h, k)
+						s.exit()
+					}
+					continue
+				}
 				read += s.scrubFile(h, version, i)
 				// Pace: sleep until the bytes read so far are due.
 				if due := start.Add(time.Duration(float64(read) / float64(rate) * float64(time.Second))); time.Until(due) > 0 {
@@ -118,7 +138,9 @@ func (s *Store) scrubPass(ctx context.Context, rate int64) error {
 			}
 		}
 	}
-	s.scrub.passes.Add(1)
+	if rate > 0 {
+		s.scrub.passes.Add(1)
+	}
 	return nil
 }
 

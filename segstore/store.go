@@ -975,8 +975,14 @@ func (s *Store) readSlice(m *Meta, i, off, n int64, dst []byte, op string) ([]by
 		if f, err = s.files.open(h, m.Version, i); err == nil {
 			break
 		}
-		if err = s.fileGone(m, i, k, op, fmt.Errorf("open its file: %w", err)); err != errLookAgain || try > 0 {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
+		}
+		if err = s.fileGone(m, i, k, op, fmt.Errorf("open its file: %w", err)); err != errLookAgain {
 			return nil, err
+		}
+		if try > 0 {
+			return nil, fmt.Errorf("segstore: %s %d of %q: %w (its file was gone twice while its entry stayed)", op, i, m.Key, ErrNotFound)
 		}
 	}
 	defer f.Close()
@@ -1072,8 +1078,13 @@ func (s *Store) fileGone(m *Meta, i int64, k sliceKey, op string, why error) err
 		_ = closer.Close()
 		_, serr := s.files.fs.Stat(s.files.path(h, m.Version, i))
 		mu.Unlock()
-		if serr == nil {
+		switch {
+		case serr == nil:
 			return errLookAgain
+		case !errors.Is(serr, fs.ErrNotExist):
+			// Not known to be gone (a permission, an I/O error): say so,
+			// and keep the slice.
+			return fmt.Errorf("segstore: %s %d of %q: %w (and then: %w)", op, i, m.Key, why, serr)
 		}
 		return s.fileFailed(m, i, k, op, why)
 	}
@@ -1151,8 +1162,11 @@ func (s *Store) OpenSlice(m *Meta, i int64) (*os.File, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("segstore: %s %d of %q: %w", op, i, m.Key, err)
 		}
-		if err = s.fileGone(m, i, k, op, fmt.Errorf("its file is gone: %w", err)); err != errLookAgain || try > 0 {
+		if err = s.fileGone(m, i, k, op, fmt.Errorf("its file is gone: %w", err)); err != errLookAgain {
 			return nil, err
+		}
+		if try > 0 {
+			return nil, fmt.Errorf("segstore: %s %d of %q: %w (its file was gone twice while its entry stayed)", op, i, m.Key, ErrNotFound)
 		}
 	}
 	st, err := f.Stat()
