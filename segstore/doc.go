@@ -69,7 +69,8 @@
 //     they read every time;
 //   - the scrubber (scrub.go) reads every file back at Options.ScrubRate
 //     (default 8 MiB/s), so that damage done while the process runs is caught
-//     within one pass, and removes orphan files.
+//     within one pass, and removes orphan files (its first pass, at once
+//     and unpaced, only removes them, and runs even with the scrubber off).
 //
 // A slice that fails (damaged, short, missing) is dropped (entry, file,
 // index), counted in Stats.Corrupt, and reported as ErrCorrupt so the caller
@@ -100,7 +101,7 @@
 // entry it holds is complete and has its meta. Open empties tmp/ and deletes
 // any entry whose meta is missing or names another version; an entry whose
 // file was lost or torn fails its first verification; a file whose entry
-// was lost is an orphan, which the scrubber removes. Purge flushes before it
+// was lost is an orphan, which the sweep Open starts removes. Purge flushes before it
 // returns so that a crash cannot undo it.
 //
 // # In-memory index
