@@ -55,7 +55,8 @@
 //     be 1.00, each object fetched once however many stream it.
 //   - coldfill: one fresh BigObjectSize object downloaded whole, once, over
 //     one connection: the time a cold fill through the cache takes, request
-//     to last byte (fill_seconds), and origin bytes per object byte (1.00).
+//     to last byte (fill_seconds; MB/s is the object over it), and origin
+//     bytes per object byte (1.00).
 //
 // # Figures
 //

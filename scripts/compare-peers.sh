@@ -57,10 +57,11 @@ one demo origin on 127.0.0.1 and compares them with \`sliceedge bench\`.
   --duration D          measured time per workload and target (default: $DURATION)
   --rounds N            rounds; each runs every workload on every target (default: $ROUNDS)
   --connections N       concurrent clients of bench (default: $CONNECTIONS)
-  --big-object-size S   size of the seek and sequential objects (default: $BIG_OBJECT_SIZE)
+  --big-object-size S   size of the seek, sequential and coldfill objects (default: $BIG_OBJECT_SIZE)
   --cache-size GIB      disk cache budget of nginx and of sliceedge, each (default: $CACHE_SIZE_GIB)
   --varnish-mem SIZE    Varnish malloc storage, e.g. 8G (default: half the available memory)
-  --sliceedge-memory S  sliceedge's store.memory_cache, the RAM of its index (default: sliceedge's own default)
+  --sliceedge-memory S  set sliceedge's store.memory_cache, the RAM of its index (default: not
+                        set, so sliceedge's own default, as every other key of its config)
   --retries N           on a shared machine: measure a run again, up to N times, when other
                         processes took more than --max-others of the CPU meanwhile, and
                         keep the least disturbed try (default: $RETRIES)
@@ -316,8 +317,11 @@ start_sliceedge() {
 	local dir=$WORKDIR/sliceedge
 	pick_port
 	mkdir -p "$dir"
+	# Only what it needs to run, and nginx's disk budget: every other key
+	# (slice_size, memory_cache, timeouts, ...) stays at sliceedge's
+	# default, as a user gets it. --sliceedge-memory is the one exception.
 	cat >"$dir/edge.yaml" <<EOF
-# sliceedge for compare-peers.sh: 1 MiB slices, store in the work directory.
+# sliceedge for compare-peers.sh: its defaults, a store in the work directory.
 listen: 127.0.0.1:$PORT
 store:
   dir: $dir/store
@@ -329,7 +333,6 @@ origins:
 rules:
   - match: /
     origin: default
-    slice_size: 1MiB
 EOF
 	"$SLICEEDGE" config check "$dir/edge.yaml" >/dev/null || die "sliceedge refuses $dir/edge.yaml"
 	# warn: no access log line per request (nginx runs with access_log off).
@@ -512,6 +515,14 @@ run_all() {
 	done
 }
 
+# default_slice_size prints sliceedge's default slice_size, which its
+# configuration here leaves unset, as config/config.go defines it.
+default_slice_size() {
+	local v
+	v=$(sed -n 's|^[[:space:]]*DefaultSliceSize[[:space:]]*=.*//[[:space:]]*\([0-9][0-9]*[KMG]iB\).*|\1|p' "$ROOT/config/config.go")
+	echo "default, ${v:-unknown}"
+}
+
 # write_about records the machine, the date, the versions and the
 # settings above the table.
 write_about() {
@@ -521,7 +532,7 @@ write_about() {
 	{
 		echo "date        $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "machine     $(nproc) cores ($cpu), $mem RAM, $(uname -sr)"
-		echo "sliceedge   $("$SLICEEDGE" version 2>/dev/null | head -n 1) ($(go version | cut -d' ' -f3)): 1 MiB slices, store (max_bytes ${CACHE_SIZE_GIB}GiB), memory_cache ${SLICEEDGE_MEMORY:-default}"
+		echo "sliceedge   $("$SLICEEDGE" version 2>/dev/null | head -n 1) ($(go version | cut -d' ' -f3)): default config (slice_size $(default_slice_size)), store (max_bytes ${CACHE_SIZE_GIB}GiB), memory_cache ${SLICEEDGE_MEMORY:-default}"
 		echo "nginx       $(nginx -v 2>&1 | sed 's/^nginx version: //'): slice 1m, disk cache (max_size ${CACHE_SIZE_GIB}g), proxy_cache_lock on"
 		echo "varnish     $(varnishd -V 2>&1 | head -n 1 | sed 's/^varnishd (\(.*\))$/\1/' | cut -d' ' -f1): do_stream, malloc $VARNISH_MEM"
 		echo "bench       workloads $WORKLOADS; rounds $ROUNDS, $DURATION each, $CONNECTIONS connections, big objects $BIG_OBJECT_SIZE"

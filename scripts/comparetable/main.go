@@ -211,6 +211,12 @@ var own = map[string][]figure{
 		fig("origin bytes ÷ delivered", lower, perByte(originBytes, delivered), fmtRatio),
 	},
 	"mixed": {
+		// The phase is time-bound, so its wall time is the duration for
+		// every target; the wall time of the same number of requests of
+		// the stream is what compares (the reciprocal of req/s).
+		fig("wall time per 1,000 requests", lower, func(r *bench.Result, _ *bench.Report) (float64, bool) {
+			return 1000 * r.Seconds * float64(time.Second) / float64(r.Requests), r.Requests > 0 && r.Seconds > 0
+		}, fmtDuration),
 		fig("origin bytes ÷ requested", lower, extra("origin_bytes_per_requested_byte"), fmtRatio),
 		fig("origin bytes ÷ delivered", lower, extra("origin_bytes_per_delivered_byte"), fmtRatio),
 	},

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,17 @@ func TestTable(t *testing.T) {
 	}
 	flap := bench.Result{Workload: "flap", Requests: 100, ReqPerSec: 20, MixedBodies: 3, WrongBytes: 42,
 		Extra: map[string]float64{"clean": 50, "cut": 47}}
+	// mixed over 5 s: 6,170 requests against 3,485 is 810.4ms against 1.43s
+	// per 1,000 requests.
+	mixed := func(requests int64, perRequested float64) bench.Result {
+		return bench.Result{Workload: "mixed", Requests: requests, Seconds: 5, ReqPerSec: float64(requests) / 5,
+			Extra: map[string]float64{"origin_bytes_per_requested_byte": perRequested}}
+	}
+	coldfill := func(fill float64) bench.Result {
+		return bench.Result{Workload: "coldfill", Requests: 1, Seconds: fill, ReqPerSec: 1 / fill, MBPerSec: 1073.741824 / fill,
+			P50: time.Duration(fill * float64(time.Second)), DeliveredBytes: 1 << 30, OriginBytes: 1 << 30,
+			Extra: map[string]float64{"fill_seconds": fill, "origin_bytes_per_object_byte": 1}}
+	}
 	lines := []string{
 		"round\tworkload\ttarget\texit\tseconds\tjson\tnote",
 		"1\thot\tnginx\t0\t6\t" + report("r1-hot-nginx", hot(2000, 4*time.Millisecond)) + "\t\t37",
@@ -82,6 +95,10 @@ func TestTable(t *testing.T) {
 		"1\tflap\tnginx\t1\t6\t" + report("r1-flap-nginx", flap) + "\twrong bytes or mixed bodies",
 		"1\tflap\tsliceedge\t0\t6\t" + report("r1-flap-sliceedge", bench.Result{Workload: "flap", Requests: 100, ReqPerSec: 10,
 			Extra: map[string]float64{"clean": 100}}) + "\t",
+		"1\tmixed\tsliceedge\t0\t6\t" + report("r1-mixed-sliceedge", mixed(6170, 1)) + "\t",
+		"1\tmixed\tnginx\t0\t6\t" + report("r1-mixed-nginx", mixed(3485, 1.25)) + "\t",
+		"1\tcoldfill\tnginx\t0\t3\t" + report("r1-coldfill-nginx", coldfill(2.22)) + "\t",
+		"1\tcoldfill\tsliceedge\t0\t3\t" + report("r1-coldfill-sliceedge", coldfill(2.69)) + "\t",
 	}
 	if err := os.WriteFile(filepath.Join(dir, "runs.tsv"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -96,6 +113,17 @@ func TestTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := b.String()
+		// The figures issue 11 sets targets on, each with its ratio.
+		for _, row := range []struct{ label, want string }{
+			{"wall time per 1,000 requests ↓", "810.4ms.*1.43s.*0.56 better"},
+			{"origin bytes ÷ requested ↓", "1.00.*1.25.*0.80 better"},
+			{"fill time, whole object ↓", "2.69s.*2.22s.*1.21 worse"},
+			{"origin bytes ÷ object byte ↓", "1.00.*1.00.*1.00 ≈"},
+		} {
+			if line := rowOf(out, row.label); !regexp.MustCompile(row.want).MatchString(line) {
+				t.Errorf("markdown %v: row %q is %q, want %q", markdown, row.label, line, row.want)
+			}
+		}
 		for _, want := range []string{
 			"date  today",
 			"sliceedge ÷ nginx",
@@ -111,6 +139,40 @@ func TestTable(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("markdown %v: output lacks %q:\n%s", markdown, want, out)
 			}
+		}
+	}
+}
+
+// rowOf is the line of out that holds label, or "".
+func rowOf(out, label string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, label) {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestIssueFigures: the table has a row, with a ratio, for every figure
+// issue 11 sets a target on.
+func TestIssueFigures(t *testing.T) {
+	for _, c := range []struct{ workload, figure string }{
+		{"hot", "req/s"},
+		{"hot", "p99"},
+		{"seek", "ttfb p50"},
+		{"mixed", "wall time per 1,000 requests"},
+		{"mixed", "origin bytes ÷ requested"},
+		{"sequential", "MB/s"},
+		{"stream", "MB/s"},
+		{"coldfill", "fill time, whole object"},
+	} {
+		i := slices.IndexFunc(figures(c.workload), func(f figure) bool { return f.name == c.figure })
+		if i < 0 {
+			t.Errorf("%s: no row %q", c.workload, c.figure)
+			continue
+		}
+		if f := figures(c.workload)[i]; f.better == count {
+			t.Errorf("%s: row %q is a count, without a ratio", c.workload, c.figure)
 		}
 	}
 }
