@@ -22,7 +22,9 @@ const msgOriginChanged = "sliceedge: the origin changed the object while it was 
 // serveCached answers a GET or HEAD for an object a rule caches.
 func (s *Server) serveCached(q *request) {
 	var specs []slicer.Spec
-	if h := q.r.Header.Get("Range"); h != "" {
+	// Range is defined for GET only: any other method ignores it (RFC 9110
+	// §14.2), so a HEAD answers as the GET without Range would.
+	if h := q.r.Header.Get("Range"); h != "" && q.r.Method == http.MethodGet {
 		var err error
 		// Syntactically invalid or non-bytes ranges are ignored (RFC 9110 §14.2).
 		if specs, err = slicer.Parse(h); err != nil {
