@@ -20,8 +20,9 @@ import (
 
 // fetchMeta runs inside the per-key singleflight: one origin request that
 // discovers, revalidates or replaces the object's version. An origin
-// answer the requester may relay as it came is left in *relay.
-func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, relay **http.Response) (lookupResult, error) {
+// answer the edge does not store is left in *out for the requester, which
+// answers from it: the one origin request its miss costs.
+func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out *handoff) (lookupResult, error) {
 	old, done := s.recheck(q.key, forceVersion)
 	if done != nil {
 		return done, nil
@@ -35,19 +36,21 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, rela
 	sent := s.now()
 	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
 	if err != nil {
-		return s.metaFailed(q, req, old, err, relay)
+		return s.metaFailed(q, req, old, err, out)
 	}
 	s.metrics().originAnswer(req, resp)
 
 	val := origin.ValidatorOf(resp.Header, q.rule.LastModifiedValidator)
 	if resp.Status == http.StatusNotModified || (old != nil && !val.IsZero() && validatorOf(old).Matches(val)) {
-		return s.refresh(q, want, old, resp, sent, epoch, relay)
+		return s.refresh(q, want, old, resp, sent, epoch, out)
 	}
 	if old != nil {
 		s.metrics().revalidation("changed")
 	}
 	if why := s.refusal(q, resp, val); why != "" {
-		resp.Body.Close()
+		// Not stored, but it is this request's answer: it streams
+		// through (passthrough.go) rather than being asked for again.
+		out.answer = resp
 		s.passes.add(q.key, s.now())
 		if old != nil {
 			s.purge(q.key, old.Version)
@@ -118,7 +121,7 @@ func (s *Server) metaRequest(q *request, want wantBytes, old *segstore.Meta) (re
 // metaFailed turns a failed discovery or revalidation into what the
 // requests get: a pass (the origin's own answer, relayed), a range past
 // the end, or the error.
-func (s *Server) metaFailed(q *request, req *origin.Request, old *segstore.Meta, err error, relay **http.Response) (lookupResult, error) {
+func (s *Server) metaFailed(q *request, req *origin.Request, old *segstore.Meta, err error, out *handoff) (lookupResult, error) {
 	var se *origin.StatusError
 	switch {
 	case errors.As(err, &se):
@@ -132,7 +135,7 @@ func (s *Server) metaFailed(q *request, req *origin.Request, old *segstore.Meta,
 				s.purge(q.key, old.Version) // the object is gone at the origin
 			}
 		}
-		*relay = se.Resp
+		out.relay = se.Resp
 		return passed{why: fmt.Sprintf("origin answered %d", code), failed5xx: code >= 500}, nil
 	case errors.Is(err, origin.ErrUnsatisfiable):
 		re := &origin.RangeError{Size: -1}
@@ -173,7 +176,7 @@ func (s *Server) metaFailed(q *request, req *origin.Request, old *segstore.Meta,
 // refresh handles an answer that is still the stored version old (a 304,
 // or an origin that ignored If-None-Match but sent the same validator):
 // one answer refreshes every slice at once (RFC 9111 §4.3.4).
-func (s *Server) refresh(q *request, want wantBytes, old *segstore.Meta, resp *origin.Response, sent time.Time, epoch uint64, relay **http.Response) (lookupResult, error) {
+func (s *Server) refresh(q *request, want wantBytes, old *segstore.Meta, resp *origin.Response, sent time.Time, epoch uint64, out *handoff) (lookupResult, error) {
 	resp.Body.Close()
 	if resp.Status == http.StatusNotModified && contradicts(old, resp.Header) {
 		// A 304 that does not select the stored response updates
@@ -182,7 +185,7 @@ func (s *Server) refresh(q *request, want wantBytes, old *segstore.Meta, resp *o
 		s.Log.Warn().Str("key", q.key).Str("stored", validatorOf(old).String()).
 			Str("etag", resp.Header.Get("ETag")).Str("last_modified", resp.Header.Get("Last-Modified")).
 			Msg("edge: the origin answered a revalidation 304 with another validator; refetching the object")
-		return s.fetchMeta(q, want, old.Version, relay)
+		return s.fetchMeta(q, want, old.Version, out)
 	}
 	if cc := parseCacheControl(resp.Header); cc.noStore || cc.private {
 		// The object may no longer be kept: drop it, and pass.

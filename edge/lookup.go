@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 )
 
@@ -31,9 +32,32 @@ type version struct {
 // passed: the object is not slice-cached; why says why.
 type passed struct {
 	why       string
-	failed5xx bool           // the origin answered 5xx
-	relay     *http.Response // the origin's own answer (404, 500, 3xx), for the request that asked for it
+	failed5xx bool // the origin answered 5xx
+	handoff        // for the request that asked: the origin's answer
 }
+
+// handoff is an origin answer the edge does not store, for the one
+// request whose lookup asked for it (requests collapsed on that lookup
+// ask the origin themselves): a status the edge does not slice (404, 500,
+// 3xx), relayed as it came, or a 2xx it may not store, which streams
+// through (passthrough.go). At most one is set.
+type handoff struct {
+	relay  *http.Response
+	answer *origin.Response
+}
+
+// close closes whichever answer h holds.
+func (h *handoff) close() {
+	if h.relay != nil {
+		h.relay.Body.Close()
+	}
+	if h.answer != nil {
+		h.answer.Body.Close()
+	}
+}
+
+// held reports whether h holds an answer.
+func (h *handoff) held() bool { return h.relay != nil || h.answer != nil }
 
 // pastEnd: the origin answered 416 to the first slices asked for. size is
 // the length its Content-Range gave, or -1.
@@ -88,11 +112,11 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (lookup
 			s.Log.Warn().Err(err).Str("key", q.key).Msg("edge: read meta; treating the object as unknown")
 		}
 	}
-	var relay *http.Response // set only when this request ran the fetch
+	var out handoff // set only when this request ran the fetch
 	led := false
 	v, err, _ := s.lookups.Do(q.key, func() (any, error) {
 		led = true
-		return s.fetchMeta(q, want, forceVersion, &relay)
+		return s.fetchMeta(q, want, forceVersion, &out)
 	})
 	if !led {
 		s.metrics().lookupsCollapsed.Inc()
@@ -102,19 +126,19 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (lookup
 	failing := err != nil || isPass && p.failed5xx
 	if failing && stale != nil && !pol.mustRevalidate && s.staleness(stale) <= pol.sie {
 		// The origin is down or failing: serve what we have (RFC 5861 §4).
-		if relay != nil {
-			relay.Body.Close()
-		}
+		out.close()
 		s.metrics().staleServed("if_error")
 		return version{meta: stale, source: servedStale, detail: "stale-if-error"}, nil
 	}
 	if err != nil {
+		out.close()
 		return nil, err
 	}
-	if isPass && relay != nil {
-		p.relay = relay
+	if isPass && out.held() {
+		p.handoff = out
 		return p, nil
 	}
+	out.close()
 	return res, nil
 }
 
@@ -125,11 +149,9 @@ func (s *Server) revalidateInBackground(q *request, want wantBytes) {
 	bq.r = q.r.Clone(context.WithoutCancel(q.r.Context()))
 	bq.background, bq.holding = true, nil
 	s.lookups.DoChan(q.key, func() (any, error) {
-		var relay *http.Response
-		res, err := s.fetchMeta(&bq, want, 0, &relay)
-		if relay != nil {
-			relay.Body.Close() // no client to relay it to
-		}
+		var out handoff
+		res, err := s.fetchMeta(&bq, want, 0, &out)
+		out.close() // no client to answer from it
 		return res, err
 	})
 }

@@ -42,9 +42,11 @@ func (s *Server) serveCached(q *request) {
 		var v version
 		switch res := res.(type) {
 		case passed:
-			if res.relay != nil {
+			switch {
+			case res.relay != nil:
 				s.relay(q, res.relay, res.why)
-			} else {
+			case res.answer != nil && s.passAnswer(q, specs, res.answer, res.why):
+			default:
 				s.pass(q, res.why)
 			}
 			return

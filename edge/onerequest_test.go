@@ -1,0 +1,187 @@
+package edge_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/sliceedge/sliceedge/origin/origintest"
+)
+
+// headerSetter adds headers to every answer of the origin, as an
+// application server in front of the files would.
+type headerSetter struct {
+	http.ResponseWriter
+	set   http.Header
+	wrote bool
+}
+
+func (w *headerSetter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		for k, vv := range w.set {
+			w.Header()[k] = vv
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *headerSetter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *headerSetter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestOneOriginRequestPerMiss: whatever an answer turns out to be, a
+// client's miss costs one origin request. An answer the edge may not store
+// (RFC 9111 §3) is the answer to the request whose discovery asked for it:
+// it streams through, cut to what that client asked for, and later
+// requests go straight to the origin (hit-for-pass), one request each.
+func TestOneOriginRequestPerMiss(t *testing.T) {
+	const size = 3*MiB + 12345 // several slices, within one discovery run
+	kinds := []struct {
+		name   string
+		mode   origintest.Mode
+		header http.Header // added to the origin's answers
+		detail string      // in Cache-Status
+	}{
+		{name: "no-store", mode: ccMode("max-age=60, no-store"), detail: "no-store"},
+		{name: "private", mode: ccMode("private, max-age=60"), detail: "private"},
+		{name: "Set-Cookie", header: http.Header{"Set-Cookie": {"session=1; Path=/"}}, detail: "Set-Cookie"},
+		{name: "Vary Cookie", header: http.Header{"Vary": {"Cookie"}}, detail: "Vary: Cookie"},
+		{name: "Vary star", header: http.Header{"Vary": {"*"}}, detail: "Vary: *"},
+		{name: "no validator", mode: origintest.Mode{NoValidator: true}, detail: "no strong validator"},
+		{name: "weak ETag", mode: origintest.Mode{WeakETag: true, NoLastModified: true}, detail: "no strong validator"},
+		{name: "unknown length", mode: origintest.Mode{Chunked: true, NoRange: true}, detail: "unknown length"},
+	}
+	requests := []struct {
+		name    string
+		method  string
+		headers []string
+		status  int
+		start   int64 // first byte of the body, for status 200 and 206
+		n       int64 // body bytes
+	}{
+		{name: "full GET", method: "GET", status: 200, start: 0, n: size},
+		{name: "range", method: "GET", headers: []string{"Range: bytes=1048000-1049999"}, status: 206, start: 1048000, n: 2000},
+		{name: "suffix", method: "GET", headers: []string{"Range: bytes=-5000"}, status: 206, start: size - 5000, n: 5000},
+		{name: "open range", method: "GET", headers: []string{"Range: bytes=2000000-"}, status: 206, start: 2000000, n: size - 2000000},
+		{name: "HEAD", method: "HEAD", status: 200},
+		{name: "past the end", method: "GET", headers: []string{fmt.Sprintf("Range: bytes=%d-", size+10)}, status: 416},
+	}
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			h := newHarness(t)
+			if k.header != nil {
+				h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+					h.origin.Handler().ServeHTTP(&headerSetter{ResponseWriter: w, set: k.header}, r)
+					return true
+				})
+			}
+			for _, rq := range requests {
+				p := "/one/" + strings.ReplaceAll(k.name+"-"+rq.name, " ", "-") + ".bin"
+				h.origin.Add(p, size)
+				h.origin.SetPathMode(p, k.mode)
+				for n := int64(1); n <= 3; n++ {
+					resp, body := h.do(t, rq.method, p, rq.headers...)
+					what := fmt.Sprintf("%s %s, request %d", rq.name, p, n)
+					if k.mode.NoRange && rq.status == 206 {
+						// An origin that ignores Range and sends no length:
+						// its whole 200 is the answer (RFC 9110 §14.2
+						// lets a server ignore Range).
+						rq.status, rq.start, rq.n = 200, 0, size
+					}
+					if k.mode.NoRange && rq.status == 416 {
+						rq.status, rq.start, rq.n = 200, 0, size
+					}
+					if resp.StatusCode != rq.status {
+						t.Fatalf("%s: status %d, want %d", what, resp.StatusCode, rq.status)
+					}
+					if got := h.origin.PathRequests(p); got != n {
+						t.Fatalf("%s: the origin saw %d requests for %d client requests", what, got, n)
+					}
+					cs := resp.Header.Get("Cache-Status")
+					if n == 1 && !strings.Contains(cs, `detail="`+k.detail+`"`) {
+						t.Errorf("%s: Cache-Status %q does not say %q", what, cs, k.detail)
+					}
+					if resp.Header.Get("X-Cache") != "PASS" {
+						t.Errorf("%s: X-Cache %q, want PASS", what, resp.Header.Get("X-Cache"))
+					}
+					if rq.status == 416 {
+						// The body of a pass-through's 416 is the origin's.
+						if cr, want := resp.Header.Get("Content-Range"), fmt.Sprintf("bytes */%d", size); cr != want {
+							t.Errorf("%s: Content-Range %q, want %q", what, cr, want)
+						}
+						continue
+					}
+					if rq.method == "HEAD" {
+						if len(body) != 0 {
+							t.Errorf("%s: %d body bytes, want none", what, len(body))
+						}
+						if rq.method == "HEAD" && !k.mode.Chunked && resp.ContentLength != size {
+							t.Errorf("%s: Content-Length %d, want %d", what, resp.ContentLength, size)
+						}
+						continue
+					}
+					if int64(len(body)) != rq.n {
+						t.Fatalf("%s: %d body bytes, want %d", what, len(body), rq.n)
+					}
+					wantBytes(t, what, body, p, 1, rq.start)
+					if rq.status == 206 {
+						want := fmt.Sprintf("bytes %d-%d/%d", rq.start, rq.start+rq.n-1, size)
+						if cr := resp.Header.Get("Content-Range"); cr != want {
+							t.Errorf("%s: Content-Range %q, want %q", what, cr, want)
+						}
+					}
+				}
+			}
+			h.settle(t)
+			if st := h.store.Stats(); st.Slices != 0 {
+				t.Errorf("the store holds %d slices of uncacheable answers", st.Slices)
+			}
+		})
+	}
+}
+
+// TestOneOriginRequestConditional: a client's conditional request on an
+// uncacheable object is answered from the discovery's answer too: 304
+// when its validator matches (If-None-Match compares weakly, RFC 9110
+// §13.1.2), 412 when If-Match fails, and the object when neither applies.
+func TestOneOriginRequestConditional(t *testing.T) {
+	const size = 200000
+	h := newHarness(t)
+	for _, tc := range []struct {
+		name   string
+		mode   origintest.Mode
+		header string
+		status int
+	}{
+		{"strong match", ccMode("no-store"), "If-None-Match: " + origintest.ETag("/cond/strong-match.bin", 1), 304},
+		{"weak match", origintest.Mode{WeakETag: true}, "If-None-Match: " + origintest.ETag("/cond/weak-match.bin", 1), 304},
+		{"no match", ccMode("no-store"), `If-None-Match: "other"`, 200},
+		{"If-Match fails", ccMode("no-store"), `If-Match: "other"`, 412},
+	} {
+		p := "/cond/" + strings.ReplaceAll(tc.name, " ", "-") + ".bin"
+		h.origin.Add(p, size)
+		h.origin.SetPathMode(p, tc.mode)
+		resp, body := h.get(t, p, tc.header)
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+		if got := h.origin.PathRequests(p); got != 1 {
+			t.Errorf("%s: the origin saw %d requests, want 1", tc.name, got)
+		}
+		if tc.status == 200 {
+			if int64(len(body)) != size {
+				t.Fatalf("%s: %d bytes, want %d", tc.name, len(body), size)
+			}
+			wantBytes(t, tc.name, body, p, 1, 0)
+		} else if len(body) != 0 {
+			t.Errorf("%s: %d body bytes with status %d", tc.name, len(body), tc.status)
+		}
+	}
+}
