@@ -39,6 +39,12 @@ func (s *Server) fillFailed(ctx context.Context, err error, fills []*origin.Fill
 		s.metrics().originError(err)
 		return false
 	}
+	if fills == nil {
+		// An open feed's (startFill): it claims its fills as it goes,
+		// and was cut inside one.
+		s.metrics().fillsDropped.Inc()
+		return true
+	}
 	for _, f := range fills {
 		if f != nil && f.Bytes() == nil {
 			s.metrics().fillsDropped.Inc()
@@ -109,10 +115,15 @@ func (q *request) hold(w *fillWatch) {
 	q.holding = append(q.holding, w)
 }
 
-// letGo releases every fetch q holds; ServeHTTP calls it as q ends.
+// letGo releases every fetch q holds, and detaches it from the feeds it
+// read; ServeHTTP calls it as q ends.
 func (q *request) letGo() {
 	for _, w := range q.holding {
 		w.release()
 	}
 	q.holding = nil
+	for _, wf := range q.feeds {
+		wf.Detach()
+	}
+	q.feeds = nil
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -57,8 +58,17 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 		}
 		return passed{why: why}, nil
 	}
+	open := resp.Ranged && req.Range != nil && req.Range.End == math.MaxInt64
+	if open && resp.CheckedAtEnd {
+		// An answer to an open range that no Content-Length frames can
+		// only be checked at the object's end, so none of it may be
+		// stored before: it streams through, and the next request asks
+		// for a run of slices as usual.
+		out.answer = resp
+		return passed{why: "open range answered without Content-Length"}, nil
+	}
 	m := s.newVersion(q, resp, val, old, sent)
-	return s.startFill(ctx, watch, q, m, resp, epoch, old != nil), nil
+	return s.startFill(ctx, watch, q, m, resp, epoch, old != nil, open), nil
 }
 
 // recheck reads the key's meta again once the singleflight is entered. A
@@ -109,6 +119,13 @@ func (s *Server) metaRequest(q *request, want wantBytes, old *segstore.Meta) (re
 		req.Suffix = min(want.Suffix, (runLimit(q.rule.MaxRun)-1)*sliceSize) + sliceSize
 	} else {
 		rng := want.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
+		if want.End < 0 {
+			// A full GET, or a range to the end: asked to the end too, so
+			// that the answer serves the request whatever it turns out to
+			// be. A cacheable one is cut into slices as it passes, for
+			// as long as requests wait for them (startFill).
+			rng.End = math.MaxInt64
+		}
 		req.Range = &rng
 	}
 	if old == nil {
@@ -283,17 +300,41 @@ func (s *Server) newVersion(q *request, resp *origin.Response, val origin.Valida
 
 // startFill makes version m visible and starts feeding the slices resp
 // carries, which it claims first so that no other request can fetch them
-// again.
-func (s *Server) startFill(ctx context.Context, watch *fillWatch, q *request, m *segstore.Meta, resp *origin.Response, epoch uint64, replaces bool) lookupResult {
-	first, fills := s.claimResponse(m, resp)
-	s.register(watch, fills)
-	q.addOriginBytes(fills)
+// again. The answer to an open range (a full GET's) is fed as an open
+// feed (origin.Fills.OpenFeed): it claims its slices as it reaches them,
+// requests that need them wait for it, and it stops once past its first
+// run when no request waits for a slice ahead.
+func (s *Server) startFill(ctx context.Context, watch *fillWatch, q *request, m *segstore.Meta, resp *origin.Response, epoch uint64, replaces, open bool) lookupResult {
+	var first int64
+	var fills []*origin.Fill
+	var wf *origin.WholeFeed
+	if open && m.SliceCount() > 0 {
+		first = resp.Range.Start / m.SliceSize
+		// A request reading from the feed claims at most a run and a
+		// half ahead of it (claimAhead), and those slices must wait for
+		// the feed rather than be fetched twice: a window of two runs.
+		run := runLimit(q.rule.MaxRun)
+		wf = s.fills.OpenFeed(m.Key, m.Version, first, 2*run, run)
+		if watch != nil {
+			s.watches.Store(wf, watch) // see watchFill
+		}
+		q.originBytes += min(run*m.SliceSize, m.Size-resp.Range.Start)
+	} else {
+		first, fills = s.claimResponse(m, resp)
+		s.register(watch, fills)
+		q.addOriginBytes(fills)
+	}
 	// Unstored (purged meanwhile, or the store failed), the answer is
 	// served from the fills anyway; their writes then fail as stale.
 	stored := s.storeMeta(m, epoch, "put meta")
 	s.passes.forget(q.key)
 	go func() {
-		s.feed(ctx, m, resp, first, fills)
+		if wf != nil {
+			s.feedOpen(ctx, m, resp, wf)
+			s.watches.Delete(wf)
+		} else {
+			s.feed(ctx, m, resp, first, fills)
+		}
 		s.finish(watch, fills)
 	}()
 	src := discovered

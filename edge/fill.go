@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	vm "github.com/VictoriaMetrics/metrics"
 
@@ -49,8 +50,23 @@ func (c *rangeCopy) claim(i int64, bypass bool) *origin.Fill {
 			s.fetchRun(c.q, m, r.First, ownedFills(claims[r.First-run.First:r.Last-run.First+1]))
 		}
 	}
+	for _, cl := range claims {
+		if cl.Fill != nil && cl.Fill.Whole() != nil {
+			c.q.attach(cl.Fill.Whole())
+		}
+	}
 	c.claimedTo = max(c.claimedTo, run.Last)
 	return claims[i-run.First].Fill
+}
+
+// attach keeps the whole-body feed wf going while q reads from it, once
+// per feed (origin.WholeFeed.Attach); letGo detaches.
+func (q *request) attach(wf *origin.WholeFeed) {
+	if slices.Contains(q.feeds, wf) {
+		return
+	}
+	wf.Attach()
+	q.feeds = append(q.feeds, wf)
 }
 
 // claimAhead claims the next run while slice i, of the current one, is
@@ -178,6 +194,19 @@ func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Respon
 	} else {
 		err = s.feedRun(ctx, m, resp, body, first, fills)
 	}
+	s.fed(ctx, m, err, fills)
+}
+
+// feedOpen feeds the answer to an open range to its feed, wf, until the
+// body ends or the feed stops; then the body is closed, cut.
+func (s *Server) feedOpen(ctx context.Context, m *segstore.Meta, resp *origin.Response, wf *origin.WholeFeed) {
+	defer resp.Body.Close()
+	body := &countingReader{r: resp.Body, c: s.metrics().originBytes}
+	s.fed(ctx, m, s.feedWhole(m, resp, body, wf, nil), nil)
+}
+
+// fed says how a feed of fills ended, when it failed.
+func (s *Server) fed(ctx context.Context, m *segstore.Meta, err error, fills []*origin.Fill) {
 	switch {
 	case err == nil || errors.Is(err, errFeedRefused):
 	case s.fillFailed(ctx, err, fills):
@@ -204,14 +233,17 @@ func (s *Server) feedWhole(m *segstore.Meta, resp *origin.Response, body io.Read
 			break
 		}
 	}
-	if resp.Range.Start != 0 {
-		// Cannot be: a whole-body feed asks without Range, and a 206 to
-		// that fails the check.
-		s.fills.Abandon(fills, fmt.Errorf("edge: origin body starts at %d, not at the whole body's first byte: %w", resp.Range.Start, origin.ErrBadContentRange))
+	if resp.Range.Start%m.SliceSize != 0 || (!resp.Ranged && resp.Range.Start != 0) {
+		// Cannot be: a whole-body feed asks without Range, an open feed
+		// from a slice's start, and the check holds an answer to that.
+		err := fmt.Errorf("edge: origin body starts at %d, not at a slice's first byte: %w", resp.Range.Start, origin.ErrBadContentRange)
+		s.fills.Abandon(fills, err)
+		wf.End(err)
 		return errFeedRefused
 	}
 	has := func(i int64) bool { return s.Store.Has(m, i) }
-	return s.fills.FeedWhole(body, wf, m.SliceCount(), m.SliceLen, has, s.sink(m), func(f *origin.Fill) { s.storeFill(m, f) })
+	first := resp.Range.Start / m.SliceSize
+	return s.fills.FeedWhole(body, wf, first, m.SliceCount(), m.SliceLen, has, s.sink(m), func(f *origin.Fill) { s.storeFill(m, f) })
 }
 
 // feedRun feeds a body holding slices first.. to their fills.

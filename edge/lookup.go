@@ -147,7 +147,7 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (lookup
 func (s *Server) revalidateInBackground(q *request, want wantBytes) {
 	bq := *q
 	bq.r = q.r.Clone(context.WithoutCancel(q.r.Context()))
-	bq.background, bq.holding = true, nil
+	bq.background, bq.holding, bq.feeds = true, nil, nil
 	s.lookups.DoChan(q.key, func() (any, error) {
 		var out handoff
 		res, err := s.fetchMeta(&bq, want, 0, &out)

@@ -185,3 +185,82 @@ func TestOneOriginRequestConditional(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRangeDiscovery: a full GET, or a range to the end, asks the
+// origin for everything from its first slice ("bytes=N-"), so that one
+// answer serves the client whatever it turns out to be: an uncacheable
+// object larger than a run streams through whole, and a cacheable one is
+// cut into slices as it passes, every slice fetched once.
+func TestOpenRangeDiscovery(t *testing.T) {
+	const size = 40*MiB + 777 // more than one run of 16 1 MiB slices
+	h := newHarness(t)
+	for _, tc := range []struct {
+		path   string
+		mode   origintest.Mode
+		header []string
+		start  int64
+		stored int64 // slices stored afterwards
+	}{
+		{path: "/open/no-store.bin", mode: ccMode("no-store")},
+		{path: "/open/no-store-from.bin", mode: ccMode("no-store"), header: []string{"Range: bytes=5000000-"}, start: 5000000},
+		{path: "/open/cached.bin", stored: 41},
+		{path: "/open/cached-from.bin", header: []string{"Range: bytes=5000000-"}, start: 5000000, stored: 41 - 4},
+	} {
+		h.origin.Add(tc.path, size)
+		h.origin.SetPathMode(tc.path, tc.mode)
+		resp, body := h.get(t, tc.path, tc.header...)
+		if int64(len(body)) != size-tc.start {
+			t.Fatalf("%s: status %d, %d bytes, want %d", tc.path, resp.StatusCode, len(body), size-tc.start)
+		}
+		wantBytes(t, tc.path, body, tc.path, 1, tc.start)
+		h.settle(t)
+		if got := h.origin.PathRequests(tc.path); got != 1 {
+			t.Errorf("%s: the origin saw %d requests, want 1", tc.path, got)
+		}
+		// Slice-aligned: the bytes of the first slice before the range
+		// come too.
+		if got, want := h.origin.PathBodyBytes(tc.path), size-tc.start/MiB*MiB; got != want {
+			t.Errorf("%s: the origin sent %d body bytes, want %d", tc.path, got, want)
+		}
+		if st := h.store.Stats(); st.Slices != 0 && tc.stored == 0 {
+			t.Errorf("%s: %d slices stored of an uncacheable object", tc.path, st.Slices)
+		}
+		if tc.stored > 0 {
+			resp, body := h.get(t, tc.path, tc.header...)
+			wantBytes(t, tc.path+", again", body, tc.path, 1, tc.start)
+			if int64(len(body)) != size-tc.start || resp.Header.Get("X-Cache") != "HIT" {
+				t.Errorf("%s again: %d bytes, X-Cache %q; want every byte from the store", tc.path, len(body), resp.Header.Get("X-Cache"))
+			}
+			if got := h.origin.PathRequests(tc.path); got != 1 {
+				t.Errorf("%s: the origin saw %d requests after a hit, want 1", tc.path, got)
+			}
+		}
+	}
+}
+
+// TestOpenRangeStopsWhenClientLeaves: the answer to a full GET's open
+// range goes on while a client reads it, and stops soon after its first
+// run once the client has gone, as a fetch of that run would: a probe of
+// a large object does not fetch all of it.
+func TestOpenRangeStopsWhenClientLeaves(t *testing.T) {
+	h := newHarness(t)
+	const path = "/obj/64MiB-probe.bin" // 1 MiB slices, runs of 16
+	const size = 64 * MiB
+	h.origin.SetPathMode(path, origintest.Mode{Bandwidth: 32 * MiB})
+	h.openHead(t, path, 1536*KiB).Body.Close()
+	h.settle(t)
+	sent := h.origin.BodyBytes()
+	t.Logf("the origin sent %.1f MiB", float64(sent)/(1<<20))
+	if sent < 16*MiB || sent > 24*MiB {
+		t.Errorf("the origin sent %d MiB after the only client left at 1.5 MiB; want the first run (16 MiB) and what was in flight", sent>>20)
+	}
+	stored := h.store.Stats().Slices
+	if stored < 16 || stored*MiB > sent {
+		t.Errorf("%d slices stored from %d bytes sent: want the first run's, complete", stored, sent)
+	}
+	resp, body := h.get(t, path)
+	if int64(len(body)) != size || resp.Header.Get("X-Cache") != "PARTIAL" {
+		t.Fatalf("after the probe: %d bytes, X-Cache %q; want the whole object, PARTIAL", len(body), resp.Header.Get("X-Cache"))
+	}
+	wantBytes(t, "after the probe", body, path, 1, 0)
+}

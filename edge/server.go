@@ -99,8 +99,9 @@ type request struct {
 	sent        int64
 	ttfb        time.Duration
 
-	background bool         // a revalidation no client waits for
-	holding    []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
+	background bool                // a revalidation no client waits for
+	feeds      []*origin.WholeFeed // whole-body feeds q reads from (attach)
+	holding    []*fillWatch        // drop-mode fetches this request keeps going; see abandon.go
 }
 
 // ServeHTTP answers one client request.

@@ -279,6 +279,15 @@ func (fs *Fills) Claim(key string, version uint64, run slicer.Run, sliceLen func
 		}
 		f := newFill(key, version, i, sliceLen(i))
 		fs.m[fillKey{key, version, i}] = f
+		if wf := fs.passingLocked(key, version, i); wf != nil && wf.window > 0 && i < wf.next+wf.window {
+			// A whole answer in flight will reach it soon: wait for
+			// that rather than fetch its bytes a second time.
+			fs.Collapsed.Add(1)
+			f.whole = wf
+			wf.reserved[i] = f
+			claims = append(claims, Claim{Index: i, Fill: f})
+			continue
+		}
 		claims = append(claims, Claim{Index: i, Fill: f, Owned: true})
 	}
 	return claims
@@ -450,7 +459,56 @@ type WholeFeed struct {
 	next     int64           // the first slice the body has not reached
 	reserved map[int64]*Fill // fills of slices >= next that requests wait for
 	ended    bool            // failed or done: it takes no more reservations
+	// For the answer of an origin that honours Range (see Ranged): a
+	// ranged Claim reserves a slice on the feed only when the body is
+	// less than window slices from it, and the feed stops, cutting the
+	// body, at the first slice from stopAt on that no request waits for.
+	// Both are 0 for an origin that ignores Range, whose feeds reach
+	// every slice.
+	window, stopAt int64
+	readers        int64 // requests reading from the feed (Attach), which keep it going
 }
+
+// Attach counts a request that reads slices from wf: until it Detaches,
+// the feed of an open range does not stop (see OpenFeed).
+func (wf *WholeFeed) Attach() {
+	wf.fs.mu.Lock()
+	wf.readers++
+	wf.fs.mu.Unlock()
+}
+
+// Detach undoes one Attach.
+func (wf *WholeFeed) Detach() {
+	wf.fs.mu.Lock()
+	wf.readers--
+	wf.fs.mu.Unlock()
+}
+
+// OpenFeed registers the feed of an answer to an open range
+// ("bytes=N-", N the start of slice first) from an origin that honours
+// Range. Like a whole-body feed it claims each slice as its body reaches
+// it. Ranged Claims of the version reserve the slices it will reach
+// within window slices instead of fetching them again. It stops, and its
+// body is to be cut, at the first slice from first+stopAfter on that no
+// request waits for while no request reads from it (Attach), so that a
+// client that went away costs the origin about what a ranged fetch would
+// have. Feed it with FeedWhole from
+// first, or End it.
+func (fs *Fills) OpenFeed(key string, version uint64, first, window, stopAfter int64) *WholeFeed {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m == nil {
+		fs.m = make(map[fillKey]*Fill)
+	}
+	wf := fs.newWholeLocked(key, version)
+	wf.next = first
+	wf.window, wf.stopAt = max(window, 1), first+max(stopAfter, 1)
+	return wf
+}
+
+// End ends wf without feeding it: the slices requests reserved on it fail
+// with err.
+func (wf *WholeFeed) End(err error) { wf.end(err) }
 
 // ClaimWhole is Claim for a version whose origin ignores Range. Every
 // slice of run in flight is attached to, and every stored one left alone.
@@ -532,8 +590,10 @@ func (wf *WholeFeed) endLocked() {
 
 // reach moves wf to slice i and returns the fill to fill with it: the one
 // a request reserved, or a new one; nil when the slice is stored or
-// another fetch has it in flight.
-func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) *Fill {
+// another fetch has it in flight. stop says that the feed of a ranged
+// answer ends here, no request waiting for the slices ahead (see Ranged):
+// it has ended, and takes no more reservations.
+func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) (f *Fill, stop bool) {
 	fs := wf.fs
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -541,25 +601,29 @@ func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) *Fill {
 		// Requests reserve slices at or past next on the strength of it.
 		invariants.Check(i >= wf.next, "origin: whole body of %q moved back from slice %d to %d", wf.key, wf.next, i)
 	}
+	if wf.stopAt > 0 && i >= wf.stopAt && len(wf.reserved) == 0 && wf.readers == 0 {
+		wf.endLocked()
+		return nil, true
+	}
 	wf.next = i + 1
 	if f, ok := wf.reserved[i]; ok {
 		delete(wf.reserved, i)
 		if invariants.Enabled {
 			invariants.Check(f.Len == n && f.Index == i, "origin: whole body of %q at slice %d (%d bytes) gives it to the fill of slice %d (%d bytes)", wf.key, i, n, f.Index, f.Len)
 		}
-		return f
+		return f, false
 	}
 	k := fillKey{wf.key, wf.version, i}
 	if _, ok := fs.m[k]; ok {
-		return nil
+		return nil, false
 	}
 	if have != nil && have(i) {
-		return nil
+		return nil, false
 	}
-	f := newFill(wf.key, wf.version, i, n)
+	f = newFill(wf.key, wf.version, i, n)
 	f.whole = wf
 	fs.m[k] = f
-	return f
+	return f, false
 }
 
 // end ends wf: it takes no more reservations, and the slices still
@@ -584,17 +648,22 @@ func (wf *WholeFeed) end(err error) {
 	}
 }
 
-// FeedWhole reads a whole body for wf: slices 0 to count-1, each to the
+// FeedWhole reads a whole body for wf: slices first to count-1 (first is
+// 0 but for an OpenFeed), each to the
 // fill a request reserved, to a fill claimed as the body reaches it, or
 // discarded when stored (have) or in flight elsewhere; then it reads body
-// to its end. store is as for Feed. On a read error the slice being read
+// to its end. The feed of a ranged answer may stop before (see Ranged),
+// and then FeedWhole returns nil with the rest of body unread. store is as for Feed. On a read error the slice being read
 // and every reserved one fail with it, and FeedWhole returns it. A whole
 // body is never held: it has a Content-Length (without one the object has
 // no size to slice), so its bytes are checked as they come.
-func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, count int64, sliceLen func(i int64) int64, have func(i int64) bool, sink Sink, store func(f *Fill)) error {
-	for i := int64(0); i < count; i++ {
+func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, first, count int64, sliceLen func(i int64) int64, have func(i int64) bool, sink Sink, store func(f *Fill)) error {
+	for i := first; i < count; i++ {
 		n := sliceLen(i)
-		f := wf.reach(i, n, have)
+		f, stop := wf.reach(i, n, have)
+		if stop {
+			return nil // the caller closes the body, cutting it
+		}
 		if f == nil {
 			if _, err := io.CopyN(io.Discard, body, n); err != nil {
 				if err == io.EOF {

@@ -311,7 +311,7 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 	// The body: slices 0..7 of 4 bytes, then the origin stops sending.
 	body := []byte("00001111222233334444555566667777")
 	var got []string
-	err := fs.FeedWhole(bytes.NewReader(body), wf, huge, lenOf(4), have, nil, func(f *origin.Fill) {
+	err := fs.FeedWhole(bytes.NewReader(body), wf, 0, huge, lenOf(4), have, nil, func(f *origin.Fill) {
 		got = append(got, fmt.Sprintf("%d:%s", f.Index, f.Bytes()))
 		fs.Release(f)
 	})
@@ -337,7 +337,7 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 		t.Fatal("a claim after the feed ended found no feed to start")
 	}
 	d, _ := fs.ClaimWhole("k", 1, slicer.Run{First: 1 << 30, Last: 1 << 30}, lenOf(4), have)
-	if err := fs.FeedWhole(bytes.NewReader(body[:6]), wf3, huge, lenOf(4), have, nil, nil); !errors.Is(err, origin.ErrTruncated) {
+	if err := fs.FeedWhole(bytes.NewReader(body[:6]), wf3, 0, huge, lenOf(4), have, nil, nil); !errors.Is(err, origin.ErrTruncated) {
 		t.Fatalf("FeedWhole = %v, want ErrTruncated", err)
 	}
 	for _, cl := range []origin.Claim{c[0], d[0]} {
@@ -421,4 +421,57 @@ func TestFeedSinks(t *testing.T) {
 			t.Errorf("sink of slice %d: %+v, want %q written and closed", i, s, want)
 		}
 	}
+}
+
+// The feed of an open range (OpenFeed) starts at its first slice. A ranged
+// Claim within its window reserves on it instead of fetching again, one
+// further on fetches for itself; the feed stops at the first slice past
+// its first run that no request waits for, unless a request reads from it
+// (Attach), and leaves the rest of the body unread.
+func TestOpenFeed(t *testing.T) {
+	var fs origin.Fills
+	const count = 100                  // slices of 4 bytes
+	wf := fs.OpenFeed("k", 1, 2, 3, 2) // from slice 2, window 3, stop after 2
+	near := fs.Claim("k", 1, slicer.Run{First: 2, Last: 4}, lenOf(4), nil)
+	for _, c := range near {
+		if c.Owned || c.Fill.Whole() != wf {
+			t.Fatalf("slice %d: owned %v, feed %v; want reserved on the open feed", c.Index, c.Owned, c.Fill.Whole())
+		}
+	}
+	far := fs.Claim("k", 1, slicer.Run{First: 5, Last: 5}, lenOf(4), nil)
+	if !far[0].Owned || far[0].Fill.Whole() != nil {
+		t.Fatalf("slice 5, past the window: %+v; want a fill of its own", far[0])
+	}
+	body := bytes.NewReader([]byte("2222333344445555666677778888"))
+	var got []string
+	store := func(f *origin.Fill) {
+		got = append(got, fmt.Sprintf("%d:%s", f.Index, f.Bytes()))
+		fs.Release(f)
+	}
+	// Slices 2-4 are reserved; at 5, past the first run (2-3), no
+	// request waits for the feed and none reads from it: it stops there.
+	if err := fs.FeedWhole(body, wf, 2, count, lenOf(4), nil, nil, store); err != nil {
+		t.Fatalf("FeedWhole = %v", err)
+	}
+	if want := "[2:2222 3:3333 4:4444]"; fmt.Sprint(got) != want {
+		t.Errorf("stored %v, want %s", got, want)
+	}
+	if body.Len() != 16 {
+		t.Errorf("%d bytes of the body left unread, want the 16 from where the feed stopped", body.Len())
+	}
+	if c := fs.Claim("k", 1, slicer.Run{First: 6, Last: 6}, lenOf(4), nil); !c[0].Owned {
+		t.Errorf("slice 6 after the feed stopped: %+v; want a fill of its own", c[0])
+	}
+
+	// With a reader attached, the feed goes on to the end.
+	wf2 := fs.OpenFeed("k", 2, 0, 3, 1)
+	wf2.Attach()
+	got = nil
+	if err := fs.FeedWhole(bytes.NewReader([]byte("000011112222")), wf2, 0, 3, lenOf(4), nil, nil, store); err != nil {
+		t.Fatalf("FeedWhole, attached = %v", err)
+	}
+	if want := "[0:0000 1:1111 2:2222]"; fmt.Sprint(got) != want {
+		t.Errorf("attached: stored %v, want %s", got, want)
+	}
+	wf2.Detach()
 }

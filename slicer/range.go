@@ -42,13 +42,16 @@ type Range struct{ Start, End int64 }
 func (r Range) Len() int64 { return r.End - r.Start }
 
 // Header returns r as the value of a Range request header for the origin,
-// "bytes=Start-(End-1)". r must be non-empty.
+// "bytes=Start-(End-1)", or "bytes=Start-" when End is math.MaxInt64 (to
+// the end, wherever it is). r must be non-empty.
 func (r Range) Header() string {
 	var buf [48]byte
 	b := append(buf[:0], "bytes="...)
 	b = strconv.AppendInt(b, r.Start, 10)
 	b = append(b, '-')
-	b = strconv.AppendInt(b, r.End-1, 10)
+	if r.End != math.MaxInt64 {
+		b = strconv.AppendInt(b, r.End-1, 10)
+	}
 	return string(b)
 }
 

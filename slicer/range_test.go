@@ -300,7 +300,11 @@ func TestRangeHeader(t *testing.T) {
 		{Range{0, 1}, "bytes=0-0"},
 		{Range{0, 500}, "bytes=0-499"},
 		{Range{1 << 20, 2 << 20}, "bytes=1048576-2097151"},
-		{Range{math.MaxInt64 - 1, math.MaxInt64}, "bytes=9223372036854775806-9223372036854775806"},
+		{Range{math.MaxInt64 - 2, math.MaxInt64 - 1}, "bytes=9223372036854775805-9223372036854775805"},
+		// An end at math.MaxInt64 (saturated: unknown) is the end,
+		// wherever it is.
+		{Range{0, math.MaxInt64}, "bytes=0-"},
+		{Range{math.MaxInt64 - 1, math.MaxInt64}, "bytes=9223372036854775806-"},
 	}
 	for _, tt := range tests {
 		if got := tt.r.Header(); got != tt.want {
