@@ -146,8 +146,11 @@ type Rule struct {
 	// and those less than slicer.MergeGap apart), answered with a
 	// multipart 206; a request with more is answered with 200.
 	MaxRanges int
-	// LastModifiedValidator accepts Last-Modified as the strong validator
-	// of an object the origin gives no ETag.
+	// LastModifiedValidator (default true) proves the fills of an object
+	// the origin gives no strong ETag by its Last-Modified and length
+	// (If-Unmodified-Since); false treats such an object as having no
+	// validator at all (segstore.Unproven), for origins whose
+	// Last-Modified differs between their servers.
 	LastModifiedValidator bool
 	MaxRun                int64 // most slices fetched from the origin in one request
 	// DropAbandonedFills (abandoned_fills: drop) stops an origin fetch

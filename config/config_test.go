@@ -358,7 +358,7 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Default().Origins = %+v", c.Origins)
 	}
 	want := Rule{Index: 0, Match: "/", Hosts: []string{"127.0.0.1", "localhost"}, Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
-		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance}
+		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance, LastModifiedValidator: true}
 	if len(c.Rules) != 1 || !reflect.DeepEqual(*c.Rules[0], want) {
 		t.Errorf("Default().Rules = %+v, want [%+v]", c.Rules, want)
 	}
@@ -390,8 +390,8 @@ func TestSample(t *testing.T) {
 	hosts := []string{"127.0.0.1", "localhost"}
 	want := []Rule{
 		{Index: 0, Match: "/video/", Hosts: hosts, Origin: o, SliceSize: 4 << 20, DefaultTTL: time.Hour, Query: QueryIgnore, MaxRanges: 64, MaxRun: 16, StaleWhileRevalidate: 30 * time.Second, StaleIfError: time.Hour, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20},
-		{Index: 1, Match: "/dl/*.iso", Hosts: hosts, Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20},
-		{Index: 2, Match: "/", Hosts: hosts, Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20},
+		{Index: 1, Match: "/dl/*.iso", Hosts: hosts, Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, LastModifiedValidator: true},
+		{Index: 2, Match: "/", Hosts: hosts, Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, LastModifiedValidator: true},
 	}
 	if len(c.Rules) != len(want) {
 		t.Fatalf("%d rules, want %d", len(c.Rules), len(want))

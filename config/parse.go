@@ -546,7 +546,7 @@ func (d *decoder) rules(e entry, origins map[string]*Origin, names []string) []*
 func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []string) *Rule {
 	r := &Rule{Index: i, SliceSize: DefaultSliceSize, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun,
 		HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
-		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance}
+		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance, LastModifiedValidator: true}
 	field := fmt.Sprintf("rules[%d]", i)
 	defined := "no origins are defined"
 	if len(names) > 0 {

@@ -246,22 +246,25 @@ func (s *Server) purgeKeys(st adminStore, key string, exact, soft bool) (int, er
 // Inspection is the answer of GET /inspect: what the store holds of one
 // object.
 type Inspection struct {
-	URL          string            `json:"url"`
-	Key          string            `json:"key"`
-	Size         int64             `json:"size"`
-	SliceSize    int64             `json:"slice_size"`
-	Slices       int64             `json:"slices"`
-	Stored       int64             `json:"stored"`
-	Map          string            `json:"map"` // at most 64 cells: # all stored, + some, . none
-	Version      string            `json:"version"`
-	ETag         string            `json:"etag,omitempty"`
-	LastModified string            `json:"last_modified,omitempty"`
-	StoredAt     time.Time         `json:"stored_at"`
-	Lifetime     string            `json:"lifetime"`
-	Fresh        bool              `json:"fresh"`
-	ExpiresIn    string            `json:"expires_in"`
-	NoRange      bool              `json:"origin_without_range_support,omitempty"`
-	Header       map[string]string `json:"header,omitempty"`
+	URL          string    `json:"url"`
+	Key          string    `json:"key"`
+	Size         int64     `json:"size"`
+	SliceSize    int64     `json:"slice_size"`
+	Slices       int64     `json:"slices"`
+	Stored       int64     `json:"stored"`
+	Map          string    `json:"map"` // at most 64 cells: # all stored, + some, . none
+	Version      string    `json:"version"`
+	ETag         string    `json:"etag,omitempty"`
+	LastModified string    `json:"last_modified,omitempty"`
+	StoredAt     time.Time `json:"stored_at"`
+	Lifetime     string    `json:"lifetime"`
+	Fresh        bool      `json:"fresh"`
+	ExpiresIn    string    `json:"expires_in"`
+	NoRange      bool      `json:"origin_without_range_support,omitempty"`
+	// Class is how fills are proved to be of this version: strong-etag,
+	// last-modified or none (segstore.Class).
+	Class  string            `json:"class"`
+	Header map[string]string `json:"header,omitempty"`
 }
 
 func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
@@ -290,7 +293,7 @@ func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
 		Map: sliceMap(m.SliceCount(), runs, 64), Version: fmt.Sprintf("%016x", m.Version), ETag: m.ETag, LastModified: m.LastModified,
 		StoredAt: m.StoredAt, Lifetime: m.Lifetime.String(), Fresh: s.fresh(m),
 		ExpiresIn: m.StoredAt.Add(m.Lifetime).Sub(s.now()).Round(time.Second).String(), NoRange: m.NoRange,
-		Header: map[string]string{},
+		Class: string(m.Class()), Header: map[string]string{},
 	}
 	for k, vv := range m.Header {
 		in.Header[k] = strings.Join(vv, ", ")

@@ -111,8 +111,9 @@ func TestCorruptSliceRefetched(t *testing.T) {
 	}
 	t.Logf("store log:\n%s\nedge log:\n%s", storeLog.String(), edgeLog.String())
 
-	// The refetched slice was stored: the same range again is a hit, and
-	// the origin is not asked.
+	// The refetched slice was stored (once its fill has landed, after the
+	// answer): the same range again is a hit, and the origin is not asked.
+	h.settle(t)
 	h.origin.ResetCounters()
 	resp, body = h.get(t, path, "Range: "+rng)
 	if resp.StatusCode != 206 || resp.Header.Get("X-Cache") != "HIT" {

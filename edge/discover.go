@@ -42,7 +42,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	s.metrics().originAnswer(req, resp)
 
 	val := origin.ValidatorOf(resp.Header, q.rule.LastModifiedValidator)
-	if resp.Status == http.StatusNotModified || (old != nil && !val.IsZero() && validatorOf(old).Matches(val)) {
+	if resp.Status == http.StatusNotModified || (old != nil && sameVersion(old, val, resp.Size)) {
 		return s.refresh(q, want, old, resp, sent, epoch, out)
 	}
 	if old != nil {
@@ -255,8 +255,6 @@ func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *req
 		return why
 	}
 	switch {
-	case val.IsZero():
-		return "no strong validator"
 	case resp.Size < 0:
 		return "unknown length"
 	case resp.Size == 0:
@@ -291,11 +289,38 @@ func (s *Server) newVersion(q *request, resp *origin.Response, val origin.Valida
 		StoredAt:     storedAt(resp.Header, sent, s.now()),
 		Lifetime:     pol.lifetime,
 		NoRange:      !resp.Ranged,
+		Consistency:  classOf(val),
 	}
 	if m.LastModified == "" {
-		m.LastModified = resp.Header.Get("Last-Modified")
+		m.LastModified = resp.Header.Get("Last-Modified") // for clients' conditionals
 	}
 	return m
+}
+
+// classOf is the consistency class of a version whose validator is val.
+func classOf(val origin.Validator) segstore.Class {
+	switch {
+	case val.ETag != "":
+		return segstore.ByETag
+	case val.LastModified != "":
+		return segstore.ByLastModified
+	}
+	return segstore.Unproven
+}
+
+// sameVersion reports whether an answer with validator val, of an object
+// of size bytes, is provably the stored version old: the same strong
+// ETag, or the same Last-Modified and length. Without a validator nothing
+// is.
+func sameVersion(old *segstore.Meta, val origin.Validator, size int64) bool {
+	v := validatorOf(old)
+	switch old.Class() {
+	case segstore.ByETag:
+		return v.Matches(val)
+	case segstore.ByLastModified:
+		return val.ETag == "" && v.Matches(val) && size == old.Size
+	}
+	return false
 }
 
 // startFill makes version m visible and starts feeding the slices resp
@@ -314,7 +339,13 @@ func (s *Server) startFill(ctx context.Context, watch *fillWatch, q *request, m 
 		// half ahead of it (claimAhead), and those slices must wait for
 		// the feed rather than be fetched twice: a window of two runs.
 		run := runLimit(q.rule.MaxRun)
-		wf = s.fills.OpenFeed(m.Key, m.Version, first, 2*run, run)
+		window := 2 * run
+		if m.Class() == segstore.Unproven {
+			// No other answer can fill this version: every slice a
+			// request wants waits for this one.
+			window = math.MaxInt64 / 2
+		}
+		wf = s.fills.OpenFeed(m.Key, m.Version, first, window, run)
 		if watch != nil {
 			s.watches.Store(wf, watch) // see watchFill
 		}
@@ -367,11 +398,16 @@ func (s *Server) purge(key string, ver uint64) {
 	}
 }
 
+// validatorOf is what proves an answer to be version m, by its class:
+// zero for an Unproven one.
 func validatorOf(m *segstore.Meta) origin.Validator {
-	if m.ETag != "" {
+	switch m.Class() {
+	case segstore.ByETag:
 		return origin.Validator{ETag: m.ETag}
+	case segstore.ByLastModified:
+		return origin.Validator{LastModified: m.LastModified}
 	}
-	return origin.Validator{LastModified: m.LastModified}
+	return origin.Validator{}
 }
 
 // wantBytes is the first span of bytes a request needs, known before the

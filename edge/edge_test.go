@@ -474,26 +474,6 @@ func TestOriginWithoutRangeSupport(t *testing.T) {
 	}
 }
 
-// A response without a strong validator is served but not slice-cached.
-func TestNoValidatorNotCached(t *testing.T) {
-	h := newHarness(t)
-	const path = "/obj/1MiB.bin"
-	h.origin.SetMode(origintest.Mode{NoValidator: true})
-	for i := range 2 {
-		resp, body := h.get(t, path, "Range: bytes=100-199")
-		if resp.StatusCode != 206 || len(body) != 100 {
-			t.Fatalf("request %d: status %d, %d bytes", i, resp.StatusCode, len(body))
-		}
-		wantBytes(t, "no validator", body, path, 1, 100)
-		if got := resp.Header.Get("X-Cache"); got != "PASS" {
-			t.Errorf("request %d: X-Cache %q, want PASS", i, got)
-		}
-	}
-	if st := h.store.Stats(); st.Slices != 0 || st.Objects != 0 {
-		t.Errorf("store holds %d objects, %d slices of an object without validator", st.Objects, st.Slices)
-	}
-}
-
 // Requests with credentials, unsafe methods and no-store answers pass
 // through and store nothing.
 func TestPassThrough(t *testing.T) {

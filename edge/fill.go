@@ -30,7 +30,24 @@ func (c *rangeCopy) claim(i int64, bypass bool) *origin.Fill {
 	run := slicer.Run{First: i, Last: min(i+runLimit(c.q.rule.MaxRun)-1, c.last)}
 	have := func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) }
 	var claims []origin.Claim
-	if m.NoRange {
+	if m.Class() == segstore.Unproven {
+		// Only the answer that created the version may fill it: a slice
+		// not stored and not on its way is refetched as a new version.
+		if m.NoRange {
+			// Reserved on the whole body in flight, if any; a new one
+			// would be another answer.
+			claims, _ = s.fills.ClaimWhole(m.Key, m.Version, run, m.SliceLen, have)
+		} else {
+			claims = s.fills.Claim(m.Key, m.Version, run, m.SliceLen, have)
+		}
+		var owned []*origin.Fill
+		for _, cl := range claims {
+			if cl.Owned {
+				owned = append(owned, cl.Fill)
+			}
+		}
+		s.fills.Abandon(owned, unproven(m, i))
+	} else if m.NoRange {
 		// The origin sends whole bodies, from byte 0 whatever is asked.
 		// The run's missing slices are reserved on a whole-body feed in
 		// flight that has not passed them yet, so one fetch serves every
@@ -68,6 +85,16 @@ func (q *request) attach(wf *origin.WholeFeed) {
 	wf.Attach()
 	q.feeds = append(q.feeds, wf)
 }
+
+// unproven is the error of a request that needs slice i of an Unproven
+// version that no answer in flight will fill: the serve loop fetches the
+// object again as a new version, before its first byte (serve.go).
+func unproven(m *segstore.Meta, i int64) error {
+	return fmt.Errorf("edge: slice %d of %q is not stored, and an object without validator is filled only by the answer that created its version: %w: %w",
+		i, m.Key, errUnproven, origin.ErrVersionChanged)
+}
+
+var errUnproven = errors.New("no validator proves another answer to be this version")
 
 // claimAhead claims the next run while slice i, of the current one, is
 // being sent, once the copy is past the current run's middle.

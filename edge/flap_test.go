@@ -31,6 +31,12 @@ func TestFlappingNeverMixes(t *testing.T) {
 		{"if-match ignored", origintest.Mode{FlapEvery: 3, IgnoreIfMatch: true, CacheControl: &maxAge0}},
 		{"slow flap", origintest.Mode{FlapEvery: 10, CacheControl: &maxAge0}},
 		{"no range support", origintest.Mode{FlapEvery: 2, NoRange: true, CacheControl: &maxAge0}},
+		// The other consistency classes (segstore.Class): fills proved by
+		// Last-Modified and length, and no validator at all.
+		{"last-modified class", origintest.Mode{FlapEvery: 3, WeakETag: true, CacheControl: &maxAge0}},
+		{"last-modified class, no range support", origintest.Mode{FlapEvery: 2, WeakETag: true, NoRange: true, CacheControl: &maxAge0}},
+		{"no validator", origintest.Mode{FlapEvery: 3, NoValidator: true, CacheControl: &maxAge0}},
+		{"no validator, no range support", origintest.Mode{FlapEvery: 2, NoValidator: true, NoRange: true, CacheControl: &maxAge0}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -78,6 +84,11 @@ func TestFlappingNeverMixes(t *testing.T) {
 							t.Errorf("range=%q: status %d", rng, resp.StatusCode)
 							continue
 						}
+						if resp.StatusCode == 200 {
+							// The whole object: a pass-through's answer
+							// from an origin that ignores Range.
+							start, end = 0, size
+						}
 						if resp.StatusCode == 206 {
 							r, _, _, err := slicer.ParseContentRange(resp.Header.Get("Content-Range"))
 							if err != nil || r.Start != start {
@@ -96,8 +107,11 @@ func TestFlappingNeverMixes(t *testing.T) {
 							cut.Add(1)
 							continue
 						}
-						if want := resp.Header.Get("ETag"); len(vs) == 1 && want != origintest.ETag(path, vs[0]) {
-							t.Errorf("range=%q: body of version %d under ETag %s", rng, vs[0], want)
+						if got := resp.Header.Get("ETag"); len(vs) == 1 && !mode.m.NoValidator && got != etagOf(mode.m, path, vs[0]) {
+							t.Errorf("range=%q: body of version %d under ETag %s", rng, vs[0], got)
+						}
+						if got := resp.Header.Get("Last-Modified"); len(vs) == 1 && !mode.m.NoValidator && got != origintest.LastModified(vs[0]).UTC().Format(http.TimeFormat) {
+							t.Errorf("range=%q: body of version %d under Last-Modified %s", rng, vs[0], got)
 						}
 						whole.Add(1)
 					}
@@ -114,6 +128,14 @@ func TestFlappingNeverMixes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// etagOf is the ETag the test origin sends for version v of path in mode m.
+func etagOf(m origintest.Mode, path string, v int) string {
+	if m.WeakETag {
+		return "W/" + origintest.ETag(path, v)
+	}
+	return origintest.ETag(path, v)
 }
 
 // Streaming a large object to a slow client holds a few slices in memory,

@@ -188,5 +188,6 @@ func (v version) cacheStatus(o cacheOutcome, now time.Time) cacheStatus {
 		cs.fwd = "partial"
 	}
 	cs.ttl, cs.hasTTL = v.meta.StoredAt.Add(v.meta.Lifetime).Sub(now), true
+	cs.class = v.meta.Class()
 	return cs
 }

@@ -76,6 +76,9 @@ type metrics struct {
 	// changed before their first byte. flapAborts: answers cut short (or
 	// 502) because it changed after.
 	flapRestarts, flapAborts *vm.Counter
+	// unprovenRefetches: objects without validator fetched again as a
+	// new version because a slice the request needed was missing.
+	unprovenRefetches *vm.Counter
 	// storeErrors: store reads and writes the edge saw fail (it served from
 	// the origin instead).
 	storeErrors *vm.Counter
@@ -88,17 +91,18 @@ type metrics struct {
 func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metrics {
 	set := vm.NewSet()
 	m := &metrics{
-		set:           set,
-		responseBytes: set.NewCounter("sliceedge_response_bytes_total"),
-		sliceHits:     set.NewCounter(`sliceedge_slices_total{result="hit"}`),
-		sliceMisses:   set.NewCounter(`sliceedge_slices_total{result="miss"}`),
-		originBytes:   set.NewCounter("sliceedge_origin_bytes_total"),
-		originNoRange: set.NewCounter("sliceedge_origin_no_range_total"),
-		fillsDropped:  set.NewCounter("sliceedge_fills_dropped_total"),
-		flapRestarts:  set.NewCounter("sliceedge_flap_restarts_total"),
-		flapAborts:    set.NewCounter("sliceedge_flap_aborts_total"),
-		storeErrors:   set.NewCounter("sliceedge_store_errors_total"),
-		passBytes:     set.NewCounter("sliceedge_pass_bytes_total"),
+		set:               set,
+		responseBytes:     set.NewCounter("sliceedge_response_bytes_total"),
+		sliceHits:         set.NewCounter(`sliceedge_slices_total{result="hit"}`),
+		sliceMisses:       set.NewCounter(`sliceedge_slices_total{result="miss"}`),
+		originBytes:       set.NewCounter("sliceedge_origin_bytes_total"),
+		originNoRange:     set.NewCounter("sliceedge_origin_no_range_total"),
+		fillsDropped:      set.NewCounter("sliceedge_fills_dropped_total"),
+		flapRestarts:      set.NewCounter("sliceedge_flap_restarts_total"),
+		unprovenRefetches: set.NewCounter("sliceedge_unproven_refetches_total"),
+		flapAborts:        set.NewCounter("sliceedge_flap_aborts_total"),
+		storeErrors:       set.NewCounter("sliceedge_store_errors_total"),
+		passBytes:         set.NewCounter("sliceedge_pass_bytes_total"),
 		// le buckets work with any Prometheus-compatible backend; the
 		// bounds span a hit's first byte (0.1 ms) to a long download.
 		ttfb:     set.NewPrometheusHistogramExt("sliceedge_ttfb_seconds", latencyBuckets()),
@@ -116,7 +120,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "bad_answer", "headers_too_large", "range_refused", "truncated", "other"})
 	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error", "contradicted", "uncacheable"})
 	m.limits = labelled("sliceedge_limit_trips_total", "limit", []string{"object_size", "fetch_allowance", "bad_request", "unknown_host", "request_body"})
-	m.cuts = labelled("sliceedge_responses_cut_total", "reason", []string{"origin", "origin_changed", "client", "shutdown"})
+	m.cuts = labelled("sliceedge_responses_cut_total", "reason", []string{"origin", "origin_changed", "unproven", "client", "shutdown"})
 	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
 	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })
 	m.lookupsCollapsed = set.NewCounter("sliceedge_lookups_collapsed_total")
@@ -249,6 +253,7 @@ type Counters struct {
 	// revalidation.
 	LookupsCollapsed int64
 	FlapRestarts     int64
+	UnprovenRefetch  int64 // objects without validator fetched again as a new version
 	FlapAborts       int64
 	StoreErrors      int64
 }
@@ -283,6 +288,7 @@ func (s *Server) Counters() Counters {
 		Collapsed:        s.fills.Collapsed.Load(),
 		LookupsCollapsed: int64(m.lookupsCollapsed.Get()),
 		FlapRestarts:     int64(m.flapRestarts.Get()),
+		UnprovenRefetch:  int64(m.unprovenRefetches.Get()),
 		FlapAborts:       int64(m.flapAborts.Get()),
 		StoreErrors:      int64(m.storeErrors.Get()),
 	}

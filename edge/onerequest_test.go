@@ -54,8 +54,6 @@ func TestOneOriginRequestPerMiss(t *testing.T) {
 		{name: "Set-Cookie", header: http.Header{"Set-Cookie": {"session=1; Path=/"}}, detail: "Set-Cookie"},
 		{name: "Vary Cookie", header: http.Header{"Vary": {"Cookie"}}, detail: "Vary: Cookie"},
 		{name: "Vary star", header: http.Header{"Vary": {"*"}}, detail: "Vary: *"},
-		{name: "no validator", mode: origintest.Mode{NoValidator: true}, detail: "no strong validator"},
-		{name: "weak ETag", mode: origintest.Mode{WeakETag: true, NoLastModified: true}, detail: "no strong validator"},
 		{name: "unknown length", mode: origintest.Mode{Chunked: true, NoRange: true}, detail: "unknown length"},
 	}
 	requests := []struct {

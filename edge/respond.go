@@ -71,6 +71,13 @@ func (s *Server) respond(q *request, v version, specs []slicer.Spec) error {
 		return nil
 	}
 	status, parts, mp := frame(h, m, ranges)
+	if m.Class() == segstore.Unproven && q.r.Method == http.MethodGet && !v.source.fromOrigin() {
+		// No other answer may fill this version: a body it cannot
+		// complete must not start (serve.go fetches it again first).
+		if i := s.unfillable(m, parts); i >= 0 {
+			return unproven(m, i)
+		}
+	}
 	q.outcome = s.outcomeOf(q, v, parts, bodiless)
 	s.tag(q, h, v.cacheStatus(q.outcome, s.now()))
 	q.status = status
@@ -188,6 +195,19 @@ func (s *Server) overAllowance(q *request, m *segstore.Meta, ranges []slicer.Ran
 		}
 	}
 	return false
+}
+
+// unfillable returns the first slice of parts of m that is neither stored
+// nor on its way from the origin, or -1.
+func (s *Server) unfillable(m *segstore.Meta, parts []slicer.Range) int64 {
+	for _, run := range slicer.Cover(parts, m.SliceSize) {
+		for i := run.First; i <= run.Last; i++ {
+			if !s.Store.Has(m, i) && s.fills.Lookup(m.Key, m.Version, i) == nil {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // unsatisfiable answers 416 for an object the store does not hold, from

@@ -95,7 +95,13 @@ func (s *Server) retry(q *request, v version, err error, attempt int) bool {
 		return false
 	case q.statusSent:
 		reason := "origin"
-		if changed {
+		switch {
+		case errors.Is(err, errUnproven):
+			// A slice evicted while the answer was going out: the next
+			// request fetches the object again.
+			s.purge(q.key, v.meta.Version)
+			reason = "unproven"
+		case changed:
 			s.metrics().flapAborts.Inc()
 			s.purge(q.key, v.meta.Version)
 			reason = "origin_changed"
@@ -103,6 +109,17 @@ func (s *Server) retry(q *request, v version, err error, attempt int) bool {
 		s.cut(q, reason, err)
 		panic(http.ErrAbortHandler)
 	case errors.Is(err, errClientGone):
+		return false
+	case errors.Is(err, errUnproven) && attempt == 0:
+		// An object without validator lost a slice: fetched again as a
+		// new version (segstore.Unproven), which drops the old slices.
+		s.metrics().unprovenRefetches.Inc()
+		return true
+	case errors.Is(err, errUnproven):
+		// The new version's answer does not hold every byte asked for
+		// either (several ranges far apart): the origin answers them.
+		resetHeader(q.w.Header())
+		s.pass(q, "no validator to fill other slices with")
 		return false
 	case attempt == 0 && (changed || errors.Is(err, origin.ErrBadAnswer)):
 		// Nothing was sent or stored: once more, on a new version after a

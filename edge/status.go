@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sliceedge/sliceedge/segstore"
 )
 
 // cacheOutcome is what an answer needed from the origin: X-Cache, the
@@ -55,6 +57,9 @@ type cacheStatus struct {
 	hasTTL    bool
 	detail    string // §2.8 as a token
 	reason    string // §2.8 as a quoted string: free text, such as why a pass-through passes
+	// class is the stored version's consistency class (an extension
+	// parameter, §2): how its slices are proved to be of one version.
+	class segstore.Class
 }
 
 // String is the member's parameters, after the cache name.
@@ -73,6 +78,9 @@ func (c cacheStatus) String() string {
 	}
 	if c.hasTTL {
 		b = strconv.AppendInt(append(b, "; ttl="...), int64(c.ttl/time.Second), 10)
+	}
+	if c.class != "" {
+		b = append(append(b, "; class="...), c.class...)
 	}
 	switch {
 	case c.detail != "":

@@ -29,6 +29,43 @@ type Meta struct {
 	StoredAt     time.Time           // when the meta was last validated with the origin
 	Lifetime     time.Duration       // freshness lifetime from StoredAt
 	NoRange      bool                // the origin ignored Range for this object (fills fetch whole bodies)
+	// Consistency says how an origin answer is proved to be of this
+	// version; "" for a meta stored before it was recorded (Class
+	// derives it).
+	Consistency Class
+}
+
+// Class is how answers of separate origin requests for one object are
+// proved to be of the same version, so that a body never mixes versions.
+type Class string
+
+const (
+	// ByETag: a strong ETag, sent in If-Match on every fill and compared
+	// byte for byte with every answer's.
+	ByETag Class = "strong-etag"
+	// ByLastModified: no strong ETag but a Last-Modified, sent in
+	// If-Unmodified-Since on every fill; every answer's Last-Modified must
+	// equal the stored one, and its complete length the stored size.
+	ByLastModified Class = "last-modified"
+	// Unproven: neither. No later answer can be proved to be this
+	// version, so its slices come only from the answer that created it; a
+	// slice missing later makes the object be fetched again as a new
+	// version.
+	Unproven Class = "none"
+)
+
+// Class returns m's consistency class: the one recorded, or for a meta
+// stored before classes were, the one its validator implies.
+func (m *Meta) Class() Class {
+	switch {
+	case m.Consistency != "":
+		return m.Consistency
+	case m.ETag != "":
+		return ByETag
+	case m.LastModified != "":
+		return ByLastModified
+	}
+	return Unproven
 }
 
 // NewVersion returns a random, non-zero version id from crypto/rand.

@@ -205,6 +205,7 @@ type metaBody struct {
 	StoredAt     time.Time           `json:"stored_at"`
 	Lifetime     time.Duration       `json:"lifetime_ns"`
 	NoRange      bool                `json:"no_range,omitempty"`
+	Consistency  Class               `json:"class,omitempty"`
 }
 
 // encodeMeta returns the value stored under metaKey(m.Key).
@@ -216,6 +217,7 @@ func encodeMeta(m *Meta) ([]byte, error) {
 		StoredAt:     m.StoredAt,
 		Lifetime:     m.Lifetime,
 		NoRange:      m.NoRange,
+		Consistency:  m.Consistency,
 	})
 	if err != nil {
 		return nil, err
@@ -270,7 +272,7 @@ func decodeMeta(key string, v []byte) (*Meta, error) {
 		return nil, fmt.Errorf("%w: %w", errBadMeta, err)
 	}
 	m.ETag, m.LastModified, m.Header = b.ETag, b.LastModified, b.Header
-	m.StoredAt, m.Lifetime, m.NoRange = b.StoredAt, b.Lifetime, b.NoRange
+	m.StoredAt, m.Lifetime, m.NoRange, m.Consistency = b.StoredAt, b.Lifetime, b.NoRange, b.Consistency
 	return &m, nil
 }
 

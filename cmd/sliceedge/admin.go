@@ -16,6 +16,7 @@ import (
 
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/segstore"
 )
 
 // adminFlags locate a node's admin API.
@@ -176,9 +177,14 @@ func inspectCommand() *cli.Command {
 				return cli.Exit("inspect: "+err.Error(), 1)
 			}
 			w := c.App.Writer
-			validator := "ETag " + in.ETag
-			if in.ETag == "" {
-				validator = "Last-Modified " + in.LastModified
+			var validator string
+			switch segstore.Class(in.Class) {
+			case segstore.ByETag:
+				validator = "ETag " + in.ETag + " (class strong-etag: fills carry If-Match)"
+			case segstore.ByLastModified:
+				validator = "Last-Modified " + in.LastModified + " (class last-modified: fills carry If-Unmodified-Since, and the length must match)"
+			default:
+				validator = "none (class none: filled only from the answer that created this version; a lost slice refetches the object)"
 			}
 			fresh := "stale"
 			if in.Fresh {
