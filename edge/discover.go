@@ -257,8 +257,6 @@ func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *req
 	switch {
 	case resp.Size < 0:
 		return "unknown length"
-	case resp.Size == 0:
-		return "empty object" // nothing to slice; passed through like a range past the end
 	case h.Get("Set-Cookie") != "":
 		return "Set-Cookie"
 	case h.Get("Content-Encoding") != "" && !strings.EqualFold(h.Get("Content-Encoding"), "identity"):
@@ -359,15 +357,19 @@ func (s *Server) startFill(ctx context.Context, watch *fillWatch, q *request, m 
 	// served from the fills anyway; their writes then fail as stale.
 	stored := s.storeMeta(m, epoch, "put meta")
 	s.passes.forget(q.key)
-	go func() {
-		if wf != nil {
-			s.feedOpen(ctx, m, resp, wf)
-			s.watches.Delete(wf)
-		} else {
-			s.feed(ctx, m, resp, first, fills)
-		}
-		s.finish(watch, fills)
-	}()
+	if m.SliceCount() == 0 {
+		resp.Body.Close() // an empty object: the meta is all there is
+	} else {
+		go func() {
+			if wf != nil {
+				s.feedOpen(ctx, m, resp, wf)
+				s.watches.Delete(wf)
+			} else {
+				s.feed(ctx, m, resp, first, fills)
+			}
+			s.finish(watch, fills)
+		}()
+	}
 	src := discovered
 	if replaces {
 		src = refreshed

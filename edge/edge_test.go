@@ -382,20 +382,6 @@ func TestHeadCold(t *testing.T) {
 	}
 }
 
-// An empty object: 200 with no body; any range is the origin's answer.
-func TestEmptyObject(t *testing.T) {
-	h := newHarness(t)
-	h.origin.Add("/obj/empty", 0)
-	resp, body := h.get(t, "/obj/empty")
-	if resp.StatusCode != 200 || len(body) != 0 {
-		t.Fatalf("GET: status %d, %d bytes", resp.StatusCode, len(body))
-	}
-	resp, _ = h.get(t, "/obj/empty", "Range: bytes=0-10")
-	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
-		t.Fatalf("range on an empty object: status %d, want 416", resp.StatusCode)
-	}
-}
-
 // Conditional requests: If-None-Match and If-Modified-Since give 304,
 // If-Match a 412, If-Range with a strong match keeps the range and any
 // other value sends the whole object.

@@ -262,3 +262,57 @@ func TestOpenRangeStopsWhenClientLeaves(t *testing.T) {
 	}
 	wantBytes(t, "after the probe", body, path, 1, 0)
 }
+
+// TestEmptyObject: a 0-byte object is cached like any other. A GET or HEAD
+// of it is a hit after the first, and a Range on it is unsatisfiable: 416
+// with "bytes */0" (RFC 9110 §14.1.1, §15.5.17). An origin that answers
+// the discovery's range with 416 itself (as the test origin and S3 do)
+// says the object is empty but not what its headers are: that one miss is
+// answered 200 from it, and nothing is stored.
+func TestEmptyObject(t *testing.T) {
+	h := newHarness(t)
+	// nginx, Apache and python answer a range of an empty file with 200.
+	const path = "/empty/200.bin"
+	h.origin.Add(path, 0)
+	h.origin.SetPathMode(path, origintest.Mode{NoRange: true})
+	etag := ""
+	for n, want := range []string{"MISS", "HIT", "HIT"} {
+		resp, body := h.get(t, path)
+		if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 0 || resp.Header.Get("X-Cache") != want {
+			t.Fatalf("GET %d: status %d, %d bytes, Content-Length %d, X-Cache %q; want 200, empty, %s",
+				n, resp.StatusCode, len(body), resp.ContentLength, resp.Header.Get("X-Cache"), want)
+		}
+		if n == 0 {
+			etag = resp.Header.Get("ETag")
+		}
+		if got := resp.Header.Get("ETag"); got == "" || got != etag {
+			t.Errorf("GET %d: ETag %q, want the origin's %q", n, got, etag)
+		}
+	}
+	resp, _ := h.do(t, http.MethodHead, path)
+	if resp.StatusCode != 200 || resp.ContentLength != 0 || resp.Header.Get("X-Cache") != "HIT" {
+		t.Errorf("HEAD: status %d, Content-Length %d, X-Cache %q; want 200, 0, HIT", resp.StatusCode, resp.ContentLength, resp.Header.Get("X-Cache"))
+	}
+	resp, _ = h.get(t, path, "Range: bytes=0-")
+	if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != "bytes */0" || resp.Header.Get("X-Cache") != "HIT" {
+		t.Errorf("Range: status %d, Content-Range %q, X-Cache %q; want 416, bytes */0, HIT", resp.StatusCode, resp.Header.Get("Content-Range"), resp.Header.Get("X-Cache"))
+	}
+	if got := h.origin.PathRequests(path); got != 1 {
+		t.Errorf("the origin saw %d requests, want 1", got)
+	}
+
+	// The test origin answers 416 to bytes=0- of an empty object.
+	const p416 = "/empty/416.bin"
+	h.origin.Add(p416, 0)
+	resp, body := h.get(t, p416)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 0 {
+		t.Fatalf("GET after a 416: status %d, %d bytes, Content-Length %d; want 200, empty", resp.StatusCode, len(body), resp.ContentLength)
+	}
+	if got := h.origin.PathRequests(p416); got != 1 {
+		t.Errorf("the origin saw %d requests for one GET, want 1", got)
+	}
+	resp, _ = h.get(t, p416, "Range: bytes=0-99")
+	if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != "bytes */0" {
+		t.Errorf("Range after a 416: status %d, Content-Range %q; want 416, bytes */0", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+}

@@ -35,6 +35,9 @@ const maxFillRetries = 2
 
 // copyRange sends bytes rg of version m.
 func (s *Server) copyRange(q *request, m *segstore.Meta, rg slicer.Range) error {
+	if rg.Len() == 0 {
+		return nil // the whole of an empty object
+	}
 	first, last := slicer.SliceSpan(rg, m.SliceSize)
 	c := &rangeCopy{s: s, q: q, m: m, rg: rg, last: last, claimedTo: first - 1}
 	sentBefore := q.sent

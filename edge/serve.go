@@ -73,6 +73,17 @@ func (s *Server) serveCached(q *request) {
 // the object's end: 416 when its own length shows that of every range, else
 // the origin answers the request itself.
 func (s *Server) servePastEnd(q *request, specs []slicer.Spec, size int64) {
+	if size == 0 && specs == nil && !conditional(q.r) {
+		// An origin that answers 416 "bytes */0" to a range of an empty
+		// object (S3 does): the object is known, and empty. Its headers
+		// did not come with the 416, so nothing is stored.
+		h := q.w.Header()
+		h.Set("Content-Length", "0")
+		q.outcome, q.detail = cacheMiss, "empty object"
+		s.tag(q, h, cacheStatus{fwd: "uri-miss", fwdStatus: http.StatusRequestedRangeNotSatisfiable, detail: "empty-object"})
+		_ = s.writeEmpty(q, http.StatusOK)
+		return
+	}
 	if size >= 0 && specs != nil {
 		if _, err := slicer.Resolve(specs, size, slicer.Limits{MaxRanges: q.rule.MaxRanges}); errors.Is(err, slicer.ErrUnsatisfiable) {
 			s.unsatisfiable(q, size)
