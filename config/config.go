@@ -162,6 +162,10 @@ type Rule struct {
 	// OverrideTTL, when set, replaces the origin's freshness lifetime
 	// (no-store and private are still obeyed).
 	OverrideTTL time.Duration
+	// NegativeTTL, when set, is how long a 404 or 410 that comes without
+	// freshness information is stored (off by default: RFC 9111 lets a
+	// cache store them only with explicit or heuristic freshness).
+	NegativeTTL time.Duration
 	// StaleWhileRevalidate and StaleIfError extend what the origin's own
 	// Cache-Control directives of those names allow (RFC 5861): the longer
 	// of the two windows applies.

@@ -193,7 +193,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache, scrub_rate)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host, max_header_bytes)`,
-			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance)`,
+			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance, negative_ttl)`,
 		}},
 		{"bad-empty.yaml", []string{
 			`bad-empty.yaml: listen: required (want host:port, e.g. 127.0.0.1:8080)`,

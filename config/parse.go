@@ -554,7 +554,7 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	}
 	fs, ok := d.mapping(n, n.Line, field, "match", "hosts", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
 		"abandoned_fills", "override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max",
-		"max_object_size", "fetch_allowance")
+		"max_object_size", "fetch_allowance", "negative_ttl")
 	if !ok {
 		return r
 	}
@@ -656,6 +656,7 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 		eg  string
 	}{
 		{"override_ttl", &r.OverrideTTL, "10m"},
+		{"negative_ttl", &r.NegativeTTL, "30s"},
 		{"stale_while_revalidate", &r.StaleWhileRevalidate, "30s"},
 		{"stale_if_error", &r.StaleIfError, "1h"},
 		{"heuristic_max", &r.HeuristicMax, "24h"},

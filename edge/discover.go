@@ -37,6 +37,12 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	sent := s.now()
 	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
 	if err != nil {
+		var se *origin.StatusError
+		if errors.As(err, &se) {
+			if v, ok := s.storeStatus(q, old, se.Resp, sent, epoch); ok {
+				return v, nil
+			}
+		}
 		return s.metaFailed(q, req, old, err, out)
 	}
 	s.metrics().originAnswer(req, resp)
@@ -262,12 +268,8 @@ func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *req
 	case h.Get("Content-Encoding") != "" && !strings.EqualFold(h.Get("Content-Encoding"), "identity"):
 		return "Content-Encoding " + h.Get("Content-Encoding")
 	}
-	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "Accept-Encoding") {
-				return "Vary: " + f
-			}
-		}
+	if f := varies(h); f != "" {
+		return "Vary: " + f
 	}
 	return ""
 }

@@ -110,6 +110,9 @@ rules:
   - match: /swr/
     origin: default
     stale_while_revalidate: 10m
+  - match: /neg/
+    origin: default
+    negative_ttl: 30s
   - match: /
     origin: default
     slice_size: 1MiB

@@ -25,6 +25,9 @@ import (
 // respond answers q from version v. An error means nothing was written yet
 // unless q.statusSent.
 func (s *Server) respond(q *request, v version, specs []slicer.Spec) error {
+	if v.meta.Status != 0 && v.meta.Status != http.StatusOK {
+		return s.respondStatus(q, v)
+	}
 	m, h := v.meta, q.w.Header()
 	for k, vv := range m.Header {
 		h[k] = vv

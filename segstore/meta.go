@@ -33,6 +33,10 @@ type Meta struct {
 	// version; "" for a meta stored before it was recorded (Class
 	// derives it).
 	Consistency Class
+	// Status is the status of the stored answer when it is not 200 (a
+	// 404, a redirect): its body is the object, and Range does not apply
+	// to it. 0 means 200.
+	Status int
 }
 
 // Class is how answers of separate origin requests for one object are

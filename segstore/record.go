@@ -206,6 +206,7 @@ type metaBody struct {
 	Lifetime     time.Duration       `json:"lifetime_ns"`
 	NoRange      bool                `json:"no_range,omitempty"`
 	Consistency  Class               `json:"class,omitempty"`
+	Status       int                 `json:"status,omitempty"`
 }
 
 // encodeMeta returns the value stored under metaKey(m.Key).
@@ -218,6 +219,7 @@ func encodeMeta(m *Meta) ([]byte, error) {
 		Lifetime:     m.Lifetime,
 		NoRange:      m.NoRange,
 		Consistency:  m.Consistency,
+		Status:       m.Status,
 	})
 	if err != nil {
 		return nil, err
@@ -272,7 +274,7 @@ func decodeMeta(key string, v []byte) (*Meta, error) {
 		return nil, fmt.Errorf("%w: %w", errBadMeta, err)
 	}
 	m.ETag, m.LastModified, m.Header = b.ETag, b.LastModified, b.Header
-	m.StoredAt, m.Lifetime, m.NoRange, m.Consistency = b.StoredAt, b.Lifetime, b.NoRange, b.Consistency
+	m.StoredAt, m.Lifetime, m.NoRange, m.Consistency, m.Status = b.StoredAt, b.Lifetime, b.NoRange, b.Consistency, b.Status
 	return &m, nil
 }
 
