@@ -30,6 +30,8 @@ const (
 const (
 	DefaultMaxRanges = 64
 	DefaultMaxRun    = 16
+	// DefaultMaxVariants bounds the Vary variants stored per URL.
+	DefaultMaxVariants = 16
 	// DefaultHeuristicFraction and DefaultHeuristicMax are the heuristic
 	// freshness of RFC 9111 §4.2.2: 10% of the age of Last-Modified, at
 	// most a day.
@@ -166,6 +168,10 @@ type Rule struct {
 	// freshness information is stored (off by default: RFC 9111 lets a
 	// cache store them only with explicit or heuristic freshness).
 	NegativeTTL time.Duration
+	// MaxVariants bounds how many variants of one URL (one per set of
+	// values of the request fields its Vary names) are stored; others
+	// pass through uncached.
+	MaxVariants int
 	// StaleWhileRevalidate and StaleIfError extend what the origin's own
 	// Cache-Control directives of those names allow (RFC 5861): the longer
 	// of the two windows applies.

@@ -546,7 +546,8 @@ func (d *decoder) rules(e entry, origins map[string]*Origin, names []string) []*
 func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []string) *Rule {
 	r := &Rule{Index: i, SliceSize: DefaultSliceSize, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun,
 		HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
-		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance, LastModifiedValidator: true}
+		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance, LastModifiedValidator: true,
+		MaxVariants: DefaultMaxVariants}
 	field := fmt.Sprintf("rules[%d]", i)
 	defined := "no origins are defined"
 	if len(names) > 0 {
@@ -554,7 +555,7 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	}
 	fs, ok := d.mapping(n, n.Line, field, "match", "hosts", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
 		"abandoned_fills", "override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max",
-		"max_object_size", "fetch_allowance", "negative_ttl")
+		"max_object_size", "fetch_allowance", "negative_ttl", "max_variants")
 	if !ok {
 		return r
 	}
@@ -637,6 +638,11 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	if me, ok := fs.get("max_run"); ok {
 		if v, ok := d.count(me, field+".max_run", DefaultMaxRun); ok {
 			r.MaxRun = v
+		}
+	}
+	if ve, ok := fs.get("max_variants"); ok {
+		if v, ok := d.count(ve, field+".max_variants", DefaultMaxVariants); ok {
+			r.MaxVariants = int(v)
 		}
 	}
 	if ae, ok := fs.get("abandoned_fills"); ok {

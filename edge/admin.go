@@ -168,7 +168,14 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.purged.add(key, false)
+		s.purged.add(key+variantSep, true) // and every Vary variant of it
 		n, err = s.purgeKeys(st, key, true, soft)
+		if err == nil {
+			var v int
+			v, err = s.purgeKeys(st, key+variantSep, false, soft)
+			n += v
+		}
+		s.variants.forget(key)
 		s.passes.forget(key)
 	case q.Get("prefix") != "":
 		var prefix string

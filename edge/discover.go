@@ -6,6 +6,7 @@ package edge
 // every stored slice at once, or a reason to pass the object through.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 	"github.com/sliceedge/sliceedge/slicer"
@@ -54,6 +56,26 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	if old != nil {
 		s.metrics().revalidation("changed")
 	}
+	if why, forClient := s.varyRefusal(q, resp.Header, epoch); why != "" {
+		// Keyed on other request fields than this fetch was: not stored.
+		// The answer is this request's only if the fetch carried what
+		// the client has of those fields; else the client's own request
+		// goes to the origin.
+		if old != nil {
+			s.purge(q.key, old.Version)
+		}
+		if forClient {
+			out.answer = resp
+		} else {
+			resp.Body.Close()
+		}
+		return passed{why: why}, nil
+	}
+	if q.base != "" && old == nil && !s.variants.admit(q.base, q.key, cmp.Or(q.rule.MaxVariants, config.DefaultMaxVariants)) {
+		s.metrics().limitTrip("variants")
+		out.answer = resp
+		return passed{why: "too many variants"}, nil
+	}
 	if why := s.refusal(q, resp, val); why != "" {
 		// Not stored, but it is this request's answer: it streams
 		// through (passthrough.go) rather than being asked for again.
@@ -84,7 +106,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 func (s *Server) recheck(key string, forceVersion uint64) (old *segstore.Meta, done lookupResult) {
 	old, err := s.Store.Meta(key)
 	switch {
-	case err != nil:
+	case err != nil || isMarker(old):
 		return nil, nil
 	case forceVersion != 0 && old.Version != forceVersion:
 		return nil, version{meta: old, source: fromStore} // someone already moved on
@@ -267,9 +289,6 @@ func (s *Server) uncacheable(resp *origin.Response, val origin.Validator, q *req
 		return "Set-Cookie"
 	case h.Get("Content-Encoding") != "" && !strings.EqualFold(h.Get("Content-Encoding"), "identity"):
 		return "Content-Encoding " + h.Get("Content-Encoding")
-	}
-	if f := varies(h); f != "" {
-		return "Vary: " + f
 	}
 	return ""
 }

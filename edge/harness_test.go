@@ -113,6 +113,9 @@ rules:
   - match: /neg/
     origin: default
     negative_ttl: 30s
+  - match: /vary2/
+    origin: default
+    max_variants: 2
   - match: /
     origin: default
     slice_size: 1MiB

@@ -49,6 +49,8 @@ func (s *Server) upstreamHeader(q *request, cached bool) http.Header {
 		for _, k := range spoofable {
 			out.Del(k)
 		}
+	} else {
+		forwardVary(q, out) // what the variant is keyed on, and nothing else
 	}
 	s.setForwarding(q, out)
 	return out

@@ -64,6 +64,7 @@ func (s *Server) intake(q *request) {
 		return
 	}
 	q.key = keyFor(keyHost(q.host, r.Host, r.TLS != nil), q.target.escaped, r.URL.RawQuery, q.rule)
+	s.selectVariant(q)
 	if s.passes.active(q.key, s.now()) {
 		s.pass(q, "uncacheable")
 		return

@@ -97,6 +97,11 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (lookup
 	var pol policy
 	if forceVersion == 0 {
 		m, err := s.Store.Meta(q.key)
+		if err == nil && isMarker(m) {
+			// The URL began to vary after this request chose its key:
+			// discovered afresh, which learns the variant to store.
+			m, err = nil, segstore.ErrNotFound
+		}
 		switch {
 		case err == nil && s.fresh(m):
 			return version{meta: m, source: fromStore}, nil

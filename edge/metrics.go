@@ -119,7 +119,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	m.originErrors = labelled("sliceedge_origin_errors_total", "kind",
 		[]string{"timeout", "connect", "status_5xx", "validator_mismatch", "bad_content_range", "bad_answer", "headers_too_large", "range_refused", "truncated", "other"})
 	m.revalidations = labelled("sliceedge_revalidations_total", "outcome", []string{"not_modified", "changed", "error", "contradicted", "uncacheable"})
-	m.limits = labelled("sliceedge_limit_trips_total", "limit", []string{"object_size", "fetch_allowance", "bad_request", "unknown_host", "request_body"})
+	m.limits = labelled("sliceedge_limit_trips_total", "limit", []string{"object_size", "fetch_allowance", "variants", "bad_request", "unknown_host", "request_body"})
 	m.cuts = labelled("sliceedge_responses_cut_total", "reason", []string{"origin", "origin_changed", "unproven", "client", "shutdown"})
 	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
 	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })

@@ -52,8 +52,6 @@ func TestOneOriginRequestPerMiss(t *testing.T) {
 		{name: "no-store", mode: ccMode("max-age=60, no-store"), detail: "no-store"},
 		{name: "private", mode: ccMode("private, max-age=60"), detail: "private"},
 		{name: "Set-Cookie", header: http.Header{"Set-Cookie": {"session=1; Path=/"}}, detail: "Set-Cookie"},
-		{name: "Vary Cookie", header: http.Header{"Vary": {"Cookie"}}, detail: "Vary: Cookie"},
-		{name: "Vary star", header: http.Header{"Vary": {"*"}}, detail: "Vary: *"},
 		{name: "unknown length", mode: origintest.Mode{Chunked: true, NoRange: true}, detail: "unknown length"},
 	}
 	requests := []struct {

@@ -108,6 +108,7 @@ func (s *Server) invalidate(q *request, resp *http.Response) {
 		if err := s.Store.Purge(key); err != nil {
 			s.storeError(err, "invalidate after "+q.r.Method)
 		}
+		s.purgeVariants(key) // every Vary variant of it too
 		s.passes.forget(key)
 	}
 }

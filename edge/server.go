@@ -70,6 +70,7 @@ type Server struct {
 	counters     *metrics                      // see metrics()
 	lastStoreLog atomic.Int64                  // unix seconds of the last store error logged
 	purged       purgeLog                      // recent purges: an answer overtaken by one does not store its meta
+	variants     variantSet                    // Vary variants stored per URL, bounded by max_variants
 	hostOnce     sync.Once                     // sets hostName
 	hostName     string                        // the host name as a Cache-Status member; see cacheName
 	active       atomic.Int64                  // requests being handled; see Active
@@ -101,7 +102,12 @@ type request struct {
 
 	background bool                // a revalidation no client waits for
 	feeds      []*origin.WholeFeed // whole-body feeds q reads from (attach)
-	holding    []*fillWatch        // drop-mode fetches this request keeps going; see abandon.go
+	// base is the URL's key when key is one of its Vary variants
+	// (vary.go), and vary the request fields the variant is keyed on,
+	// which the cached fetches for q forward.
+	base    string
+	vary    []string
+	holding []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
 }
 
 // ServeHTTP answers one client request.

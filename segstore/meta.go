@@ -37,6 +37,11 @@ type Meta struct {
 	// 404, a redirect): its body is the object, and Range does not apply
 	// to it. 0 means 200.
 	Status int
+	// Vary, when not empty, makes this meta a marker rather than an
+	// object: the answers for its key vary on these request fields
+	// (canonical names, sorted), and each variant is an object of its
+	// own under a key derived from the request's values of them.
+	Vary []string
 }
 
 // Class is how answers of separate origin requests for one object are
@@ -120,5 +125,6 @@ func (m *Meta) clone() *Meta {
 			c.Header[k] = append([]string(nil), v...)
 		}
 	}
+	c.Vary = append([]string(nil), m.Vary...)
 	return &c
 }

@@ -207,6 +207,7 @@ type metaBody struct {
 	NoRange      bool                `json:"no_range,omitempty"`
 	Consistency  Class               `json:"class,omitempty"`
 	Status       int                 `json:"status,omitempty"`
+	Vary         []string            `json:"vary,omitempty"`
 }
 
 // encodeMeta returns the value stored under metaKey(m.Key).
@@ -220,6 +221,7 @@ func encodeMeta(m *Meta) ([]byte, error) {
 		NoRange:      m.NoRange,
 		Consistency:  m.Consistency,
 		Status:       m.Status,
+		Vary:         m.Vary,
 	})
 	if err != nil {
 		return nil, err
@@ -275,6 +277,7 @@ func decodeMeta(key string, v []byte) (*Meta, error) {
 	}
 	m.ETag, m.LastModified, m.Header = b.ETag, b.LastModified, b.Header
 	m.StoredAt, m.Lifetime, m.NoRange, m.Consistency, m.Status = b.StoredAt, b.Lifetime, b.NoRange, b.Consistency, b.Status
+	m.Vary = b.Vary
 	return &m, nil
 }
 
