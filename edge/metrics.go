@@ -239,7 +239,8 @@ type Counters struct {
 	SliceHits      int64 // slices sent from the store
 	SliceMisses    int64 // slices sent from origin fills
 	OriginRequests int64 // requests to origins, all kinds
-	PassRequests   int64 // of which passed through uncached
+	Passed         int64 // of which answered uncached (X-Cache: PASS)
+	PassRequests   int64 // origin requests that passed a client's request through
 	OriginBytes    int64 // body bytes read by slice fills
 	OriginErrors   int64 // failed origin fetches, all kinds
 	RangeRefused   int64 // of which 416s to a range inside the object
@@ -268,10 +269,18 @@ func (s *Server) Counters() Counters {
 		}
 		return n
 	}
-	var reqs int64
-	m.requests.Range(func(_, c any) bool { reqs += int64(c.(*vm.Counter).Get()); return true })
+	var reqs, passed int64
+	m.requests.Range(func(k, c any) bool {
+		n := int64(c.(*vm.Counter).Get())
+		reqs += n
+		if k.(requestKey).cache == cachePass.String() {
+			passed += n
+		}
+		return true
+	})
 	return Counters{
 		Requests:         reqs,
+		Passed:           passed,
 		ResponseBytes:    int64(m.responseBytes.Get()),
 		SliceHits:        int64(m.sliceHits.Get()),
 		SliceMisses:      int64(m.sliceMisses.Get()),

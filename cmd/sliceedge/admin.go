@@ -231,7 +231,7 @@ func statsCommand() *cli.Command {
 			fmt.Fprintf(w, "store       %s of %s budget (%.1f%%), %s on disk\n",
 				config.FormatSize(st.Store.Bytes), config.FormatSize(st.Store.MaxBytes), pct, config.FormatSize(st.Store.DiskBytes))
 			fmt.Fprintf(w, "objects     %d\nslices      %d\n", st.Store.Objects, st.Store.Slices)
-			fmt.Fprintf(w, "requests    %d (%d passed through)\n", st.Counters.Requests, st.Counters.PassRequests)
+			fmt.Fprintf(w, "requests    %d (%d passed through uncached)\n", st.Counters.Requests, st.Counters.Passed)
 			fmt.Fprintf(w, "hit ratio   %.1f%% of slices, %.1f%% of bytes\n", 100*st.SliceHitRatio, 100*st.ByteHitRatio)
 			fmt.Fprintf(w, "origin      %d requests, %s of fills, %d errors\n", st.Counters.OriginRequests, config.FormatSize(st.Counters.OriginBytes), st.Counters.OriginErrors)
 			return nil
