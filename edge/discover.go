@@ -204,7 +204,7 @@ func (s *Server) refresh(q *request, want wantBytes, old *segstore.Meta, resp *o
 			Msg("edge: the origin answered a revalidation 304 with another validator; refetching the object")
 		return s.fetchMeta(q, want, old.Version, out)
 	}
-	if cc := parseCacheControl(resp.Header); cc.noStore || cc.private {
+	if cc, _ := cacheDirectives(mergeHeader(old.Header, resp.Header), q.rule); cc.noStore || cc.private {
 		// The object may no longer be kept: drop it, and pass.
 		s.metrics().revalidation("uncacheable")
 		s.purge(q.key, old.Version)

@@ -2,6 +2,8 @@ package edge
 
 import (
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,6 +136,341 @@ func unquote(s string) (string, bool) {
 	return b.String(), true
 }
 
+// targetList is the targeted cache-control fields (RFC 9213 §2.1) the
+// edge follows for rule's objects, in order: the rule's own, then
+// CDN-Cache-Control.
+func targetList(rule *config.Rule) [2]string {
+	own := rule.TargetedCacheControl
+	if own == "" {
+		own = config.DefaultTargetedCacheControl
+	}
+	return [2]string{http.CanonicalHeaderKey(own), "Cdn-Cache-Control"}
+}
+
+// cacheDirectives returns the directives the edge follows for a response
+// (RFC 9213 §2.1): those of the first field on the rule's target list
+// that is present with a valid, non-empty value, which replace
+// Cache-Control's entirely (a directive it lacks is absent, not taken
+// from Cache-Control); else Cache-Control's. field names the targeted
+// field used, or is "".
+func cacheDirectives(h http.Header, rule *config.Rule) (cc cacheControl, field string) {
+	for _, name := range targetList(rule) {
+		if lines := h.Values(name); len(lines) > 0 {
+			if cc, ok := parseTargeted(lines); ok {
+				return cc, name
+			}
+		}
+	}
+	return parseCacheControl(h), ""
+}
+
+// parseTargeted reads a targeted field's lines: a Structured Field
+// Dictionary (RFC 9213 §2.2) whose members are cache directives. ok is
+// false when the field is empty or does not parse, and must then be
+// ignored as if absent (§2.2); a Cache-Control parser would accept what
+// a Dictionary does not (upper case, a trailing comma), so this is not
+// parseCacheControl.
+//
+// Each directive's value is taken as the type RFC 9213 §2.2 maps it to:
+// max-age and s-maxage must be a non-negative Integer, else the value is
+// invalid freshness information and the response stale, as in
+// Cache-Control (an Integer of more than 15 digits does not parse at
+// all, so the field is ignored); a String "60" is not an Integer. The
+// stale windows take an Integer or nothing. A flag (no-store, private,
+// no-cache, must-revalidate, proxy-revalidate) counts unless it is the
+// Boolean false (?0); no-cache="f" and private="f", qualified, count whole.
+// A key given twice keeps its last value: that is how a Dictionary
+// parses (RFC 8941 §4.2.2), unlike Cache-Control's first.
+func parseTargeted(lines []string) (cc cacheControl, ok bool) {
+	members, ok := parseDictionary(strings.Join(lines, ", "))
+	if !ok || len(members) == 0 {
+		return cc, false
+	}
+	for _, m := range members {
+		set := m.kind != sfBoolean || m.n != 0
+		switch m.key {
+		case "no-store":
+			cc.noStore = set
+		case "private":
+			cc.private = set
+		case "no-cache":
+			cc.noCache = set
+		case "must-revalidate", "proxy-revalidate":
+			cc.mustRevalidate = cc.mustRevalidate || set
+		case "max-age":
+			cc.maxAge, cc.hasMaxAge = m.delta(), true
+		case "s-maxage":
+			cc.sMaxAge, cc.hasSMaxAge = m.delta(), true
+		case "stale-while-revalidate":
+			cc.staleWhileRevalidate = m.delta()
+		case "stale-if-error":
+			cc.staleIfError = m.delta()
+		}
+	}
+	return cc, true
+}
+
+// sfMember is a Dictionary member (RFC 8941 §3.2) reduced to what a cache
+// directive's value can be: a Boolean or an Integer (n), or another type.
+// Parameters and inner lists are parsed, so that their errors are found,
+// and dropped.
+type sfMember struct {
+	key  string
+	kind sfKind
+	n    int64 // the Integer; for a Boolean, 1 or 0
+}
+
+type sfKind uint8
+
+const (
+	sfBoolean sfKind = iota
+	sfInteger
+	sfOther // Decimal, String, Token, Byte Sequence or Inner List
+)
+
+// delta is m's value as delta-seconds: a non-negative Integer, at most
+// 2^31 seconds (RFC 9111 §1.2.2); 0 for any other value.
+func (m sfMember) delta() time.Duration {
+	if m.kind != sfInteger || m.n < 0 {
+		return 0
+	}
+	return time.Duration(min(m.n, int64(maxDelta/time.Second))) * time.Second
+}
+
+// parseDictionary parses a Structured Field Dictionary as RFC 8941 §4.2
+// says, failing wherever it fails: ok is false on any error. Members come
+// in order of first appearance, each with its last value.
+func parseDictionary(s string) (members []sfMember, ok bool) {
+	p := sfParser{s: s}
+	p.skip(" ")
+	for !p.done() {
+		key, ok := p.key()
+		if !ok {
+			return nil, false
+		}
+		m := sfMember{key: key, kind: sfBoolean, n: 1}
+		if p.peek() == '=' {
+			p.i++
+			if m.kind, m.n, ok = p.itemOrInnerList(); !ok {
+				return nil, false
+			}
+		} else if !p.params() {
+			return nil, false
+		}
+		if i := slices.IndexFunc(members, func(e sfMember) bool { return e.key == key }); i >= 0 {
+			members[i] = m
+		} else {
+			members = append(members, m)
+		}
+		p.skip(" \t")
+		if p.done() {
+			break
+		}
+		if p.peek() != ',' {
+			return nil, false
+		}
+		p.i++
+		p.skip(" \t")
+		if p.done() {
+			return nil, false // a trailing comma
+		}
+	}
+	return members, true
+}
+
+// sfParser is the input of parseDictionary and where it has got to.
+type sfParser struct {
+	s string
+	i int
+}
+
+func (p *sfParser) done() bool { return p.i >= len(p.s) }
+
+// peek is the next byte, or 0 at the end.
+func (p *sfParser) peek() byte {
+	if p.done() {
+		return 0
+	}
+	return p.s[p.i]
+}
+
+func (p *sfParser) skip(set string) {
+	for !p.done() && strings.IndexByte(set, p.s[p.i]) >= 0 {
+		p.i++
+	}
+}
+
+// key parses a key (RFC 8941 §4.2.3.3): lower case letters, digits and
+// _-.* from a letter or *.
+func (p *sfParser) key() (string, bool) {
+	start := p.i
+	if c := p.peek(); !(c >= 'a' && c <= 'z' || c == '*') {
+		return "", false
+	}
+	for !p.done() {
+		c := p.s[p.i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("_-.*", c) >= 0) {
+			break
+		}
+		p.i++
+	}
+	return p.s[start:p.i], true
+}
+
+// itemOrInnerList parses a member's value (RFC 8941 §4.2.1.1).
+func (p *sfParser) itemOrInnerList() (sfKind, int64, bool) {
+	if p.peek() != '(' {
+		kind, n, ok := p.bareItem()
+		return kind, n, ok && p.params()
+	}
+	p.i++
+	for {
+		p.skip(" ")
+		switch p.peek() {
+		case 0:
+			return 0, 0, false
+		case ')':
+			p.i++
+			return sfOther, 0, p.params()
+		}
+		if _, _, ok := p.bareItem(); !ok || !p.params() {
+			return 0, 0, false
+		}
+		if c := p.peek(); c != ' ' && c != ')' {
+			return 0, 0, false
+		}
+	}
+}
+
+// params parses parameters (RFC 8941 §4.2.3.2).
+func (p *sfParser) params() bool {
+	for p.peek() == ';' {
+		p.i++
+		p.skip(" ")
+		if _, ok := p.key(); !ok {
+			return false
+		}
+		if p.peek() == '=' {
+			p.i++
+			if _, _, ok := p.bareItem(); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// bareItem parses a bare item (RFC 8941 §4.2.3.1).
+func (p *sfParser) bareItem() (sfKind, int64, bool) {
+	switch c := p.peek(); {
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	case c == '"':
+		return sfOther, 0, p.string()
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '*':
+		p.token()
+		return sfOther, 0, true
+	case c == ':':
+		return sfOther, 0, p.byteSequence()
+	case c == '?':
+		if p.i+1 < len(p.s) && (p.s[p.i+1] == '0' || p.s[p.i+1] == '1') {
+			p.i += 2
+			return sfBoolean, int64(p.s[p.i-1] - '0'), true
+		}
+	}
+	return 0, 0, false
+}
+
+// number parses an Integer or a Decimal (RFC 8941 §4.2.4): at most 15
+// digits, or 12 before the point and 3 after it.
+func (p *sfParser) number() (sfKind, int64, bool) {
+	neg := p.peek() == '-'
+	if neg {
+		p.i++
+	}
+	start, point := p.i, -1
+	for !p.done() {
+		c := p.s[p.i]
+		if c == '.' && point < 0 {
+			if p.i-start > 12 {
+				return 0, 0, false
+			}
+			point = p.i
+		} else if c < '0' || c > '9' {
+			break
+		}
+		p.i++
+		if point < 0 && p.i-start > 15 || p.i-start > 16 {
+			return 0, 0, false
+		}
+	}
+	switch {
+	case p.i == start || p.s[start] == '.':
+		return 0, 0, false // no digit first
+	case point >= 0:
+		if frac := p.i - point - 1; frac < 1 || frac > 3 {
+			return 0, 0, false
+		}
+		return sfOther, 0, true
+	}
+	n, err := strconv.ParseInt(p.s[start:p.i], 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return sfInteger, n, true
+}
+
+// string parses a String (RFC 8941 §4.2.5): printable ASCII, with \" and
+// \\ the only escapes.
+func (p *sfParser) string() bool {
+	p.i++
+	for !p.done() {
+		c := p.s[p.i]
+		p.i++
+		switch {
+		case c == '\\':
+			if p.done() || p.s[p.i] != '"' && p.s[p.i] != '\\' {
+				return false
+			}
+			p.i++
+		case c == '"':
+			return true
+		case c < 0x20 || c >= 0x7f:
+			return false
+		}
+	}
+	return false
+}
+
+// token parses a Token (RFC 8941 §4.2.6), whose first byte is known good.
+func (p *sfParser) token() {
+	for p.i++; !p.done(); p.i++ {
+		c := p.s[p.i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~:/", c) >= 0) {
+			return
+		}
+	}
+}
+
+// byteSequence parses a Byte Sequence (RFC 8941 §4.2.7): base64 between
+// colons.
+func (p *sfParser) byteSequence() bool {
+	end := strings.IndexByte(p.s[p.i+1:], ':')
+	if end < 0 {
+		return false
+	}
+	for _, c := range []byte(p.s[p.i+1 : p.i+1+end]) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	p.i += end + 2
+	return true
+}
+
 // maxDelta is the largest delta-seconds a cache uses (RFC 9111 §1.2.2): a
 // larger value, or one too large to parse, counts as 2^31 seconds. It
 // bounds every lifetime, window and Age, so that no sum of them
@@ -174,10 +511,20 @@ type policy struct {
 // freshness decides whether a response may be stored by a shared cache and
 // on what terms (RFC 9111 §3, §4.2.1, §4.2.2): the rule's override_ttl,
 // else s-maxage, max-age, Expires minus Date, the rule's default_ttl, and
-// last a heuristic fraction of the time since Last-Modified. ok is false,
-// with the reason, when the response must not be stored.
+// last a heuristic fraction of the time since Last-Modified. The
+// directives are a targeted field's when one on the rule's target list is
+// valid, and then Expires is ignored too (RFC 9213 §2.1); else
+// Cache-Control's. ok is false, with the reason, when the response must
+// not be stored.
 func freshness(h http.Header, now time.Time, rule *config.Rule) (p policy, ok bool, why string) {
-	cc := parseCacheControl(h)
+	cc, field := cacheDirectives(h, rule)
+	if field != "" {
+		defer func() {
+			if why != "" {
+				why = field + ": " + why
+			}
+		}()
+	}
 	p.swr = max(cc.staleWhileRevalidate, rule.StaleWhileRevalidate)
 	p.sie = max(cc.staleIfError, rule.StaleIfError)
 	p.mustRevalidate = cc.mustRevalidate || cc.hasSMaxAge
@@ -205,7 +552,7 @@ func freshness(h http.Header, now time.Time, rule *config.Rule) (p policy, ok bo
 		p.lifetime = cc.maxAge
 		return p, true, ""
 	}
-	if exp := h.Values("Expires"); len(exp) > 0 { // present, even if empty
+	if exp := h.Values("Expires"); len(exp) > 0 && field == "" { // present, even if empty
 		if t, err := http.ParseTime(exp[0]); err == nil {
 			p.lifetime = min(max(t.Sub(date), 0), maxDelta)
 		}

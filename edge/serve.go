@@ -42,6 +42,10 @@ func (s *Server) serveCached(q *request) {
 		var v version
 		switch res := res.(type) {
 		case passed:
+			if res.answer != nil {
+				// passAnswer copies these headers to the client as they are.
+				dropTargeted(res.answer.Header, q.rule)
+			}
 			switch {
 			case res.relay != nil:
 				s.relay(q, res.relay, res.why)
