@@ -592,3 +592,92 @@ func ageValue(h http.Header) time.Duration {
 	age, _ := deltaSeconds(strings.TrimSpace(v))
 	return age
 }
+
+// requestDirectives are the request Cache-Control directives the edge
+// acts on (RFC 9111 §5.2.1).
+type requestDirectives struct {
+	maxAge, maxStale, minFresh          time.Duration
+	hasMaxAge, hasMaxStale, hasMinFresh bool
+	noCache, noStore, onlyIfCached      bool
+}
+
+// clientDirectives reads a request's Cache-Control: every directive of RFC
+// 9111 §5.2.1 when its rule honours the client's (client_cache_control:
+// honor), only-if-cached alone when it ignores them. only-if-cached never
+// makes the edge do more work, only less, so it counts either way. A
+// directive given twice counts the first time, as in a response; one whose
+// argument is not delta-seconds is ignored, so that a malformed request
+// costs the origin nothing. max-stale without an argument accepts any
+// staleness.
+func clientDirectives(h http.Header, honor bool) requestDirectives {
+	lines := h.Values("Cache-Control")
+	if len(lines) == 0 {
+		return requestDirectives{} // most requests: no parser, no allocation
+	}
+	return parseRequestDirectives(lines, honor)
+}
+
+func parseRequestDirectives(lines []string, honor bool) requestDirectives {
+	var rd requestDirectives
+	var seenMaxAge, seenMaxStale, seenMinFresh bool
+	eachDirective(lines, func(name, arg string) {
+		if name == "only-if-cached" {
+			rd.onlyIfCached = true
+		}
+		if !honor {
+			return
+		}
+		switch name {
+		case "no-cache":
+			rd.noCache = true
+		case "no-store":
+			rd.noStore = true
+		case "max-age":
+			if !seenMaxAge {
+				seenMaxAge = true
+				rd.maxAge, rd.hasMaxAge = deltaSeconds(arg)
+			}
+		case "min-fresh":
+			if !seenMinFresh {
+				seenMinFresh = true
+				rd.minFresh, rd.hasMinFresh = deltaSeconds(arg)
+			}
+		case "max-stale":
+			if !seenMaxStale {
+				seenMaxStale = true
+				if arg == "" {
+					rd.maxStale, rd.hasMaxStale = 1<<63-1, true
+				} else {
+					rd.maxStale, rd.hasMaxStale = deltaSeconds(arg)
+				}
+			}
+		}
+	})
+	return rd
+}
+
+// accepts reports whether a stored answer of age, fresh for lifetime, may
+// answer the request as it is, without the origin (RFC 9111 §5.2.1): not
+// under no-cache (§5.2.1.4); no older than max-age (§5.2.1.1); fresh for
+// min-fresh more (§5.2.1.3); and fresh, or stale by no more than max-stale
+// where the answer may be served stale at all (mayStale, §4.2.4, §5.2.1.2).
+func (rd requestDirectives) accepts(age, lifetime time.Duration, mayStale bool) bool {
+	switch {
+	case rd.noCache,
+		rd.hasMaxAge && age > rd.maxAge,
+		rd.hasMinFresh && lifetime-age < rd.minFresh:
+		return false
+	case age < lifetime:
+		return true
+	}
+	return mayStale && rd.hasMaxStale && age-lifetime <= rd.maxStale
+}
+
+// wantsFresh reports whether the request declines a stale answer that
+// its own directives do not accept: under no-cache, max-age or min-fresh
+// (§5.2.1.1: "unless the max-stale request directive is also present,
+// the client does not wish to receive a stale response"). Such a request
+// is not served from a stale-while-revalidate window.
+func (rd requestDirectives) wantsFresh() bool {
+	return rd.noCache || rd.hasMaxAge || rd.hasMinFresh
+}

@@ -20,6 +20,10 @@ import (
 // pass forwards a request the edge does not cache to the origin unchanged
 // and streams the answer back.
 func (s *Server) pass(q *request, why string) {
+	if clientDirectives(q.r.Header, false).onlyIfCached {
+		s.notCached(q) // a pass-through always asks the origin
+		return
+	}
 	q.outcome, q.detail = cachePass, why
 	o := q.rule.Origin
 	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
