@@ -54,6 +54,9 @@ const (
 	// slice size.
 	DefaultFetchAllowance = 16 << 20 // 16MiB
 	FetchFactor           = 4
+	// DefaultTargetedCacheControl is the targeted cache-control field
+	// (RFC 9213) an origin uses to speak to sliceedge alone.
+	DefaultTargetedCacheControl = "Sliceedge-Cache-Control"
 )
 
 // MinStoreBytes is the smallest store.max_bytes accepted: room for at least
@@ -182,6 +185,23 @@ type Rule struct {
 	// HeuristicMax; 0 turns heuristic freshness off.
 	HeuristicFraction float64
 	HeuristicMax      time.Duration
+
+	// TargetedCacheControl is the name of this edge's own targeted
+	// cache-control field (RFC 9213 §2): first on its target list, before
+	// CDN-Cache-Control. The first of them present with a valid value
+	// replaces Cache-Control and Expires for this edge.
+	// DefaultTargetedCacheControl when empty (a Rule built in code).
+	TargetedCacheControl string
+	// ForwardTargetedCacheControl sends the targeted fields on the target
+	// list on to clients; by default they are removed from every answer,
+	// as meant for this edge alone (RFC 9213 §3 allows either).
+	ForwardTargetedCacheControl bool
+	// HonorClientCacheControl (client_cache_control: honor) lets a
+	// request's Cache-Control max-age, max-stale, min-fresh, no-cache and
+	// no-store directives (RFC 9111 §5.2.1) change how the stored object
+	// is used; by default (ignore) they do not. only-if-cached is honoured
+	// either way.
+	HonorClientCacheControl bool
 
 	// MaxObjectSize is the largest object the rule slices and stores;
 	// an answer claiming more is passed through uncached.

@@ -193,7 +193,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache, scrub_rate)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host, max_header_bytes)`,
-			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance, negative_ttl, max_variants)`,
+			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance, negative_ttl, max_variants, targeted_cache_control, forward_targeted_cache_control, client_cache_control)`,
 		}},
 		{"bad-empty.yaml", []string{
 			`bad-empty.yaml: listen: required (want host:port, e.g. 127.0.0.1:8080)`,
@@ -358,7 +358,7 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Default().Origins = %+v", c.Origins)
 	}
 	want := Rule{Index: 0, Match: "/", Hosts: []string{"127.0.0.1", "localhost"}, Origin: o, SliceSize: DefaultSliceSize, Query: QueryKeep, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
-		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance, LastModifiedValidator: true, MaxVariants: DefaultMaxVariants}
+		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance, LastModifiedValidator: true, MaxVariants: DefaultMaxVariants, TargetedCacheControl: DefaultTargetedCacheControl}
 	if len(c.Rules) != 1 || !reflect.DeepEqual(*c.Rules[0], want) {
 		t.Errorf("Default().Rules = %+v, want [%+v]", c.Rules, want)
 	}
@@ -389,9 +389,9 @@ func TestSample(t *testing.T) {
 	}
 	hosts := []string{"127.0.0.1", "localhost"}
 	want := []Rule{
-		{Index: 0, Match: "/video/", Hosts: hosts, Origin: o, SliceSize: 4 << 20, DefaultTTL: time.Hour, Query: QueryIgnore, MaxRanges: 64, MaxRun: 16, StaleWhileRevalidate: 30 * time.Second, StaleIfError: time.Hour, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, MaxVariants: 16},
-		{Index: 1, Match: "/dl/*.iso", Hosts: hosts, Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, LastModifiedValidator: true, MaxVariants: 16},
-		{Index: 2, Match: "/", Hosts: hosts, Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, LastModifiedValidator: true, MaxVariants: 16},
+		{Index: 0, Match: "/video/", Hosts: hosts, Origin: o, SliceSize: 4 << 20, DefaultTTL: time.Hour, Query: QueryIgnore, MaxRanges: 64, MaxRun: 16, StaleWhileRevalidate: 30 * time.Second, StaleIfError: time.Hour, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, MaxVariants: 16, TargetedCacheControl: DefaultTargetedCacheControl},
+		{Index: 1, Match: "/dl/*.iso", Hosts: hosts, Origin: o, SliceSize: 16 << 20, Query: QuerySort, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, LastModifiedValidator: true, MaxVariants: 16, TargetedCacheControl: DefaultTargetedCacheControl},
+		{Index: 2, Match: "/", Hosts: hosts, Origin: o, SliceSize: 1 << 20, MaxRanges: 64, MaxRun: 16, HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax, MaxObjectSize: 1 << 40, FetchAllowance: 16 << 20, LastModifiedValidator: true, MaxVariants: 16, TargetedCacheControl: DefaultTargetedCacheControl},
 	}
 	if len(c.Rules) != len(want) {
 		t.Fatalf("%d rules, want %d", len(c.Rules), len(want))
@@ -558,6 +558,9 @@ rules:
     slice_size: ~
     max_object_size: 2TiB
     fetch_allowance: 32MiB
+    targeted_cache_control: acme-cache-control
+    forward_targeted_cache_control: true
+    client_cache_control: honor
     hosts: [WWW.Example.COM., "*.cdn.example.com"]
 `))
 	if err != nil {
@@ -573,7 +576,8 @@ rules:
 	want := Rule{Match: "/", Origin: o, SliceSize: DefaultSliceSize, DefaultTTL: 10 * time.Minute, Query: QuerySort, MaxRanges: 1, LastModifiedValidator: true, MaxRun: 256, DropAbandonedFills: true,
 		OverrideTTL: 5 * time.Minute, StaleWhileRevalidate: 30 * time.Second, StaleIfError: 2 * time.Hour, HeuristicFraction: 0, HeuristicMax: time.Hour,
 		MaxObjectSize: 2 << 40, FetchAllowance: 32 << 20, Hosts: []string{"www.example.com", "*.cdn.example.com"},
-		NegativeTTL: 30 * time.Second, MaxVariants: 4}
+		NegativeTTL: 30 * time.Second, MaxVariants: 4,
+		TargetedCacheControl: "Acme-Cache-Control", ForwardTargetedCacheControl: true, HonorClientCacheControl: true}
 	if !reflect.DeepEqual(*c.Rules[0], want) {
 		t.Errorf("rule = %+v\nwant %+v", *c.Rules[0], want)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
@@ -547,7 +548,7 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	r := &Rule{Index: i, SliceSize: DefaultSliceSize, MaxRanges: DefaultMaxRanges, MaxRun: DefaultMaxRun,
 		HeuristicFraction: DefaultHeuristicFraction, HeuristicMax: DefaultHeuristicMax,
 		MaxObjectSize: DefaultMaxObjectSize, FetchAllowance: DefaultFetchAllowance, LastModifiedValidator: true,
-		MaxVariants: DefaultMaxVariants}
+		MaxVariants: DefaultMaxVariants, TargetedCacheControl: DefaultTargetedCacheControl}
 	field := fmt.Sprintf("rules[%d]", i)
 	defined := "no origins are defined"
 	if len(names) > 0 {
@@ -555,7 +556,8 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	}
 	fs, ok := d.mapping(n, n.Line, field, "match", "hosts", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
 		"abandoned_fills", "override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max",
-		"max_object_size", "fetch_allowance", "negative_ttl", "max_variants")
+		"max_object_size", "fetch_allowance", "negative_ttl", "max_variants", "targeted_cache_control", "forward_targeted_cache_control",
+		"client_cache_control")
 	if !ok {
 		return r
 	}
@@ -676,7 +678,55 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	if he, ok := fs.get("heuristic_fraction"); ok {
 		r.HeuristicFraction = d.fraction(he, field+".heuristic_fraction", DefaultHeuristicFraction)
 	}
+	if te, ok := fs.get("targeted_cache_control"); ok {
+		if name, ok := d.fieldName(te, field+".targeted_cache_control"); ok {
+			r.TargetedCacheControl = name
+		}
+	}
+	if fe, ok := fs.get("forward_targeted_cache_control"); ok {
+		r.ForwardTargetedCacheControl = d.boolean(fe, field+".forward_targeted_cache_control")
+	}
+	if ce, ok := fs.get("client_cache_control"); ok {
+		if s, ok := d.scalar(ce, field+".client_cache_control", "honor or ignore"); ok {
+			switch s {
+			case "ignore":
+			case "honor":
+				r.HonorClientCacheControl = true
+			default:
+				d.errorf(ce.val.Line, field+".client_cache_control", "unknown mode %q (want honor or ignore)", s)
+			}
+		}
+	}
 	return r
+}
+
+// fieldName reads the name of a targeted cache-control field: an HTTP
+// field name (a token, RFC 9110 §5.1) other than Cache-Control itself,
+// in canonical form.
+func (d *decoder) fieldName(e entry, field string) (string, bool) {
+	const want = "want a response header field name such as Sliceedge-Cache-Control"
+	s, ok := d.scalar(e, field, "a header field name")
+	if !ok {
+		return "", false
+	}
+	switch {
+	case s == "":
+		d.errorf(e.val.Line, field, "empty (%s)", want)
+	case !validToken(s):
+		d.errorf(e.val.Line, field, "%q is not a header field name (%s: letters, digits and !#$%%&'*+-.^_`|~)", s, want)
+	case strings.EqualFold(s, "Cache-Control"):
+		d.errorf(e.val.Line, field, "Cache-Control is the field every cache reads, not a targeted one (%s; CDN-Cache-Control is followed in any case)", want)
+	default:
+		return http.CanonicalHeaderKey(s), true
+	}
+	return "", false
+}
+
+// validToken reports whether s is a token (RFC 9110 §5.6.2).
+func validToken(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r))
+	})
 }
 
 // fraction reads a number from 0 to 1.

@@ -26,7 +26,7 @@ import (
 // answer the edge does not store is left in *out for the requester, which
 // answers from it: the one origin request its miss costs.
 func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out *handoff) (lookupResult, error) {
-	old, done := s.recheck(q.key, forceVersion)
+	old, done := s.recheck(q, forceVersion)
 	if done != nil {
 		return done, nil
 	}
@@ -102,15 +102,16 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 // recheck reads the key's meta again once the singleflight is entered. A
 // result means the lookup is already done: another request moved on from
 // the version being forced out, or filled the object while this one
-// queued. Else old is the stored version to revalidate, or nil.
-func (s *Server) recheck(key string, forceVersion uint64) (old *segstore.Meta, done lookupResult) {
-	old, err := s.Store.Meta(key)
+// queued (fresh enough for q's own directives). Else old is the stored
+// version to revalidate, or nil.
+func (s *Server) recheck(q *request, forceVersion uint64) (old *segstore.Meta, done lookupResult) {
+	old, err := s.Store.Meta(q.key)
 	switch {
 	case err != nil || isMarker(old):
 		return nil, nil
 	case forceVersion != 0 && old.Version != forceVersion:
 		return nil, version{meta: old, source: fromStore} // someone already moved on
-	case forceVersion == 0 && s.fresh(old):
+	case forceVersion == 0 && s.freshFor(old, clientDirectives(q.r.Header, q.rule.HonorClientCacheControl)):
 		return nil, version{meta: old, source: fromStore} // filled while we queued
 	case forceVersion != 0:
 		return nil, nil // that version is gone: discover afresh
@@ -232,7 +233,7 @@ func (s *Server) refresh(q *request, want wantBytes, old *segstore.Meta, resp *o
 			Msg("edge: the origin answered a revalidation 304 with another validator; refetching the object")
 		return s.fetchMeta(q, want, old.Version, out)
 	}
-	if cc := parseCacheControl(resp.Header); cc.noStore || cc.private {
+	if cc, _ := cacheDirectives(mergeHeader(old.Header, resp.Header), q.rule); cc.noStore || cc.private {
 		// The object may no longer be kept: drop it, and pass.
 		s.metrics().revalidation("uncacheable")
 		s.purge(q.key, old.Version)

@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 )
@@ -137,6 +138,22 @@ func replayHeader(h http.Header) map[string][]string {
 		out[k] = vv
 	}
 	return out
+}
+
+// dropTargeted removes from h, the headers of an answer to a client, the
+// targeted cache-control fields on rule's target list (RFC 9213): they
+// speak to this edge, and a CDN may remove CDN-Cache-Control that no
+// cache downstream uses (§3). A rule that forwards them keeps them. They
+// are stored with the object all the same: its freshness is read from
+// them again at every revalidation. Targeted fields for other caches pass
+// (§2.1).
+func dropTargeted(h http.Header, rule *config.Rule) {
+	if rule == nil || rule.ForwardTargetedCacheControl {
+		return
+	}
+	for _, name := range targetList(rule) {
+		h.Del(name)
+	}
 }
 
 // mergeHeader updates stored headers with those of a 304 (RFC 9111

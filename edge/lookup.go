@@ -17,16 +17,20 @@ import (
 )
 
 // lookupResult is what a lookup found: a version (answer from it), passed
-// (send the request to the origin instead) or pastEnd (the object ends
-// before the bytes asked for).
+// (send the request to the origin instead), pastEnd (the object ends
+// before the bytes asked for) or notStored (only-if-cached, and nothing
+// usable is stored).
 type lookupResult interface{ lookupResult() }
 
 // version is a stored object's version to answer from.
 type version struct {
 	meta     *segstore.Meta
 	source   metaSource
-	detail   string // for Cache-Status: why stale was served
+	detail   string // for Cache-Status: why stale (or, forced, unvalidated) was served
 	unstored bool   // the origin's answer is served but not stored (a purge overtook it, or the store failed)
+	// forced: the stored version was fresh, but the request's directives
+	// (no-cache, max-age, min-fresh) sent it to the origin first.
+	forced bool
 }
 
 // passed: the object is not slice-cached; why says why.
@@ -63,9 +67,15 @@ func (h *handoff) held() bool { return h.relay != nil || h.answer != nil }
 // the length its Content-Range gave, or -1.
 type pastEnd struct{ size int64 }
 
-func (version) lookupResult() {}
-func (passed) lookupResult()  {}
-func (pastEnd) lookupResult() {}
+// notStored: the request said only-if-cached and the store holds nothing
+// it may be answered from (RFC 9111 §5.2.1.7): the answer is 504, and the
+// origin is not asked.
+type notStored struct{}
+
+func (version) lookupResult()   {}
+func (passed) lookupResult()    {}
+func (pastEnd) lookupResult()   {}
+func (notStored) lookupResult() {}
 
 // metaSource is how a version's meta was obtained.
 type metaSource uint8
@@ -92,9 +102,17 @@ func (src metaSource) fromOrigin() bool { return src == discovered || src == ref
 // when revalidation fails. forceVersion, when non-zero, names a version
 // found to be gone: the lookup then discovers afresh unless another request
 // already did.
-func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (lookupResult, error) {
+//
+// rd are q's request directives (clientDirectives): under a rule that
+// honours them, max-age, min-fresh and no-cache can make a fresh object go
+// to the origin first, max-stale lets a stale one answer without it, and
+// no-store passes a request the store cannot answer through, so that
+// nothing it fetches is stored (RFC 9111 §5.2.1). Under only-if-cached the
+// origin is never asked: what the store cannot answer is notStored.
+func (s *Server) lookup(q *request, rd requestDirectives, want wantBytes, forceVersion uint64) (lookupResult, error) {
 	var stale *segstore.Meta
 	var pol policy
+	forced := false // stored and fresh, but not fresh enough for rd
 	if forceVersion == 0 {
 		m, err := s.Store.Meta(q.key)
 		if err == nil && isMarker(m) {
@@ -103,19 +121,24 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (lookup
 			m, err = nil, segstore.ErrNotFound
 		}
 		switch {
-		case err == nil && s.fresh(m):
+		case err == nil && s.freshFor(m, rd):
 			return version{meta: m, source: fromStore}, nil
 		case err == nil:
 			stale = m
 			pol, _, _ = freshness(http.Header(m.Header), m.StoredAt, q.rule)
-			if !pol.mustRevalidate && s.staleness(m) <= pol.swr {
-				s.revalidateInBackground(q, want)
-				s.metrics().staleServed("while_revalidate")
-				return version{meta: m, source: servedStale, detail: "stale-while-revalidate"}, nil
+			forced = s.fresh(m)
+			if v, ok := s.staleAnswer(q, rd, m, pol, want); ok {
+				return v, nil
 			}
 		case !errors.Is(err, segstore.ErrNotFound):
 			s.Log.Warn().Err(err).Str("key", q.key).Msg("edge: read meta; treating the object as unknown")
 		}
+	}
+	switch {
+	case rd.onlyIfCached:
+		return notStored{}, nil
+	case rd.noStore:
+		return passed{why: "request no-store"}, nil
 	}
 	var out handoff // set only when this request ran the fetch
 	led := false
@@ -129,22 +152,57 @@ func (s *Server) lookup(q *request, want wantBytes, forceVersion uint64) (lookup
 	res, _ := v.(lookupResult)
 	p, isPass := res.(passed)
 	failing := err != nil || isPass && p.failed5xx
-	if failing && stale != nil && !pol.mustRevalidate && s.staleness(stale) <= pol.sie {
+	switch {
+	case failing && forced:
+		// The origin failed to validate what is fresh by its own terms:
+		// the stored object answers, as it would without the request's
+		// directives (RFC 9111 §4.3.3).
+		out.close()
+		return version{meta: stale, source: fromStore, detail: "origin-error", forced: true}, nil
+	case failing && stale != nil && !pol.mustRevalidate && s.staleness(stale) <= pol.sie:
 		// The origin is down or failing: serve what we have (RFC 5861 §4).
 		out.close()
 		s.metrics().staleServed("if_error")
 		return version{meta: stale, source: servedStale, detail: "stale-if-error"}, nil
-	}
-	if err != nil {
+	case err != nil:
 		out.close()
 		return nil, err
-	}
-	if isPass && out.held() {
+	case isPass && out.held():
 		p.handoff = out
 		return p, nil
 	}
 	out.close()
+	if v, ok := res.(version); ok && forced && (v.source == revalidated || v.source == refreshed) {
+		v.forced = true
+		return v, nil
+	}
 	return res, nil
+}
+
+// staleAnswer is how m, stored but not fresh enough for q, may answer q
+// without waiting for the origin: inside a stale-while-revalidate window
+// (RFC 5861 §3), while one background request revalidates it, or within
+// the client's max-stale (RFC 9111 §5.2.1.2). Neither may serve an object
+// that forbids serving it stale (§4.2.4), nor one that is fresh but not
+// for this request's directives. A request that wants a fresh answer
+// (wantsFresh) or stores nothing (no-store) is not given a
+// stale-while-revalidate answer; one under only-if-cached is, without the
+// revalidation.
+func (s *Server) staleAnswer(q *request, rd requestDirectives, m *segstore.Meta, pol policy, want wantBytes) (version, bool) {
+	if s.fresh(m) || pol.mustRevalidate {
+		return version{}, false
+	}
+	if !rd.wantsFresh() && !rd.noStore && s.staleness(m) <= pol.swr {
+		if !rd.onlyIfCached {
+			s.revalidateInBackground(q, want)
+		}
+		s.metrics().staleServed("while_revalidate")
+		return version{meta: m, source: servedStale, detail: "stale-while-revalidate"}, true
+	}
+	if rd.accepts(s.now().Sub(m.StoredAt), m.Lifetime, true) {
+		return version{meta: m, source: servedStale, detail: "max-stale"}, true
+	}
+	return version{}, false
 }
 
 // revalidateInBackground revalidates q's object in a goroutine of its own,
@@ -165,6 +223,13 @@ func (s *Server) fresh(m *segstore.Meta) bool {
 	return s.now().Before(m.StoredAt.Add(m.Lifetime))
 }
 
+// freshFor reports whether m is fresh and may answer a request with
+// directives rd as it is (requestDirectives.accepts); with none that
+// count, whether it is fresh.
+func (s *Server) freshFor(m *segstore.Meta, rd requestDirectives) bool {
+	return rd.accepts(s.now().Sub(m.StoredAt), m.Lifetime, false)
+}
+
 // staleness is how long ago m stopped being fresh.
 func (s *Server) staleness(m *segstore.Meta) time.Duration {
 	return s.now().Sub(m.StoredAt.Add(m.Lifetime))
@@ -180,9 +245,16 @@ func (v version) cacheStatus(o cacheOutcome, now time.Time) cacheStatus {
 	switch {
 	case v.source == revalidated || v.source == refreshed:
 		cs.fwd = "stale"
+		if v.forced {
+			// RFC 9211 §2.2: a fresh response the request's
+			// directives did not allow.
+			cs.fwd = "request"
+		}
 		if v.source == revalidated {
 			cs.fwdStatus = http.StatusNotModified
 		}
+	case v.forced:
+		cs.fwd, cs.stored = "request", false // asked, failed, served what the store has
 	case v.detail == "stale-if-error":
 		cs.fwd, cs.stored = "stale", false // asked, failed, served what the store has
 	case o == cacheHit:

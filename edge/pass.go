@@ -20,6 +20,10 @@ import (
 // pass forwards a request the edge does not cache to the origin unchanged
 // and streams the answer back.
 func (s *Server) pass(q *request, why string) {
+	if clientDirectives(q.r.Header, false).onlyIfCached {
+		s.notCached(q) // a pass-through always asks the origin
+		return
+	}
 	q.outcome, q.detail = cachePass, why
 	o := q.rule.Origin
 	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
@@ -47,6 +51,7 @@ func (s *Server) pass(q *request, why string) {
 			if unsafeMethod(q.r.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 				s.invalidate(q, resp)
 			}
+			dropTargeted(resp.Header, q.rule)
 			s.tag(q, resp.Header, cacheStatus{fwd: passForward(why), fwdStatus: resp.StatusCode, reason: why})
 			return nil
 		},
@@ -122,6 +127,7 @@ func (s *Server) relay(q *request, resp *http.Response, why string) {
 	for k, vv := range resp.Header { // origin.Fetch took out the hop-by-hop ones
 		h[k] = vv
 	}
+	dropTargeted(h, q.rule)
 	s.tag(q, h, cacheStatus{fwd: "miss", fwdStatus: resp.StatusCode})
 	q.status = resp.StatusCode
 	q.w.WriteHeader(resp.StatusCode)

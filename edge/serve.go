@@ -12,6 +12,7 @@ import (
 
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/segstore"
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -32,9 +33,10 @@ func (s *Server) serveCached(q *request) {
 		}
 	}
 	want := firstWanted(specs, q.r.Method, conditional(q.r))
+	rd := clientDirectives(q.r.Header, q.rule.HonorClientCacheControl)
 	var force uint64 // version to move away from, after a flap before the first byte
 	for attempt := 0; ; attempt++ {
-		res, err := s.lookup(q, want, force)
+		res, err := s.lookup(q, rd, want, force)
 		if err != nil {
 			s.originFailed(q, err)
 			return
@@ -42,6 +44,10 @@ func (s *Server) serveCached(q *request) {
 		var v version
 		switch res := res.(type) {
 		case passed:
+			if res.answer != nil {
+				// passAnswer copies these headers to the client as they are.
+				dropTargeted(res.answer.Header, q.rule)
+			}
 			switch {
 			case res.relay != nil:
 				s.relay(q, res.relay, res.why)
@@ -53,8 +59,16 @@ func (s *Server) serveCached(q *request) {
 		case pastEnd:
 			s.servePastEnd(q, specs, res.size)
 			return
+		case notStored:
+			s.notCached(q)
+			return
 		case version:
 			v = res
+		}
+		if rd.onlyIfCached && !s.holds(q, v.meta, specs) {
+			// The meta is stored, but not every slice the answer needs.
+			s.notCached(q)
+			return
 		}
 		err = s.respond(q, v, specs)
 		if err == nil || !s.retry(q, v, err, attempt) {
@@ -67,6 +81,48 @@ func (s *Server) serveCached(q *request) {
 			force = v.meta.Version
 		}
 	}
+}
+
+// msgNotCached is the 504's text for a request that wants only what the
+// edge has stored, and it has not.
+const msgNotCached = "sliceedge: only-if-cached: this edge has not stored what the request asks for\n"
+
+// notCached answers a request under only-if-cached that the store cannot
+// answer: 504, and nothing sent to the origin (RFC 9111 §5.2.1.7).
+func (s *Server) notCached(q *request) {
+	q.outcome, q.detail = cacheError, "only-if-cached"
+	s.plainError(q, http.StatusGatewayTimeout, cacheStatus{fwd: "miss", detail: "only-if-cached"}, msgNotCached)
+}
+
+// holds reports whether the answer to q from m needs no slice the store
+// lacks: none for a HEAD or an answer without a body (304, 412, 416),
+// else every slice of its ranges, or of the whole object.
+func (s *Server) holds(q *request, m *segstore.Meta, specs []slicer.Spec) bool {
+	if q.r.Method == http.MethodHead {
+		return true
+	}
+	switch checkPreconditions(q.r, m) {
+	case condFailed, condNotModified:
+		return true
+	case condIgnoreRange:
+		specs = nil
+	}
+	parts := []slicer.Range{{Start: 0, End: m.Size}}
+	if specs != nil {
+		ranges, err := slicer.Resolve(specs, m.Size, slicer.Limits{MaxRanges: q.rule.MaxRanges})
+		if errors.Is(err, slicer.ErrUnsatisfiable) {
+			return true
+		}
+		if len(ranges) > 0 {
+			parts = ranges
+		}
+	}
+	for _, run := range slicer.Cover(parts, m.SliceSize) {
+		if s.Store.CountStored(m, run.First, run.Last) != run.Len() {
+			return false
+		}
+	}
+	return true
 }
 
 // servePastEnd answers a request whose first bytes the origin said are past

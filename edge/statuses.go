@@ -43,13 +43,13 @@ func statusPolicy(code int, h http.Header, now time.Time, rule *config.Rule) (po
 	if !heuristicStatuses[code] && !explicitOnly[code] {
 		return policy{}, false
 	}
-	cc := parseCacheControl(h)
+	cc, targeted := cacheDirectives(h, rule) // a targeted field (RFC 9213) first
 	if cc.noStore || cc.private || h.Get("Set-Cookie") != "" || varies(h) != "" {
 		return policy{}, false
 	}
 	bare := *rule
 	bare.DefaultTTL, bare.OverrideTTL = 0, 0
-	explicit := cc.hasMaxAge || cc.hasSMaxAge || cc.noCache || h.Get("Expires") != ""
+	explicit := cc.hasMaxAge || cc.hasSMaxAge || cc.noCache || (targeted == "" && h.Get("Expires") != "")
 	if !explicit && explicitOnly[code] {
 		return policy{}, false
 	}
@@ -164,6 +164,7 @@ func (s *Server) respondStatus(q *request, v version) error {
 	for k, vv := range m.Header {
 		h[k] = vv
 	}
+	dropTargeted(h, q.rule)
 	h.Set("Age", strconv.FormatInt(age(s.now(), m.StoredAt), 10))
 	if !bodiless {
 		h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
