@@ -171,6 +171,12 @@ type Rule struct {
 	// freshness information is stored (off by default: RFC 9111 lets a
 	// cache store them only with explicit or heuristic freshness).
 	NegativeTTL time.Duration
+	// ForwardHeaders are request fields the cached fetches (discovery,
+	// revalidation, fill) forward from the client, which they otherwise
+	// do not: an answer fetched with them is served to every client of
+	// the key, so list only fields the origin does not vary on, or names
+	// in Vary (which keys the variants on them anyway).
+	ForwardHeaders []string
 	// MaxVariants bounds how many variants of one URL (one per set of
 	// values of the request fields its Vary names) are stored; others
 	// pass through uncached.

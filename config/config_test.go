@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -193,7 +194,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache, scrub_rate)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host, max_header_bytes)`,
-			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance, negative_ttl, max_variants, targeted_cache_control, forward_targeted_cache_control, client_cache_control)`,
+			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance, negative_ttl, max_variants, targeted_cache_control, forward_targeted_cache_control, client_cache_control, forward_headers)`,
 		}},
 		{"bad-empty.yaml", []string{
 			`bad-empty.yaml: listen: required (want host:port, e.g. 127.0.0.1:8080)`,
@@ -700,6 +701,33 @@ func TestGlobCovers(t *testing.T) {
 	for _, tt := range tests {
 		if got := globCovers(tt.earlier, tt.later); got != tt.want {
 			t.Errorf("globCovers(%q, %q) = %v, want %v", tt.earlier, tt.later, got, tt.want)
+		}
+	}
+}
+
+// forward_headers lists request fields cached fetches forward; the ones
+// the edge sets itself, hop-by-hop ones and credentials are refused.
+func TestForwardHeaders(t *testing.T) {
+	const base = `
+listen: 127.0.0.1:8080
+store: {dir: ./d, max_bytes: 1GiB}
+origins: {default: {url: "http://127.0.0.1:9000"}}
+rules:
+  - match: /
+    hosts: [example.com]
+    origin: default
+    forward_headers: %s
+`
+	c, err := Parse("fh.yaml", fmt.Appendf(nil, base, "[accept-language, X-Device]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Rules[0].ForwardHeaders; !reflect.DeepEqual(got, []string{"Accept-Language", "X-Device"}) {
+		t.Errorf("ForwardHeaders = %q", got)
+	}
+	for _, bad := range []string{"[Range]", "[Authorization]", "[Connection]", "[Cookie]", `["bad header"]`, "X-Device"} {
+		if _, err := Parse("fh.yaml", fmt.Appendf(nil, base, bad)); err == nil || !strings.Contains(err.Error(), "forward_headers") {
+			t.Errorf("forward_headers: %s: error %v, want one naming forward_headers", bad, err)
 		}
 	}
 }

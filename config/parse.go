@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Parse reads a configuration from YAML data and validates it. name is the
@@ -557,9 +558,12 @@ func (d *decoder) rule(n *yaml.Node, i int, origins map[string]*Origin, names []
 	fs, ok := d.mapping(n, n.Line, field, "match", "hosts", "origin", "slice_size", "default_ttl", "query", "max_ranges", "last_modified_validator", "max_run",
 		"abandoned_fills", "override_ttl", "stale_while_revalidate", "stale_if_error", "heuristic_fraction", "heuristic_max",
 		"max_object_size", "fetch_allowance", "negative_ttl", "max_variants", "targeted_cache_control", "forward_targeted_cache_control",
-		"client_cache_control")
+		"client_cache_control", "forward_headers")
 	if !ok {
 		return r
+	}
+	if fe, ok := fs.get("forward_headers"); ok {
+		r.ForwardHeaders = d.headerNames(fe, field+".forward_headers")
 	}
 	if he, ok := fs.get("hosts"); ok {
 		r.Hosts = d.hosts(he, field+".hosts")
@@ -851,6 +855,42 @@ func (d *decoder) hosts(e entry, field string) []string {
 			continue
 		}
 		out = append(out, h)
+	}
+	return out
+}
+
+// notForwardable are request fields forward_headers may not name: the
+// edge sets them itself on every fetch (the range, the conditions, the
+// coding, the host), they describe the connection, or they carry
+// credentials, which a shared answer must not depend on.
+var notForwardable = []string{
+	"Host", "Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+	"Accept-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer",
+	"Transfer-Encoding", "Upgrade", "Authorization", "Cookie", "Forwarded", "X-Forwarded-For",
+	"X-Forwarded-Host", "X-Forwarded-Proto", "Via", "Content-Length",
+}
+
+// headerNames reads a list of request field names that cached fetches
+// forward.
+func (d *decoder) headerNames(e entry, field string) []string {
+	const want = "want a list of request header names, e.g. [Accept-Language, X-Device]"
+	if e.val.Kind != yaml.SequenceNode {
+		d.errorf(e.val.Line, field, "%s is not a list (%s)", describe(e.val), want)
+		return nil
+	}
+	var out []string
+	for i, n := range e.val.Content {
+		n = deref(n)
+		f := fmt.Sprintf("%s[%d]", field, i)
+		name := http.CanonicalHeaderKey(strings.TrimSpace(n.Value))
+		switch {
+		case n.Kind != yaml.ScalarNode || !httpguts.ValidHeaderFieldName(name):
+			d.errorf(n.Line, f, "%q is not a header name (%s)", n.Value, want)
+		case slices.Contains(notForwardable, name):
+			d.errorf(n.Line, f, "%s cannot be forwarded on cached fetches: the edge sets it itself, or it is hop-by-hop or a credential", name)
+		default:
+			out = append(out, name)
+		}
 	}
 	return out
 }

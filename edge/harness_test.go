@@ -116,6 +116,9 @@ rules:
   - match: /vary2/
     origin: default
     max_variants: 2
+  - match: /fwdh/
+    origin: default
+    forward_headers: [X-Device]
   - match: /
     origin: default
     slice_size: 1MiB

@@ -15,7 +15,9 @@ package edge
 //     Via.
 //   - A cached fetch (discovery, revalidation, fill) carries no other client
 //     header: what it brings back is served to every client of the key, so
-//     it must not depend on anything the key does not hold. A pass-through
+//     it must not depend on anything the key does not hold. The exceptions
+//     are the rule's forward_headers, the operator's choice, and, for a URL
+//     whose answers vary, the fields its Vary names (vary.go). A pass-through
 //     carries the client's other end-to-end headers: its answer goes to
 //     that client alone.
 
@@ -51,7 +53,14 @@ func (s *Server) upstreamHeader(q *request, cached bool) http.Header {
 			out.Del(k)
 		}
 	} else {
-		forwardVary(q, out) // what the variant is keyed on, and nothing else
+		// What the rule lists, and what the variant is keyed on; nothing
+		// else of the client's.
+		for _, k := range q.rule.ForwardHeaders {
+			if vv := q.r.Header.Values(k); len(vv) > 0 {
+				out[k] = vv
+			}
+		}
+		forwardVary(q, out)
 	}
 	s.setForwarding(q, out)
 	return out

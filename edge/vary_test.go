@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -167,5 +168,35 @@ func TestVaryInvalidated(t *testing.T) {
 			t.Errorf("after the POST: X-Cache %q, want %s", resp.Header.Get("X-Cache"), want)
 		}
 		h.settle(t)
+	}
+}
+
+// TestForwardHeaders: a rule's forward_headers reach the origin on cached
+// fetches, the discovery and the fills after it; no other client header
+// does.
+func TestForwardHeaders(t *testing.T) {
+	h := newHarness(t)
+	const path = "/fwdh/a.bin"
+	h.origin.Add(path, 3*MiB)
+	for _, start := range []int64{0, 2 * MiB} {
+		rng := fmt.Sprintf("bytes=%d-%d", start, start+9)
+		resp, body := h.get(t, path, "Range: "+rng, "X-Device: tv", "X-Other: secret")
+		if resp.StatusCode != 206 {
+			t.Fatalf("%s: status %d", rng, resp.StatusCode)
+		}
+		wantBytes(t, rng, body, path, 1, start)
+	}
+	h.settle(t)
+	recs := h.origin.LastRequests()
+	if len(recs) != 2 {
+		t.Fatalf("the origin saw %d requests, want the discovery and one fill", len(recs))
+	}
+	for i, r := range recs {
+		if got := r.Header.Get("X-Device"); got != "tv" {
+			t.Errorf("origin request %d: X-Device %q, want the client's", i, got)
+		}
+		if got := r.Header.Get("X-Other"); got != "" {
+			t.Errorf("origin request %d: X-Other %q reached the origin", i, got)
+		}
 	}
 }
