@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sliceedge/sliceedge/config"
@@ -44,7 +43,7 @@ func statusPolicy(code int, h http.Header, now time.Time, rule *config.Rule) (po
 		return policy{}, false
 	}
 	cc, targeted := cacheDirectives(h, rule) // a targeted field (RFC 9213) first
-	if cc.noStore || cc.private || h.Get("Set-Cookie") != "" || varies(h) != "" {
+	if fields, star := varyFields(h); cc.noStore || cc.private || h.Get("Set-Cookie") != "" || star || len(fields) > 0 {
 		return policy{}, false
 	}
 	bare := *rule
@@ -66,26 +65,13 @@ func statusPolicy(code int, h http.Header, now time.Time, rule *config.Rule) (po
 	return policy{}, false
 }
 
-// varies names a header other than Accept-Encoding that h's Vary lists,
-// or returns "".
-func varies(h http.Header) string {
-	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" && !strings.EqualFold(f, "Accept-Encoding") {
-				return f
-			}
-		}
-	}
-	return ""
-}
-
 // storeStatus stores resp, an answer to q's discovery with a status other
 // than 200 or 206, when a shared cache may, and returns the version to
 // answer from. Otherwise it returns false, and resp is as it came (what of
 // its body was read is put back), for the caller to relay.
 func (s *Server) storeStatus(q *request, old *segstore.Meta, resp *http.Response, sent time.Time, epoch uint64) (lookupResult, bool) {
 	pol, ok := statusPolicy(resp.StatusCode, resp.Header, s.now(), q.rule)
-	limit := sliceSizeFor(q, old)
+	limit := min(sliceSizeFor(q, old), maxStatusBody)
 	if !ok || resp.ContentLength > limit {
 		return nil, false
 	}
@@ -142,6 +128,11 @@ func (s *Server) storeStatus(q *request, old *segstore.Meta, resp *http.Response
 	}
 	return version{meta: m, source: src, unstored: !stored}, true
 }
+
+// maxStatusBody bounds the body of a status answer that is stored: it is
+// read whole into memory before it is stored, one per key being
+// discovered. Error pages and redirects are far smaller.
+const maxStatusBody = 1 << 20
 
 var errStatusBody = errors.New("edge: the origin's answer body could not be read in time")
 

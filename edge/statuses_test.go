@@ -174,3 +174,29 @@ func TestStatusStoredExpires(t *testing.T) {
 	}
 	wantBytes(t, "the object that appeared", body, path, 1, 0)
 }
+
+// TestStatusBodyBounded: a status answer is stored only when its body is
+// at most 1 MiB (it is read whole before it is stored); a larger one is
+// relayed whole, the bytes already read and the rest, and not stored.
+func TestStatusBodyBounded(t *testing.T) {
+	h := newHarness(t)
+	const path = "/s/big-404"
+	page := strings.Repeat("not here. ", 200_000) // 2,000,000 bytes
+	var asked atomic.Int64
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		asked.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, page)
+		return true
+	})
+	for n := range 2 {
+		resp, body := h.doAsIs(t, "GET", path)
+		if resp.StatusCode != 404 || string(body) != page {
+			t.Fatalf("request %d: status %d, %d bytes; want the 404 page whole", n, resp.StatusCode, len(body))
+		}
+		if got := asked.Load(); got != int64(n+1) {
+			t.Errorf("request %d: the origin saw %d requests; want each relayed, none stored", n, got)
+		}
+	}
+}
