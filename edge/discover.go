@@ -308,7 +308,7 @@ func (s *Server) newVersion(q *request, resp *origin.Response, val origin.Valida
 		Header:       replayHeader(resp.Header),
 		StoredAt:     storedAt(resp.Header, sent, s.now()),
 		Lifetime:     pol.lifetime,
-		NoRange:      !resp.Ranged,
+		NoRange:      !resp.Ranged && resp.Size != 0, // an empty object's 200 says nothing about ranges
 		Consistency:  classOf(val),
 	}
 	if m.LastModified == "" {
