@@ -49,6 +49,13 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	}
 	s.metrics().originAnswer(req, resp)
 
+	if q.auth && resp.Status != http.StatusNotModified && !sharedForAuth(resp.Header, q.rule) {
+		// An answer to credentials that a shared cache may not keep
+		// (RFC 9111 §3.5): this client's alone. The stored version,
+		// if any, is left as it was.
+		out.answer = resp
+		return passed{why: "authorization"}, nil
+	}
 	val := origin.ValidatorOf(resp.Header, q.rule.LastModifiedValidator)
 	if resp.Status == http.StatusNotModified || (old != nil && sameVersion(old, val, resp.Size)) {
 		return s.refresh(q, want, old, resp, sent, epoch, out)
@@ -111,7 +118,7 @@ func (s *Server) recheck(q *request, forceVersion uint64) (old *segstore.Meta, d
 		return nil, nil
 	case forceVersion != 0 && old.Version != forceVersion:
 		return nil, version{meta: old, source: fromStore} // someone already moved on
-	case forceVersion == 0 && s.freshFor(old, clientDirectives(q.r.Header, q.rule.HonorClientCacheControl)):
+	case forceVersion == 0 && !q.auth && s.freshFor(old, clientDirectives(q.r.Header, q.rule.HonorClientCacheControl)):
 		return nil, version{meta: old, source: fromStore} // filled while we queued
 	case forceVersion != 0:
 		return nil, nil // that version is gone: discover afresh
@@ -232,6 +239,12 @@ func (s *Server) refresh(q *request, want wantBytes, old *segstore.Meta, resp *o
 			Str("etag", resp.Header.Get("ETag")).Str("last_modified", resp.Header.Get("Last-Modified")).
 			Msg("edge: the origin answered a revalidation 304 with another validator; refetching the object")
 		return s.fetchMeta(q, want, old.Version, out)
+	}
+	if q.auth && !sharedForAuth(mergeHeader(old.Header, resp.Header), q.rule) {
+		// The origin lets this client have the stored version; nothing
+		// of its answer to credentials is kept (RFC 9111 §3.5).
+		s.metrics().revalidation("not_modified")
+		return version{meta: old, source: revalidated, unstored: true}, nil
 	}
 	if cc, _ := cacheDirectives(mergeHeader(old.Header, resp.Header), q.rule); cc.noStore || cc.private {
 		// The object may no longer be kept: drop it, and pass.

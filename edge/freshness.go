@@ -14,6 +14,7 @@ import (
 // acts on (RFC 9111 §5.2.2, RFC 5861).
 type cacheControl struct {
 	noStore, private, noCache, mustRevalidate bool
+	public                                    bool
 	maxAge, sMaxAge                           time.Duration
 	hasMaxAge, hasSMaxAge                     bool
 	staleWhileRevalidate, staleIfError        time.Duration
@@ -39,6 +40,8 @@ func parseCacheControl(h http.Header) cacheControl {
 			cc.noStore = true
 		case "private":
 			cc.private = true
+		case "public":
+			cc.public = true
 		case "no-cache":
 			cc.noCache = true
 		case "must-revalidate", "proxy-revalidate":
@@ -198,6 +201,8 @@ func parseTargeted(lines []string) (cc cacheControl, ok bool) {
 			cc.noStore = set
 		case "private":
 			cc.private = set
+		case "public":
+			cc.public = set
 		case "no-cache":
 			cc.noCache = set
 		case "must-revalidate", "proxy-revalidate":

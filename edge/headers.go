@@ -16,8 +16,9 @@ package edge
 //   - A cached fetch (discovery, revalidation, fill) carries no other client
 //     header: what it brings back is served to every client of the key, so
 //     it must not depend on anything the key does not hold. The exceptions
-//     are the rule's forward_headers, the operator's choice, and, for a URL
-//     whose answers vary, the fields its Vary names (vary.go). A pass-through
+//     are the rule's forward_headers, the operator's choice; for a URL
+//     whose answers vary, the fields its Vary names (vary.go); and a
+//     request's own Authorization on the fetches made for it (lookupAuth). A pass-through
 //     carries the client's other end-to-end headers: its answer goes to
 //     that client alone.
 
@@ -61,6 +62,9 @@ func (s *Server) upstreamHeader(q *request, cached bool) http.Header {
 			}
 		}
 		forwardVary(q, out)
+		if q.auth {
+			out["Authorization"] = q.r.Header.Values("Authorization") // its own answer (lookupAuth)
+		}
 	}
 	s.setForwarding(q, out)
 	return out

@@ -64,6 +64,7 @@ func (s *Server) intake(q *request) {
 		return
 	}
 	q.key = keyFor(keyHost(q.host, r.Host, r.TLS != nil), q.target.escaped, r.URL.RawQuery, q.rule)
+	q.auth = r.Header.Get("Authorization") != "" // see lookupAuth
 	s.selectVariant(q)
 	if s.passes.active(q.key, s.now()) {
 		s.pass(q, "uncacheable")
@@ -73,13 +74,12 @@ func (s *Server) intake(q *request) {
 }
 
 // uncachedRequest says why r is passed through whatever its rule says, or
-// "": a method other than GET and HEAD, or credentials.
+// "": a method other than GET and HEAD, or a cookie. (A request with
+// Authorization is not passed: lookupAuth.)
 func uncachedRequest(r *http.Request) string {
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		return "method"
-	case r.Header.Get("Authorization") != "":
-		return "authorization"
 	case r.Header.Get("Cookie") != "":
 		return "cookie"
 	}

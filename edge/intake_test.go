@@ -270,11 +270,18 @@ func TestHeaderPolicy(t *testing.T) {
 		t.Fatalf("X-Cache %q", resp.Header.Get("X-Cache"))
 	}
 	check("cached fetch", last(), false)
-	// A pass-through (credentials).
-	h.get(t, "/obj/32KiB.bin", append(hostile, "Authorization: Bearer x")...)
+	// A pass-through (a cookie).
+	h.get(t, "/obj/32KiB.bin", append(hostile, "Cookie: session=1")...)
 	check("pass-through", last(), true)
+	if v := last().Get("Cookie"); v != "session=1" {
+		t.Errorf("pass-through: Cookie %q not forwarded", v)
+	}
+	// Credentials: a cached fetch that carries them, and nothing else of
+	// the client's (RFC 9111 §3.5, lookupAuth).
+	h.get(t, "/obj/16KiB.bin", append(hostile, "Authorization: Bearer x")...)
+	check("cached fetch with credentials", last(), false)
 	if v := last().Get("Authorization"); v != "Bearer x" {
-		t.Errorf("pass-through: Authorization %q not forwarded", v)
+		t.Errorf("cached fetch with credentials: Authorization %q not forwarded", v)
 	}
 	// The poisoning attempt stores the edge's own host, for everyone.
 	_, body = h.get(t, "/obj/manifest", "X-Forwarded-Host: evil.example")
@@ -404,7 +411,7 @@ func TestCacheStatusChain(t *testing.T) {
 	if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, "parent; hit; ttl=100, sliceedge; hit") {
 		t.Errorf("hit: Cache-Status %q", got)
 	}
-	resp, _ = h.get(t, path, "Authorization: x")
+	resp, _ = h.get(t, path, "Cookie: x")
 	if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, "parent; hit; ttl=100, sliceedge; fwd=bypass") {
 		t.Errorf("pass: Cache-Status %q", got)
 	}

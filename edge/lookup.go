@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
 	"github.com/sliceedge/sliceedge/segstore"
 )
@@ -110,6 +111,12 @@ func (src metaSource) fromOrigin() bool { return src == discovered || src == ref
 // nothing it fetches is stored (RFC 9111 §5.2.1). Under only-if-cached the
 // origin is never asked: what the store cannot answer is notStored.
 func (s *Server) lookup(q *request, rd requestDirectives, want wantBytes, forceVersion uint64) (lookupResult, error) {
+	if q.auth {
+		if rd.onlyIfCached {
+			return notStored{}, nil
+		}
+		return s.lookupAuth(q, want, forceVersion)
+	}
 	var stale *segstore.Meta
 	var pol policy
 	forced := false // stored and fresh, but not fresh enough for rd
@@ -203,6 +210,41 @@ func (s *Server) staleAnswer(q *request, rd requestDirectives, m *segstore.Meta,
 		return version{meta: m, source: servedStale, detail: "max-stale"}, true
 	}
 	return version{}, false
+}
+
+// lookupAuth is lookup for a request with credentials (RFC 9111 §3.5):
+// it is answered only with what the origin gives it, asked with its
+// credentials, never collapsed with another request (whose answer may not
+// be this client's) and never from the store unasked. A stored version
+// makes the request conditional: a 304 says the client may have it. An
+// answer the origin allows a shared cache to keep (public, s-maxage,
+// must-revalidate) is stored as any other; otherwise it goes to this
+// client alone, and the stored version is left as it was (fetchMeta).
+func (s *Server) lookupAuth(q *request, want wantBytes, forceVersion uint64) (lookupResult, error) {
+	var out handoff
+	res, err := s.fetchMeta(q, want, forceVersion, &out)
+	switch p, isPass := res.(passed); {
+	case err != nil:
+		out.close()
+		return nil, err
+	case isPass && out.held():
+		p.handoff = out
+		return p, nil
+	}
+	out.close()
+	if v, ok := res.(version); ok && (v.source == revalidated || v.source == refreshed) {
+		v.forced = true // asked because of the credentials, stale or not (Cache-Status fwd=request)
+		return v, nil
+	}
+	return res, nil
+}
+
+// sharedForAuth reports whether an answer to a request with credentials
+// may be stored by a shared cache (RFC 9111 §3.5): its directives say
+// public, s-maxage or must-revalidate.
+func sharedForAuth(h http.Header, rule *config.Rule) bool {
+	cc, _ := cacheDirectives(h, rule)
+	return cc.public || cc.hasSMaxAge || cc.mustRevalidate
 }
 
 // revalidateInBackground revalidates q's object in a goroutine of its own,

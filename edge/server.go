@@ -107,6 +107,7 @@ type request struct {
 	// which the cached fetches for q forward.
 	base    string
 	vary    []string
+	auth    bool         // the request carries Authorization (lookupAuth)
 	holding []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
 }
 

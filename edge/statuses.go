@@ -72,7 +72,7 @@ func statusPolicy(code int, h http.Header, now time.Time, rule *config.Rule) (po
 func (s *Server) storeStatus(q *request, old *segstore.Meta, resp *http.Response, sent time.Time, epoch uint64) (lookupResult, bool) {
 	pol, ok := statusPolicy(resp.StatusCode, resp.Header, s.now(), q.rule)
 	limit := min(sliceSizeFor(q, old), maxStatusBody)
-	if !ok || resp.ContentLength > limit {
+	if !ok || resp.ContentLength > limit || q.auth && !sharedForAuth(resp.Header, q.rule) {
 		return nil, false
 	}
 	// The body is read now, within the origin's read timeout: it is the
