@@ -62,6 +62,7 @@ func (c *rangeCopy) slice(i, a, b int64) error {
 	s, m := c.s, c.m
 	var f *origin.Fill
 	storeFailed := false // the store could not read this slice: fetch it instead
+	restarts := 0        // claims again after a stopped open-range answer
 	for tries := 0; ; {
 		if f == nil {
 			f = s.fills.Lookup(m.Key, m.Version, i)
@@ -103,6 +104,13 @@ func (c *rangeCopy) slice(i, a, b int64) error {
 			c.q.sliceMisses++
 			s.metrics().sliceMisses.Inc()
 			return nil
+		}
+		if errors.Is(err, origin.ErrFeedStopped) && restarts < maxFillRetries*4 {
+			// Not a failure: the open-range answer it was reserved on
+			// stopped short of it (origin.OpenFeed). Claimed again.
+			restarts++
+			f = nil
+			continue
 		}
 		if errors.Is(err, origin.ErrVersionChanged) || errors.Is(err, origin.ErrBadAnswer) || errors.Is(err, errClientGone) || tries >= maxFillRetries {
 			return err

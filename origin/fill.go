@@ -441,6 +441,11 @@ func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(
 	return nil
 }
 
+// ErrFeedStopped fails the slices reserved on the feed of an open range
+// that stopped before reaching them (OpenFeed): not an origin failure;
+// their readers claim them again.
+var ErrFeedStopped = errors.New("origin: the open-range answer stopped before this slice; claim it again")
+
 // WholeFeed is one whole-body answer of an origin that ignores Range,
 // cut into slices as it passes. Its slices are claimed lazily, so that
 // its memory follows the slices in flight, never the size the origin
@@ -490,9 +495,10 @@ func (wf *WholeFeed) Detach() {
 // it. Ranged Claims of the version reserve the slices it will reach
 // within window slices instead of fetching them again. It stops, and its
 // body is to be cut, at the first slice from first+stopAfter on that no
-// request waits for while no request reads from it (Attach), so that a
+// request waits for, when no request reads from it (Attach), so that a
 // client that went away costs the origin about what a ranged fetch would
-// have. Feed it with FeedWhole from
+// have, or when another fetch has that slice or it is stored, so that no
+// byte is fetched twice. Feed it with FeedWhole from
 // first, or End it.
 func (fs *Fills) OpenFeed(key string, version uint64, first, window, stopAfter int64) *WholeFeed {
 	fs.mu.Lock()
@@ -601,9 +607,18 @@ func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) (f *Fill, 
 		// Requests reserve slices at or past next on the strength of it.
 		invariants.Check(i >= wf.next, "origin: whole body of %q moved back from slice %d to %d", wf.key, wf.next, i)
 	}
-	if wf.stopAt > 0 && i >= wf.stopAt && len(wf.reserved) == 0 && wf.readers == 0 {
-		wf.endLocked()
-		return nil, true
+	if wf.stopAt > 0 && i >= wf.stopAt {
+		// Past its first run, the feed of an open range stops when no
+		// request reads from it or waits for a slice ahead, and also
+		// when another fetch has this slice or the store holds it:
+		// going on would fetch bytes a second time. The slices still
+		// reserved on it then fail with ErrFeedStopped (FeedWhole), and
+		// their readers claim them again as ranged fetches.
+		_, elsewhere := fs.m[fillKey{wf.key, wf.version, i}]
+		if _, waited := wf.reserved[i]; !waited && (elsewhere || have != nil && have(i)) ||
+			len(wf.reserved) == 0 && wf.readers == 0 {
+			return nil, true
+		}
 	}
 	wf.next = i + 1
 	if f, ok := wf.reserved[i]; ok {
@@ -662,6 +677,7 @@ func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, first, count int64, sl
 		n := sliceLen(i)
 		f, stop := wf.reach(i, n, have)
 		if stop {
+			wf.end(ErrFeedStopped)
 			return nil // the caller closes the body, cutting it
 		}
 		if f == nil {

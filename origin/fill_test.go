@@ -474,4 +474,32 @@ func TestOpenFeed(t *testing.T) {
 		t.Errorf("attached: stored %v, want %s", got, want)
 	}
 	wf2.Detach()
+
+	// Attached, but past its first run it meets a slice the store holds
+	// (or another fetch has): it stops rather than fetch those bytes a
+	// second time, and a slice reserved further on fails with
+	// ErrFeedStopped, for its reader to claim again.
+	wf3 := fs.OpenFeed("k", 3, 0, 10, 1)
+	wf3.Attach()
+	defer wf3.Detach()
+	reserved := fs.Claim("k", 3, slicer.Run{First: 2, Last: 2}, lenOf(4), nil)
+	beyond := fs.Claim("k", 3, slicer.Run{First: 6, Last: 6}, lenOf(4), nil)
+	if reserved[0].Owned || beyond[0].Owned {
+		t.Fatalf("slices 2 and 6: %+v %+v; want both reserved on the feed", reserved[0], beyond[0])
+	}
+	got = nil
+	body3 := bytes.NewReader([]byte("0000111122223333444455556666"))
+	stored4 := func(i int64) bool { return i == 4 }
+	if err := fs.FeedWhole(body3, wf3, 0, count, lenOf(4), stored4, nil, store); err != nil {
+		t.Fatalf("FeedWhole, meeting a stored slice = %v", err)
+	}
+	if want := "[0:0000 1:1111 2:2222 3:3333]"; fmt.Sprint(got) != want {
+		t.Errorf("meeting a stored slice: stored %v, want %s", got, want)
+	}
+	if body3.Len() != 12 {
+		t.Errorf("%d bytes left unread, want the 12 from the stored slice on", body3.Len())
+	}
+	if _, err := beyond[0].Fill.ReadAt(context.Background(), make([]byte, 4), 0); !errors.Is(err, origin.ErrFeedStopped) {
+		t.Errorf("slice 6, reserved past where the feed stopped: %v, want ErrFeedStopped", err)
+	}
 }
