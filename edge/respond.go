@@ -205,6 +205,9 @@ func (s *Server) overAllowance(q *request, m *segstore.Meta, ranges []slicer.Ran
 // nor on its way from the origin, or -1.
 func (s *Server) unfillable(m *segstore.Meta, parts []slicer.Range) int64 {
 	for _, run := range slicer.Cover(parts, m.SliceSize) {
+		if s.Store.CountStored(m, run.First, run.Last) == run.Len() {
+			continue // the hit: one walk of the index per run, not a lookup per slice
+		}
 		for i := run.First; i <= run.Last; i++ {
 			if !s.Store.Has(m, i) && s.fills.Lookup(m.Key, m.Version, i) == nil {
 				return i
