@@ -63,7 +63,7 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	if old != nil {
 		s.metrics().revalidation("changed")
 	}
-	if why, forClient := s.varyRefusal(q, resp.Header, epoch); why != "" {
+	if why, forClient := s.varyRefusal(q, resp.Header, req.Header, epoch); why != "" {
 		// Keyed on other request fields than this fetch was: not stored.
 		// The answer is this request's only if the fetch carried what
 		// the client has of those fields; else the client's own request

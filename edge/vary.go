@@ -9,8 +9,12 @@ package edge
 // client's: the origin sees what the variant is keyed on. The first
 // answer that reveals a Vary is not stored (the fetch did not carry the
 // fields); it is the client's answer only when the fetch carried what the
-// client has of them, and otherwise the client's own request goes to the
-// origin. Vary: * is never stored. Accept-Encoding is not a variant: the
+// client has of them (none, the edge's own User-Agent, or the rule's
+// forward_headers), and otherwise the client's own request goes to the
+// origin. Carrying every client field on a discovery would save that
+// request but let any field the origin reads without naming it in Vary
+// poison what every client gets (headers.go); a rule that knows what its
+// origin varies on lists those fields in forward_headers instead. Vary: * is never stored. Accept-Encoding is not a variant: the
 // edge fetches and serves identity bytes.
 
 import (
@@ -107,13 +111,13 @@ func forwardVary(q *request, out http.Header) {
 	origin.RemoveHopByHop(out) // an origin that varies on Connection gets none
 }
 
-// sentAsClient reports whether a cached fetch for q carried the client's
-// values of every field in fields: forwarded, or the same as the edge's
-// own (none, or its User-Agent).
-func sentAsClient(q *request, fields []string) bool {
-	own := http.Header{"User-Agent": {"sliceedge"}}
+// sentAsClient reports whether sent, the header of the fetch made for q,
+// carried the client's value of every field in fields (RFC 9111 §4.1
+// normalisation): then its answer is the one the client's own request
+// would get.
+func sentAsClient(q *request, fields []string, sent http.Header) bool {
 	for _, f := range fields {
-		if !slices.Contains(q.vary, f) && varyValue(q.r.Header, f) != varyValue(own, f) {
+		if varyValue(q.r.Header, f) != varyValue(sent, f) {
 			return false
 		}
 	}
@@ -123,8 +127,9 @@ func sentAsClient(q *request, fields []string) bool {
 // varyRefusal handles a discovery answer whose Vary does not match what
 // q's key is: it records the fields for later requests (a marker at the
 // URL's key) and says why the answer is not stored, and whether it may
-// still answer q. It returns "" when the answer matches.
-func (s *Server) varyRefusal(q *request, h http.Header, epoch uint64) (why string, forClient bool) {
+// still answer q, given sent, the header the fetch carried. It returns ""
+// when the answer matches.
+func (s *Server) varyRefusal(q *request, h, sent http.Header, epoch uint64) (why string, forClient bool) {
 	fields, star := varyFields(h)
 	if star {
 		return "Vary: *", false
@@ -147,7 +152,7 @@ func (s *Server) varyRefusal(q *request, h http.Header, epoch uint64) (why strin
 	}
 	s.storeMeta(marker, epoch, "put vary marker")
 	s.variants.forget(base)
-	return "Vary: " + strings.Join(fields, ", ") + ", first answer", sentAsClient(q, fields)
+	return "Vary: " + strings.Join(fields, ", ") + ", first answer", sentAsClient(q, fields, sent)
 }
 
 // variantSet bounds the variants stored per URL (a rule's max_variants)

@@ -200,3 +200,33 @@ func TestForwardHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestVaryForwardedField: when the discovery already carried the client's
+// value of the field the answer varies on (here through the rule's
+// forward_headers), the first answer is the client's own: one origin
+// request, not two (RFC 9111 §4.1: the answer's Vary fields match the
+// request that made it). The next request of that variant stores it.
+func TestVaryForwardedField(t *testing.T) {
+	h := newHarness(t)
+	const path = "/fwdh/varies.bin" // forward_headers: [X-Device]
+	h.origin.Add(path, 2*MiB)
+	asked := varyingOrigin(h, "X-Device")
+	for i, want := range []struct {
+		cache  string
+		origin int64
+	}{{"PASS", 1}, {"MISS", 2}, {"HIT", 2}} {
+		resp, body := h.get(t, path, "X-Device: tv")
+		what := fmt.Sprintf("request %d", i)
+		if resp.StatusCode != 200 || int64(len(body)) != 2*MiB {
+			t.Fatalf("%s: status %d, %d bytes", what, resp.StatusCode, len(body))
+		}
+		wantBytes(t, what, body, path, 1, 0)
+		if got := resp.Header.Get("X-Cache"); got != want.cache {
+			t.Errorf("%s: X-Cache %q, want %s (Cache-Status %q)", what, got, want.cache, resp.Header.Get("Cache-Status"))
+		}
+		h.settle(t)
+		if got := asked.Load(); got != want.origin {
+			t.Fatalf("%s: the origin saw %d requests, want %d", what, got, want.origin)
+		}
+	}
+}
