@@ -9,9 +9,9 @@ LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # Packages whose tests also run under the race detector (collapsing,
 # streaming, fills and purges racing each other).
-RACE_PKGS   := ./origin/... ./edge/... ./segstore/...
+RACE_PKGS   := ./origin/... ./edge/... ./segstore/... ./cluster/...
 
-.PHONY: all build run test lint unit race invariants fuzz soak dist clean real-origins conformance
+.PHONY: all build run pop test lint unit race invariants fuzz soak dist clean real-origins conformance
 
 all: build
 
@@ -22,6 +22,11 @@ build:
 # (embedded defaults, store in ./sliceedge-data) and prints curl commands.
 run: build
 	./scripts/run-demo.sh $(BIN)
+
+# Starts the demo origin and a POP of three nodes on this machine (configs,
+# stores and logs in ./pop-demo) and prints commands that show it at work.
+pop: build
+	./scripts/pop-demo.sh $(BIN)
 
 test: lint unit race invariants
 

@@ -89,11 +89,32 @@ type Config struct {
 	// MaxConnections bounds the client connections open at once on the
 	// edge listener; 0 means no limit.
 	MaxConnections int
+	// Cluster makes the node one of a POP (cluster package); nil when the
+	// config has no cluster section: the node stands alone.
+	Cluster *Cluster
 	// Warnings are problems that do not stop the configuration from
 	// loading but that an operator should see (config check prints them,
 	// serve logs them).
 	Warnings []*Error
 }
+
+// Cluster is a node's place in a POP: the nodes find each other by gossip
+// (hashicorp/memberlist, encrypted with a key derived from Secret), and
+// fetch the slices another node owns from it over the peer listener.
+type Cluster struct {
+	Node   string   // this node's unique name in the POP; the config's name, else the host name, when not set
+	Gossip string   // ip:port memberlist binds (TCP and UDP) and other nodes reach
+	Peer   string   // host:port of the peer listener, as other nodes reach it; clients never should
+	Join   []string // gossip addresses of nodes to join at start; none starts a POP of one
+	Secret string   // shared by every node: encrypts gossip and authenticates peer requests
+	// GroupSlices is the slices in one ownership group: one node owns a
+	// group, so one origin run (max_run) stays with one node.
+	GroupSlices int64
+}
+
+// DefaultGroupSlices is cluster.group_slices when not set: a group is one
+// run of DefaultMaxRun slices.
+const DefaultGroupSlices = DefaultMaxRun
 
 // Admin is the token-protected admin API (purge, stats).
 type Admin struct {

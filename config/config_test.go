@@ -190,11 +190,19 @@ func TestBadFiles(t *testing.T) {
 		want []string
 	}{
 		{"bad-unknown-field.yaml", []string{
-			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: name, listen, admin, store, origins, rules, trusted_proxies, max_connections)`,
+			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: name, listen, admin, store, origins, rules, trusted_proxies, max_connections, cluster)`,
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache, scrub_rate)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host, max_header_bytes)`,
 			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance, negative_ttl, max_variants, targeted_cache_control, forward_targeted_cache_control, client_cache_control, forward_headers)`,
+		}},
+		{"bad-cluster.yaml", []string{
+			`bad-cluster.yaml:3: cluster.secret: required when cluster is present (want a secret shared by every node of the POP, e.g. the output of: openssl rand -hex 16)`,
+			`bad-cluster.yaml:4: cluster.node: "1bad" is not a node name (want letters, digits and . - _ : /, starting with a letter, unique in the POP, e.g. edge-1)`,
+			`bad-cluster.yaml:5: cluster.gossip: 0.0.0.0:7946 names no host other nodes can reach (want this node's own address, e.g. 10.0.0.5:7946)`,
+			`bad-cluster.yaml:6: cluster.peer: 127.0.0.1:8080 takes the same socket as listen 127.0.0.1:8080 (want a port of its own)`,
+			`bad-cluster.yaml:7: cluster.join: want a list of gossip addresses, got "127.0.0.1:7947" (e.g. [10.0.0.5:7946, 10.0.0.6:7946])`,
+			`bad-cluster.yaml:8: cluster.group_slices: 0 is too small (want a whole number of at least 1; default 16)`,
 		}},
 		{"bad-empty.yaml", []string{
 			`bad-empty.yaml: listen: required (want host:port, e.g. 127.0.0.1:8080)`,
@@ -729,5 +737,27 @@ rules:
 		if _, err := Parse("fh.yaml", fmt.Appendf(nil, base, bad)); err == nil || !strings.Contains(err.Error(), "forward_headers") {
 			t.Errorf("forward_headers: %s: error %v, want one naming forward_headers", bad, err)
 		}
+	}
+}
+
+// TestClusterSection: a cluster section parses into Cluster, the node name
+// defaulting to the config's name and group_slices to DefaultGroupSlices;
+// without the section Cluster is nil, and the node stands alone.
+func TestClusterSection(t *testing.T) {
+	const base = "name: edge-a\nlisten: 127.0.0.1:8080\nstore: {dir: d, max_bytes: 1GiB}\norigins: {default: {url: http://127.0.0.1:9000}}\nrules: [{match: /, origin: default}]\n"
+	c, err := Parse("alone.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster != nil {
+		t.Errorf("no cluster section: Cluster = %+v, want nil", c.Cluster)
+	}
+	c, err = Parse("pop.yaml", []byte(base+"cluster: {gossip: 10.0.0.5:7946, peer: 10.0.0.5:8090, join: [10.0.0.6:7946], secret: 0123456789abcdef0123}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Cluster{Node: "edge-a", Gossip: "10.0.0.5:7946", Peer: "10.0.0.5:8090", Join: []string{"10.0.0.6:7946"}, Secret: "0123456789abcdef0123", GroupSlices: DefaultGroupSlices}
+	if c.Cluster == nil || !reflect.DeepEqual(*c.Cluster, want) {
+		t.Errorf("Cluster = %+v, want %+v", c.Cluster, want)
 	}
 }

@@ -298,7 +298,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{Origins: map[string]*Origin{}}
 	var top entries
 	if root != nil && !isNull(root) {
-		top, _ = d.mapping(root, root.Line, "", "name", "listen", "admin", "store", "origins", "rules", "trusted_proxies", "max_connections")
+		top, _ = d.mapping(root, root.Line, "", "name", "listen", "admin", "store", "origins", "rules", "trusted_proxies", "max_connections", "cluster")
 	}
 	if e, ok := top.get("name"); ok {
 		if s, ok := d.scalar(e, "name", "a name"); ok {
@@ -324,6 +324,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	if e, ok := top.get("admin"); ok {
 		c.Admin = d.admin(e, c.Listen)
+	}
+	if e, ok := top.get("cluster"); ok {
+		c.Cluster = d.cluster(e, c)
 	}
 	if e, ok := top.get("store"); ok {
 		c.Store = d.store(e)
@@ -390,6 +393,88 @@ func (d *decoder) admin(e entry, listen string) Admin {
 		d.errorf(e.line(), "admin.token", "required when admin.listen is set (want a secret string)")
 	}
 	return a
+}
+
+func (d *decoder) cluster(e entry, c *Config) *Cluster {
+	cl := &Cluster{Node: c.Name, GroupSlices: DefaultGroupSlices}
+	fs, ok := d.mapping(e.val, e.line(), "cluster", "node", "gossip", "peer", "join", "secret", "group_slices")
+	if !ok {
+		return cl
+	}
+	if ne, ok := fs.get("node"); ok {
+		if s, ok := d.scalar(ne, "cluster.node", "a name"); ok {
+			if !validCacheName(s) {
+				d.errorf(ne.val.Line, "cluster.node", "%q is not a node name (want letters, digits and . - _ : /, starting with a letter, unique in the POP, e.g. edge-1)", s)
+			} else {
+				cl.Node = s
+			}
+		}
+	}
+	taken := []struct{ addr, field string }{{c.Listen, "listen"}, {c.Admin.Listen, "admin.listen"}}
+	reachable := func(field string, ipOnly bool) string {
+		fe, ok := fs.get(field)
+		if !ok {
+			d.errorf(e.line(), "cluster."+field, "required when cluster is present (want the host:port other nodes reach this one at, e.g. 10.0.0.5:%s)", map[string]string{"gossip": "7946", "peer": "8090"}[field])
+			return ""
+		}
+		a := d.address(fe, "cluster."+field)
+		if a == "" {
+			return ""
+		}
+		host, _, _ := net.SplitHostPort(a)
+		ip, err := netip.ParseAddr(host)
+		switch {
+		case host == "" || err == nil && ip.IsUnspecified():
+			d.errorf(fe.val.Line, "cluster."+field, "%s names no host other nodes can reach (want this node's own address, e.g. 10.0.0.5:7946)", a)
+			return ""
+		case ipOnly && err != nil:
+			d.errorf(fe.val.Line, "cluster."+field, "%s: want an IP address, not a name (gossip advertises it as it is)", a)
+			return ""
+		}
+		for _, t := range taken {
+			if t.addr != "" && listenConflict(a, t.addr) {
+				d.errorf(fe.val.Line, "cluster."+field, "%s takes the same socket as %s %s (want a port of its own)", a, t.field, t.addr)
+				return ""
+			}
+		}
+		taken = append(taken, struct{ addr, field string }{a, "cluster." + field})
+		return a
+	}
+	cl.Gossip = reachable("gossip", true)
+	cl.Peer = reachable("peer", false)
+	if je, ok := fs.get("join"); ok {
+		if je.val.Kind != yaml.SequenceNode {
+			d.errorf(je.val.Line, "cluster.join", "want a list of gossip addresses, got %s (e.g. [10.0.0.5:7946, 10.0.0.6:7946])", describe(je.val))
+		} else {
+			for i, n := range je.val.Content {
+				if a := d.address(entry{key: je.key, val: n}, fmt.Sprintf("cluster.join[%d]", i)); a != "" {
+					cl.Join = append(cl.Join, a)
+				}
+			}
+		}
+	}
+	if se, ok := fs.get("secret"); ok {
+		if s, ok := d.scalar(se, "cluster.secret", "a string"); ok {
+			switch {
+			case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+				d.errorf(se.val.Line, "cluster.secret", "contains spaces or control characters (want a secret of printable characters)")
+			case placeholderToken(s):
+				d.errorf(se.val.Line, "cluster.secret", "%q is a placeholder anyone can guess (want a secret of your own, the same on every node, e.g. the output of: openssl rand -hex 16)", s)
+			case len(s) < MinTokenLength:
+				d.errorf(se.val.Line, "cluster.secret", "%d characters is too short to be a secret (want at least %d, the same on every node, e.g. the output of: openssl rand -hex 16)", len(s), MinTokenLength)
+			default:
+				cl.Secret = s
+			}
+		}
+	} else {
+		d.errorf(e.line(), "cluster.secret", "required when cluster is present (want a secret shared by every node of the POP, e.g. the output of: openssl rand -hex 16)")
+	}
+	if ge, ok := fs.get("group_slices"); ok {
+		if n, ok := d.count(ge, "cluster.group_slices", DefaultGroupSlices); ok {
+			cl.GroupSlices = min(n, 1<<20)
+		}
+	}
+	return cl
 }
 
 func (d *decoder) store(e entry) Store {

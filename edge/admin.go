@@ -44,6 +44,14 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /stats", s.adminStats)
 	mux.HandleFunc("GET /inspect", s.adminInspect)
 	mux.HandleFunc("POST /purge", s.adminPurge)
+	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := s.Peers.(interface{ Status() any })
+		if !ok {
+			adminError(w, http.StatusNotFound, "this node is not in a POP (its config has no cluster section)")
+			return
+		}
+		adminJSON(w, http.StatusOK, st.Status())
+	})
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // heap, goroutine, allocs, block, mutex
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -155,44 +163,17 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	soft := q.Get("soft") == "1" || q.Get("soft") == "true"
-	var (
-		n   int
-		err error
-	)
-	switch {
-	case q.Get("url") != "":
-		var key string
-		if key, err = s.keyOfURL(q.Get("url")); err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		s.purged.add(key, false)
-		s.purged.add(key+variantSep, true) // and every Vary variant of it
-		n, err = s.purgeKeys(st, key, true, soft)
-		if err == nil {
-			var v int
-			v, err = s.purgeKeys(st, key+variantSep, false, soft)
-			n += v
-		}
-		s.variants.forget(key)
-		s.passes.forget(key)
-	case q.Get("prefix") != "":
-		var prefix string
-		if prefix, err = keyPrefixOf(q.Get("prefix")); err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		s.purged.add(prefix, true)
-		n, err = s.purgeKeys(st, prefix, false, soft)
-		s.passes.clear()
-	case q.Get("all") == "1" || q.Get("all") == "true":
-		s.purged.add("", true)
-		n, err = s.purgeKeys(st, "", false, soft)
-		s.passes.clear()
-	default:
-		adminError(w, http.StatusBadRequest, "say what to purge: ?url=URL, ?prefix=URL-PREFIX or ?all=1 (add &soft=1 to mark stale instead)")
+	o := PurgeOrder{URL: q.Get("url"), Prefix: q.Get("prefix"),
+		All: q.Get("all") == "1" || q.Get("all") == "true", Soft: q.Get("soft") == "1" || q.Get("soft") == "true"}
+	soft := o.Soft
+	n, err := s.purgeOrder(st, o)
+	var bad *badPurge
+	if errors.As(err, &bad) {
+		adminError(w, http.StatusBadRequest, bad.msg)
 		return
+	}
+	if s.Peers != nil && (err == nil || errors.Is(err, segstore.ErrPurgePending)) {
+		s.Peers.Broadcast(o) // every node of the POP, and those down now when they rejoin
 	}
 	if errors.Is(err, segstore.ErrPurgePending) {
 		s.Log.Warn().Err(err).Str("url", q.Get("url")).Str("prefix", q.Get("prefix")).Bool("all", q.Get("all") != "").
@@ -208,6 +189,65 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 	s.Log.Info().Str("url", q.Get("url")).Str("prefix", q.Get("prefix")).Bool("all", q.Get("all") != "").
 		Bool("soft", soft).Int("objects", n).Msg("admin: purged")
 	adminJSON(w, http.StatusOK, PurgeResult{Purged: n, Soft: soft})
+}
+
+// badPurge is a purge order that names nothing to purge, or a URL or
+// prefix the rules cannot map.
+type badPurge struct{ msg string }
+
+func (e *badPurge) Error() string { return e.msg }
+
+// Purge applies o to this node's store alone: a purge made on another
+// node of the POP (package cluster calls it).
+func (s *Server) Purge(o PurgeOrder) (int, error) {
+	st, ok := s.Store.(adminStore)
+	if !ok {
+		return 0, fmt.Errorf("edge: purge: the store cannot purge")
+	}
+	n, err := s.purgeOrder(st, o)
+	if err != nil {
+		s.Log.Warn().Err(err).Str("url", o.URL).Str("prefix", o.Prefix).Bool("all", o.All).Msg("edge: a purge from another node of the POP failed here")
+	} else {
+		s.Log.Info().Str("url", o.URL).Str("prefix", o.Prefix).Bool("all", o.All).Bool("soft", o.Soft).Int("objects", n).Msg("edge: purged, as another node of the POP asked")
+	}
+	return n, err
+}
+
+// purgeOrder purges what o names from st.
+func (s *Server) purgeOrder(st adminStore, o PurgeOrder) (n int, err error) {
+	soft := o.Soft
+	switch {
+	case o.URL != "":
+		var key string
+		if key, err = s.keyOfURL(o.URL); err != nil {
+			return 0, &badPurge{err.Error()}
+		}
+		s.purged.add(key, false)
+		s.purged.add(key+variantSep, true) // and every Vary variant of it
+		n, err = s.purgeKeys(st, key, true, soft)
+		if err == nil {
+			var v int
+			v, err = s.purgeKeys(st, key+variantSep, false, soft)
+			n += v
+		}
+		s.variants.forget(key)
+		s.passes.forget(key)
+	case o.Prefix != "":
+		var prefix string
+		if prefix, err = keyPrefixOf(o.Prefix); err != nil {
+			return 0, &badPurge{err.Error()}
+		}
+		s.purged.add(prefix, true)
+		n, err = s.purgeKeys(st, prefix, false, soft)
+		s.passes.clear()
+	case o.All:
+		s.purged.add("", true)
+		n, err = s.purgeKeys(st, "", false, soft)
+		s.passes.clear()
+	default:
+		return 0, &badPurge{"say what to purge: ?url=URL, ?prefix=URL-PREFIX or ?all=1 (add &soft=1 to mark stale instead)"}
+	}
+	return n, err
 }
 
 // purgeKeys purges one key (exact) or every key with a prefix.

@@ -37,7 +37,11 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	// store), unless the rule drops abandoned fills.
 	ctx, watch := s.fetchContext(q)
 	sent := s.now()
-	resp, err := s.client(q.rule.Origin).Fetch(ctx, req)
+	first := int64(-1) // a suffix: its slices are not known yet
+	if req.Range != nil {
+		first = req.Range.Start / sliceSizeFor(q, old)
+	}
+	resp, err := s.route(q, first).fetch(ctx, req)
 	if err != nil {
 		var se *origin.StatusError
 		if errors.As(err, &se) {
@@ -154,12 +158,16 @@ func (s *Server) metaRequest(q *request, want wantBytes, old *segstore.Meta) (re
 		// every slice they touch (its first, partial slice is skipped).
 		req.Suffix = min(want.Suffix, (runLimit(q.rule.MaxRun)-1)*sliceSize) + sliceSize
 	} else {
-		rng := want.run(sliceSize, q.rule.MaxRun).Bytes(sliceSize, -1)
-		if want.End < 0 {
+		run := want.run(sliceSize, q.rule.MaxRun)
+		run.Last = min(run.Last, s.groupEnd(run.First))
+		rng := run.Bytes(sliceSize, -1)
+		if want.End < 0 && !s.inPOP() {
 			// A full GET, or a range to the end: asked to the end too, so
 			// that the answer serves the request whatever it turns out to
 			// be. A cacheable one is cut into slices as it passes, for
-			// as long as requests wait for them (startFill).
+			// as long as requests wait for them (startFill). In a POP
+			// each group's slices come through the group's owner, so a
+			// discovery asks for one group's run (peers.go).
 			rng.End = math.MaxInt64
 		}
 		req.Range = &rng

@@ -27,7 +27,7 @@ import (
 // store has it). bypass: the store says it has slice i but cannot read it.
 func (c *rangeCopy) claim(i int64, bypass bool) *origin.Fill {
 	s, m := c.s, c.m
-	run := slicer.Run{First: i, Last: min(i+runLimit(c.q.rule.MaxRun)-1, c.last)}
+	run := slicer.Run{First: i, Last: min(i+runLimit(c.q.rule.MaxRun)-1, c.last, s.groupEnd(i))}
 	have := func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) }
 	var claims []origin.Claim
 	if m.Class() == segstore.Unproven {
@@ -141,7 +141,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 		rng := slicer.Run{First: first, Last: first + int64(len(fills)) - 1}.Bytes(m.SliceSize, m.Size)
 		req.Range = &rng
 	}
-	client := s.client(q.rule.Origin)
+	up := s.route(q, first)
 	ctx, watch := s.fetchContext(q)
 	s.register(watch, fills)
 	wf := wholeOf(fills)
@@ -155,7 +155,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 		if wf != nil && watch != nil {
 			defer s.watches.Delete(wf)
 		}
-		resp, err := client.Fetch(ctx, req)
+		resp, err := up.fetch(ctx, req)
 		if err == nil {
 			s.metrics().originAnswer(req, resp)
 		}
@@ -214,7 +214,7 @@ func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, 
 // which takes the whole body.
 func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Response, first int64, fills []*origin.Fill) {
 	defer resp.Body.Close()
-	body := &countingReader{r: resp.Body, c: s.metrics().originBytes}
+	body := &countingReader{r: resp.Body, c: s.metrics().fillBytes(resp)}
 	var err error
 	if wf := wholeOf(fills); wf != nil {
 		err = s.feedWhole(m, resp, body, wf, fills)
@@ -228,7 +228,7 @@ func (s *Server) feed(ctx context.Context, m *segstore.Meta, resp *origin.Respon
 // body ends or the feed stops; then the body is closed, cut.
 func (s *Server) feedOpen(ctx context.Context, m *segstore.Meta, resp *origin.Response, wf *origin.WholeFeed) {
 	defer resp.Body.Close()
-	body := &countingReader{r: resp.Body, c: s.metrics().originBytes}
+	body := &countingReader{r: resp.Body, c: s.metrics().fillBytes(resp)}
 	s.fed(ctx, m, s.feedWhole(m, resp, body, wf, nil), nil)
 }
 

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -33,7 +34,8 @@ type metrics struct {
 	// fetch of an unknown object), revalidate, fill (a run of slices of a
 	// known version), pass (a request passed through uncached).
 	originRequests map[string]*vm.Counter
-	// originBytes: body bytes read from origins by slice fills.
+	// originBytes: body bytes read from origins by slice fills (not
+	// those read from peers of a POP: sliceedge_peer_bytes_total).
 	originBytes *vm.Counter
 	// originErrors: origin fetches that failed, by kind: timeout, connect,
 	// status_5xx, validator_mismatch, bad_content_range (a Content-Range or
@@ -82,6 +84,12 @@ type metrics struct {
 	// storeErrors: store reads and writes the edge saw fail (it served from
 	// the origin instead).
 	storeErrors *vm.Counter
+	// peerRefused: requests on the peer listener without the POP's
+	// token. Peer fetches, by peer (peers.go), are created on first use:
+	// sliceedge_peer_requests_total{peer,result} (ok, status (the peer
+	// relayed a status), version_changed, failed (the fetch then went to
+	// the origin)) and sliceedge_peer_bytes_total{peer}, body bytes read.
+	peerRefused *vm.Counter
 	// ttfb and duration: seconds from request to first body byte, and to
 	// the end of the answer.
 	ttfb, duration *vm.PrometheusHistogram
@@ -103,6 +111,7 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 		flapAborts:        set.NewCounter("sliceedge_flap_aborts_total"),
 		storeErrors:       set.NewCounter("sliceedge_store_errors_total"),
 		passBytes:         set.NewCounter("sliceedge_pass_bytes_total"),
+		peerRefused:       set.NewCounter("sliceedge_peer_refused_total"),
 		// le buckets work with any Prometheus-compatible backend; the
 		// bounds span a hit's first byte (0.1 ms) to a long download.
 		ttfb:     set.NewPrometheusHistogramExt("sliceedge_ttfb_seconds", latencyBuckets()),
@@ -224,6 +233,53 @@ func (m *metrics) originError(err error) {
 	}
 	m.originErrors[kind].Inc()
 }
+
+// peerFetch counts a fetch from peer and wraps resp's body to count its
+// bytes.
+func (m *metrics) peerFetch(ctx context.Context, peer string, resp *origin.Response, err error) {
+	var se *origin.StatusError
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, origin.ErrVersionChanged):
+		result = "version_changed"
+	case errors.As(err, &se) && ctx.Err() == nil:
+		result = "status"
+	default:
+		result = "failed"
+	}
+	name := strconv.Quote(peer)
+	m.set.GetOrCreateCounter(`sliceedge_peer_requests_total{peer=` + name + `,result="` + result + `"}`).Inc()
+	if resp != nil && resp.Body != nil {
+		resp.Body = countingBody{ReadCloser: resp.Body, c: m.set.GetOrCreateCounter(`sliceedge_peer_bytes_total{peer=` + name + `}`)}
+	}
+}
+
+// fillBytes is the counter of resp's body bytes as a fill reads them:
+// originBytes for an origin's answer; none for a peer's, which its body
+// counts itself (peerFetch).
+func (m *metrics) fillBytes(resp *origin.Response) *vm.Counter {
+	if _, peer := resp.Body.(countingBody); peer {
+		return new(vm.Counter)
+	}
+	return m.originBytes
+}
+
+// countingBody adds the bytes read through it to c.
+type countingBody struct {
+	io.ReadCloser
+	c *vm.Counter
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.c.Add(n)
+	return n, err
+}
+
+// Metrics is the server's metric set, which /metrics writes: a POP's
+// membership adds its own there.
+func (s *Server) Metrics() *vm.Set { return s.metrics().set }
 
 // write writes the metrics, and the Go runtime's and process's, in
 // Prometheus text format.

@@ -32,7 +32,9 @@ func (s *Server) serveCached(q *request) {
 			specs = nil
 		}
 	}
-	want := firstWanted(specs, q.r.Method, conditional(q.r))
+	// A peer's conditions name the version it holds, which is this one
+	// but for a change in between: what it wants first is its run.
+	want := firstWanted(specs, q.r.Method, conditional(q.r) && !q.fromPeer)
 	rd := clientDirectives(q.r.Header, q.rule.HonorClientCacheControl)
 	var force uint64 // version to move away from, after a flap before the first byte
 	for attempt := 0; ; attempt++ {

@@ -50,6 +50,9 @@ type Server struct {
 	// Transport carries origin traffic; nil means one tuned transport per
 	// origin, with that origin's timeouts.
 	Transport http.RoundTripper
+	// Peers is the node's POP, when it is in one: cached fetches go to the
+	// owner of the slices' group (peers.go). nil: the node stands alone.
+	Peers Peers
 	// SendTimeout bounds how long one write of response bytes may wait
 	// for a client that does not read (a slow or stalled reader); the
 	// request then ends, and its origin fills go on for the store. 0
@@ -105,10 +108,14 @@ type request struct {
 	// base is the URL's key when key is one of its Vary variants
 	// (vary.go), and vary the request fields the variant is keyed on,
 	// which the cached fetches for q forward.
-	base    string
-	vary    []string
-	auth    bool         // the request carries Authorization (lookupAuth)
-	holding []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
+	base string
+	vary []string
+	auth bool // the request carries Authorization (lookupAuth)
+	// fromPeer: the request came from another node of the POP (peers.go):
+	// it is served locally, and its answer carries no X-Cache or
+	// Cache-Status of this node.
+	fromPeer bool
+	holding  []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
 }
 
 // ServeHTTP answers one client request.
@@ -116,7 +123,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.SendTimeout > 0 {
 		w = &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.SendTimeout}
 	}
-	q := &request{w: w, r: r, start: s.now()}
+	q := &request{w: w, r: r, start: s.now(), fromPeer: r.Context().Value(peerCtxKey{}) != nil}
 	defer s.logRequest(q)
 	defer q.letGo()
 	s.active.Add(1)

@@ -105,6 +105,9 @@ func (s *Server) addCacheStatus(h http.Header, cs cacheStatus) {
 
 // tag writes X-Cache and Cache-Status on an answer q gives.
 func (s *Server) tag(q *request, h http.Header, cs cacheStatus) {
+	if q.fromPeer {
+		return // the node that asked adds its own
+	}
 	h.Set("X-Cache", q.outcome.String())
 	s.addCacheStatus(h, cs)
 }

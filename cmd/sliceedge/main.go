@@ -37,6 +37,7 @@ func newApp() *cli.App {
 			purgeCommand(),
 			inspectCommand(),
 			statsCommand(),
+			clusterCommand(),
 			benchCommand(),
 			{
 				Name:  "version",

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/netutil"
 	"golang.org/x/term"
 
+	"github.com/sliceedge/sliceedge/cluster"
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/segstore"
@@ -174,6 +175,12 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		servers = append(servers, newAdminServer(h, opts))
 		addrs = append(addrs, cfg.Admin.Listen)
 	}
+	if cfg.Cluster != nil {
+		// The peer listener: other nodes of the POP ask it for the slices
+		// this node owns. Clients must not reach it.
+		servers = append(servers, &http.Server{Handler: h.PeerHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: defaultAdminIdleTimeout})
+		addrs = append(addrs, cfg.Cluster.Peer)
+	}
 	var lns []net.Listener
 	for i, addr := range addrs {
 		ln, err := net.Listen("tcp", addr)
@@ -193,6 +200,26 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		lns = append(lns, ln)
 	}
 	logWarnings(log, cfg)
+	var pop *cluster.Node
+	if cfg.Cluster != nil {
+		// Joined once the peer listener is bound, before anything is
+		// served: purges made while this node was away are applied
+		// first (cluster.Start).
+		cc := *cfg.Cluster
+		if cc.Node == "" {
+			cc.Node = h.CacheName()
+		}
+		var err error
+		pop, err = cluster.Start(&cc, cluster.Options{Log: log, Metrics: h.Metrics(), Apply: func(o edge.PurgeOrder) { h.Purge(o) }})
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return cli.Exit(err.Error(), 1)
+		}
+		h.Peers = pop
+		log.Info().Str("node", cc.Node).Str("gossip", pop.GossipAddr()).Str("peer", cc.Peer).Int("members", len(pop.Members())).Msg("cluster: in the POP")
+	}
 	ev := log.Info().Str("listen", lns[0].Addr().String()).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
 		Int("rules", len(cfg.Rules)).Str("name", h.CacheName()).Str("version", version)
 	if len(lns) > 1 {
@@ -224,6 +251,12 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		}
 	}
 	began := time.Now()
+	if pop != nil {
+		// The others stop asking this node before its listeners close.
+		if err := pop.Leave(2 * time.Second); err != nil {
+			log.Warn().Err(err).Msg("cluster: leaving the POP; the others find this node gone by probing")
+		}
+	}
 	fills, err := shutdown(h, servers, opts.shutdownTimeout, log)
 	stopped = func() {
 		cuts := h.CutTotal()

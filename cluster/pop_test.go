@@ -1,0 +1,464 @@
+package cluster_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sliceedge/sliceedge/cluster"
+	"github.com/sliceedge/sliceedge/config"
+	"github.com/sliceedge/sliceedge/edge"
+	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/segstore"
+)
+
+const (
+	sliceSize   = 64 << 10
+	groupSlices = 4
+	secret      = "pop-test-secret-0123456789"
+)
+
+// popConfig is a node's config: small slices and groups, so that a few MiB
+// spread over every node.
+const popConfig = `
+name: %[1]s
+listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: %[4]s}
+store: {dir: unused, max_bytes: 1GiB}
+origins:
+  default: {url: %[2]s}
+rules:
+  - match: /
+    origin: default
+    slice_size: 64KiB
+    max_run: 4
+cluster:
+  node: %[1]s
+  gossip: %[5]s
+  peer: %[3]s
+  secret: %[4]s
+  group_slices: 4
+`
+
+// popNode is one node of a POP in this process: a store, an edge, its
+// client listener, its peer listener and its membership.
+type popNode struct {
+	name   string
+	edge   *edge.Server
+	store  *segstore.Store
+	client *http.Server
+	peer   *http.Server
+	url    string // the client listener
+	dir    string // the store's
+	node   *cluster.Node
+	logs   *origintest.LogBuffer
+}
+
+// fastGossip shortens memberlist's timers so that a test sees joins and
+// deaths in about a second.
+func fastGossip(c *memberlist.Config) {
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = time.Second
+	c.SuspicionMult = 2
+	c.TCPTimeout = time.Second
+}
+
+// startNode starts a node of the POP in front of originURL, joining join.
+func startNode(t *testing.T, name, originURL string, join ...string) *popNode {
+	t.Helper()
+	return startNodeAt(t, name, originURL, "127.0.0.1:0", t.TempDir(), join...)
+}
+
+// startNodeAt starts a node with its gossip on gossip and its store in dir.
+func startNodeAt(t *testing.T, name, originURL, gossip, dir string, join ...string) *popNode {
+	t.Helper()
+	peerLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(name+".yaml", []byte(fmt.Sprintf(popConfig, name, originURL, peerLn.Addr(), secret, gossip)))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	cfg.Cluster.Join = join
+	st, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: cfg.Store.MaxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &popNode{name: name, store: st, dir: dir, logs: &origintest.LogBuffer{}}
+	n.edge = &edge.Server{Config: cfg, Store: st, Log: zerolog.New(n.logs)}
+	n.node, err = cluster.Start(cfg.Cluster, cluster.Options{Log: zerolog.New(n.logs), Metrics: n.edge.Metrics(),
+		Apply: func(o edge.PurgeOrder) { n.edge.Purge(o) }, Tune: fastGossip})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	n.edge.Peers = n.node
+	n.client = &http.Server{Handler: n.edge}
+	n.peer = &http.Server{Handler: n.edge.PeerHandler()}
+	go n.client.Serve(clientLn)
+	go n.peer.Serve(peerLn)
+	n.url = "http://" + clientLn.Addr().String()
+	t.Cleanup(func() { n.stop(t, true) })
+	return n
+}
+
+// stop ends the node: gracefully (it leaves the POP), or as a crash would
+// (its listeners close and its gossip stops without a word).
+func (n *popNode) stop(t *testing.T, leave bool) {
+	if n.store == nil {
+		return
+	}
+	if leave {
+		n.node.Leave(time.Second)
+	} else {
+		n.node.Shutdown()
+	}
+	n.client.Close()
+	n.peer.Close()
+	n.store.Close()
+	n.store = nil
+}
+
+// startPOP starts size nodes that join the first, and waits until each
+// sees all.
+func startPOP(t *testing.T, size int, originURL string) []*popNode {
+	t.Helper()
+	nodes := []*popNode{startNode(t, "node-0", originURL)}
+	for i := 1; i < size; i++ {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("node-%d", i), originURL, nodes[0].node.GossipAddr()))
+	}
+	for _, n := range nodes {
+		origintest.WaitFor(t, n.name+" to see every member", func() bool { return len(n.node.Members()) == size })
+	}
+	return nodes
+}
+
+// get sends a GET to url with header lines hdr, and returns the answer and
+// its body.
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "pop.test" // as behind a balancer: one name, whichever node answers
+	for _, h := range hdr {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
+}
+
+// ask is one client request of a workload: an object and a range of it
+// (end -1: a full GET).
+type ask struct {
+	node       int
+	path       string
+	start, end int64
+}
+
+// workload is a seeded mix of ranges and full GETs of objects, sent to
+// random nodes, and the slices it touches.
+func workload(seed uint64, n, nodes int, objects map[string]int64) ([]ask, map[string]bool) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	paths := make([]string, 0, len(objects))
+	for p := range objects {
+		paths = append(paths, p)
+	}
+	slicesTouched := map[string]bool{}
+	var asks []ask
+	for range n {
+		p := paths[rng.IntN(len(paths))]
+		size := objects[p]
+		a := ask{node: rng.IntN(nodes), path: p, start: 0, end: -1}
+		if rng.IntN(5) != 0 {
+			a.start = rng.Int64N(size)
+			a.end = min(a.start+rng.Int64N(3*sliceSize), size-1)
+		}
+		last := a.end
+		if last < 0 {
+			last = size - 1
+		}
+		for i := a.start / sliceSize; i <= last/sliceSize; i++ {
+			slicesTouched[fmt.Sprintf("%s#%d", p, i)] = true
+		}
+		asks = append(asks, a)
+	}
+	return asks, slicesTouched
+}
+
+// uniqueBytes is the bytes of the slices touched.
+func uniqueBytes(touched map[string]bool, objects map[string]int64) int64 {
+	var total int64
+	for k := range touched {
+		p, idx, _ := strings.Cut(k, "#")
+		var i int64
+		fmt.Sscan(idx, &i)
+		total += min(sliceSize, objects[p]-i*sliceSize)
+	}
+	return total
+}
+
+// run sends asks with workers at once, verifying every body byte.
+func run(t *testing.T, nodes []*popNode, asks []ask, workers int) {
+	t.Helper()
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for _, a := range asks {
+		g.Go(func() error {
+			var hdr []string
+			if a.end >= 0 {
+				hdr = []string{fmt.Sprintf("Range: bytes=%d-%d", a.start, a.end)}
+			}
+			resp, body, err := get(t, nodes[a.node].url+a.path, hdr...)
+			if err != nil {
+				return fmt.Errorf("%s %v via %s: %w", a.path, hdr, nodes[a.node].name, err)
+			}
+			want := 200
+			if a.end >= 0 {
+				want = 206
+			}
+			if resp.StatusCode != want {
+				return fmt.Errorf("%s %v via %s: status %d, want %d", a.path, hdr, nodes[a.node].name, resp.StatusCode, want)
+			}
+			if bad, ok := origintest.Verify(body, a.path, 1, a.start); !ok {
+				return fmt.Errorf("%s %v via %s: wrong byte at offset %d", a.path, hdr, nodes[a.node].name, a.start+bad)
+			}
+			if a.end >= 0 && int64(len(body)) != a.end-a.start+1 {
+				return fmt.Errorf("%s %v via %s: %d bytes, want %d", a.path, hdr, nodes[a.node].name, len(body), a.end-a.start+1)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// settle waits until no node has a fill in flight.
+func settle(t *testing.T, nodes []*popNode) {
+	t.Helper()
+	for _, n := range nodes {
+		if n.store != nil {
+			origintest.WaitFor(t, n.name+"'s fills to finish", func() bool { return n.edge.InFlight() == 0 })
+		}
+	}
+}
+
+// TestPOPCollapsing: a seeded mix of ranges and full GETs sent to random
+// nodes of 3- and 5-node POPs. Every byte is right, and the origin sends
+// each slice touched once for the whole POP: its body bytes are 1.00x the
+// unique slices' bytes.
+func TestPOPCollapsing(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
+			org := origintest.NewTest(t)
+			objects := map[string]int64{"/pop/a.bin": 3<<20 + 1234, "/pop/b.bin": 2 << 20, "/pop/c.bin": 700 << 10}
+			for p, n := range objects {
+				org.Add(p, n)
+			}
+			nodes := startPOP(t, size, org.URL())
+			asks, touched := workload(uint64(size), 120, size, objects)
+			run(t, nodes, asks, 8)
+			settle(t, nodes)
+			want := uniqueBytes(touched, objects)
+			if got := org.BodyBytes(); got != want {
+				t.Errorf("origin sent %d bytes for %d bytes of unique slices touched (%.3fx); want 1.00x", got, want, float64(got)/float64(want))
+			}
+			// Every group was fetched by its owner: each node's peer
+			// listener served the others.
+			var crossed int
+			for _, n := range nodes {
+				if strings.Contains(n.logs.String(), `"peer"`) {
+					t.Logf("%s logged a peer failure:\n%s", n.name, n.logs.String())
+				}
+				crossed += strings.Count(metricsText(n.edge), "sliceedge_peer_requests_total")
+			}
+			if crossed == 0 {
+				t.Error("no node asked a peer: the POP did not share its slices")
+			}
+		})
+	}
+}
+
+// metricsText is the node's /metrics text.
+func metricsText(s *edge.Server) string {
+	var b strings.Builder
+	s.Metrics().WritePrometheus(&b)
+	return b.String()
+}
+
+// purge purges url through n's admin API, as an operator would.
+func (n *popNode) purge(t *testing.T, url string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/purge?url="+url, nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	rec := httptest.NewRecorder()
+	n.edge.AdminHandler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("purge via %s: status %d: %s", n.name, rec.Code, rec.Body)
+	}
+}
+
+// TestPOPPurge: a purge made on one node purges every node, including one
+// that was down when it was made: that one learns it when it rejoins,
+// before it serves anything, so nothing purged comes back.
+func TestPOPPurge(t *testing.T) {
+	org := origintest.NewTest(t)
+	const path = "/pop/purged.bin"
+	org.Add(path, 1<<20)
+	nodes := startPOP(t, 3, org.URL())
+	for _, n := range nodes {
+		_, body, err := get(t, n.url+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bad, ok := origintest.Verify(body, path, 1, 0); !ok || len(body) != 1<<20 {
+			t.Fatalf("via %s: %d bytes, wrong at %d", n.name, len(body), bad)
+		}
+	}
+	settle(t, nodes)
+	for _, n := range nodes {
+		if st := n.store.Stats(); st.Objects != 1 {
+			t.Fatalf("%s holds %d objects before the purge, want 1 (every node keeps what it served)", n.name, st.Objects)
+		}
+	}
+	// node-2 goes down as a crash would; the purge is made on node-0.
+	down := nodes[2]
+	gossip, dir := down.node.GossipAddr(), down.dir
+	down.stop(t, false)
+	origintest.WaitFor(t, "node-0 to see node-2 gone", func() bool { return len(nodes[0].node.Members()) == 2 })
+	nodes[0].purge(t, "http://pop.test"+path)
+	for _, n := range nodes[:2] {
+		origintest.WaitFor(t, n.name+" to apply the purge", func() bool { return n.store.Stats().Objects == 0 })
+	}
+	// node-2 comes back on its old store and address: before it serves,
+	// the purge it missed is applied.
+	back := startNodeAt(t, "node-2", org.URL(), gossip, dir, nodes[0].node.GossipAddr())
+	if st := back.store.Stats(); st.Objects != 0 {
+		t.Errorf("node-2 rejoined holding %d objects; the purge made while it was down did not reach it", st.Objects)
+	}
+	before := org.Requests()
+	resp, _, err := get(t, back.url+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("X-Cache") == "HIT" || org.Requests() == before {
+		t.Errorf("after the purge node-2 answered X-Cache %q with %d origin requests; want a miss", resp.Header.Get("X-Cache"), org.Requests()-before)
+	}
+}
+
+// TestPOPNodeCrash: a node dies, as kill -9 would leave it (its gossip
+// stops without a word, its connections close mid-answer), while the other
+// nodes are serving ranges whose groups it owns. No answer has a wrong
+// byte; an answer is whole or cut, and once gossip has found the node dead
+// the load succeeds whole again, from the new owners.
+func TestPOPNodeCrash(t *testing.T) {
+	org := origintest.NewTest(t)
+	objects := map[string]int64{"/pop/k1.bin": 4 << 20, "/pop/k2.bin": 4 << 20}
+	for p, n := range objects {
+		org.Add(p, n)
+	}
+	nodes := startPOP(t, 3, org.URL())
+	// Slow origin bytes, so that transfers are in flight at the crash.
+	org.SetMode(origintest.Mode{Bandwidth: 8 << 20})
+	asks, _ := workload(7, 60, 2, objects) // clients ask node-0 and node-1; the balancer has node-2 too, but its clients just lose their connections
+	var cuts, whole atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(8)
+	for k, a := range asks {
+		if k == 20 {
+			nodes[2].stop(t, false)
+		}
+		g.Go(func() error {
+			err := verifyAsk(t, nodes, a)
+			switch {
+			case errors.Is(err, errCut):
+				cuts.Add(1)
+				return nil
+			case err == nil:
+				whole.Add(1)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, n := range nodes[:2] {
+		for _, l := range strings.Split(metricsText(n.edge), "\n") {
+			if strings.HasPrefix(l, "sliceedge_peer_requests_total") && strings.Contains(l, `result="failed"`) {
+				var v int
+				fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v)
+				failed += v
+			}
+		}
+	}
+	t.Logf("around the crash: %d answers whole, %d cut (their bytes before the cut were right); %d peer fetches failed and went to the origin", whole.Load(), cuts.Load(), failed)
+	origintest.WaitFor(t, "the others to find node-2 dead", func() bool {
+		return len(nodes[0].node.Members()) == 2 && len(nodes[1].node.Members()) == 2
+	})
+	org.SetMode(origintest.Mode{})
+	asks, _ = workload(8, 40, 2, objects)
+	for _, a := range asks {
+		if err := verifyAsk(t, nodes, a); err != nil {
+			t.Fatalf("after node-2 was found dead: %v", err)
+		}
+	}
+}
+
+var errCut = errors.New("answer cut")
+
+// verifyAsk sends a and checks its answer: status, length and every byte.
+// An answer that ends early returns errCut once the bytes it had were
+// found right.
+func verifyAsk(t *testing.T, nodes []*popNode, a ask) error {
+	var hdr []string
+	want, wantLen := 200, objectSize(a.path)
+	if a.end >= 0 {
+		hdr = []string{fmt.Sprintf("Range: bytes=%d-%d", a.start, a.end)}
+		want, wantLen = 206, a.end-a.start+1
+	}
+	what := fmt.Sprintf("%s %v via %s", a.path, hdr, nodes[a.node].name)
+	resp, body, err := get(t, nodes[a.node].url+a.path, hdr...)
+	if resp == nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s: status %d, want %d", what, resp.StatusCode, want)
+	}
+	if bad, ok := origintest.Verify(body, a.path, 1, a.start); !ok {
+		return fmt.Errorf("%s: wrong byte at offset %d", what, a.start+bad)
+	}
+	if err != nil || int64(len(body)) != wantLen {
+		return fmt.Errorf("%s: %d of %d bytes (%v): %w", what, len(body), wantLen, err, errCut)
+	}
+	return nil
+}
+
+// objectSize is the size of the crash test's objects.
+func objectSize(string) int64 { return 4 << 20 }
