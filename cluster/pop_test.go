@@ -178,6 +178,7 @@ type ask struct {
 	node       int
 	path       string
 	start, end int64
+	size       int64 // the object's
 }
 
 // workload is a seeded mix of ranges and full GETs of objects, sent to
@@ -193,7 +194,7 @@ func workload(seed uint64, n, nodes int, objects map[string]int64) ([]ask, map[s
 	for range n {
 		p := paths[rng.IntN(len(paths))]
 		size := objects[p]
-		a := ask{node: rng.IntN(nodes), path: p, start: 0, end: -1}
+		a := ask{node: rng.IntN(nodes), path: p, start: 0, end: -1, size: size}
 		if rng.IntN(5) != 0 {
 			a.start = rng.Int64N(size)
 			a.end = min(a.start+rng.Int64N(3*sliceSize), size-1)
@@ -290,11 +291,9 @@ func TestPOPCollapsing(t *testing.T) {
 			}
 			// Every group was fetched by its owner: each node's peer
 			// listener served the others.
+			noPeerFailures(t, nodes)
 			var crossed int
 			for _, n := range nodes {
-				if strings.Contains(n.logs.String(), `"peer"`) {
-					t.Logf("%s logged a peer failure:\n%s", n.name, n.logs.String())
-				}
 				crossed += strings.Count(metricsText(n.edge), "sliceedge_peer_requests_total")
 			}
 			if crossed == 0 {
@@ -408,16 +407,7 @@ func TestPOPNodeCrash(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	failed := 0
-	for _, n := range nodes[:2] {
-		for _, l := range strings.Split(metricsText(n.edge), "\n") {
-			if strings.HasPrefix(l, "sliceedge_peer_requests_total") && strings.Contains(l, `result="failed"`) {
-				var v int
-				fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v)
-				failed += v
-			}
-		}
-	}
+	failed := peerFailures(nodes[:2])
 	t.Logf("around the crash: %d answers whole, %d cut (their bytes before the cut were right); %d peer fetches failed and went to the origin", whole.Load(), cuts.Load(), failed)
 	origintest.WaitFor(t, "the others to find node-2 dead", func() bool {
 		return len(nodes[0].node.Members()) == 2 && len(nodes[1].node.Members()) == 2
@@ -438,7 +428,7 @@ var errCut = errors.New("answer cut")
 // found right.
 func verifyAsk(t *testing.T, nodes []*popNode, a ask) error {
 	var hdr []string
-	want, wantLen := 200, objectSize(a.path)
+	want, wantLen := 200, a.size
 	if a.end >= 0 {
 		hdr = []string{fmt.Sprintf("Range: bytes=%d-%d", a.start, a.end)}
 		want, wantLen = 206, a.end-a.start+1
@@ -460,5 +450,169 @@ func verifyAsk(t *testing.T, nodes []*popNode, a ask) error {
 	return nil
 }
 
-// objectSize is the size of the crash test's objects.
-func objectSize(string) int64 { return 4 << 20 }
+// TestPOPRejoin: a node that leaves and comes back on its store takes its
+// groups back, and what it holds is not fetched again: after it rejoins,
+// a download through another node costs the origin nothing.
+func TestPOPRejoin(t *testing.T) {
+	org := origintest.NewTest(t)
+	objects := map[string]int64{"/pop/r1.bin": 3 << 20, "/pop/r2.bin": 3 << 20}
+	for p, n := range objects {
+		org.Add(p, n)
+	}
+	nodes := startPOP(t, 3, org.URL())
+	for p := range objects {
+		if err := verifyAsk(t, nodes, ask{node: 0, path: p, end: -1, size: objects[p]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(t, nodes)
+	warm := org.BodyBytes()
+	if warm != 6<<20 {
+		t.Fatalf("warming sent %d bytes from the origin, want %d", warm, 6<<20)
+	}
+	gone := nodes[2]
+	gossip, dir := gone.node.GossipAddr(), gone.dir
+	gone.stop(t, true)
+	origintest.WaitFor(t, "node-1 to see node-2 leave", func() bool { return len(nodes[1].node.Members()) == 2 })
+	// While it is away its groups have other owners; node-0 holds every
+	// slice (it served them), so the origin is not asked.
+	if err := verifyAsk(t, nodes, ask{node: 1, path: "/pop/r1.bin", end: -1, size: 3 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, nodes[:2])
+	// The groups node-2 owned have new owners, which fetch what they lack
+	// from the origin (a copy node-0 keeps is not looked for).
+	t.Logf("with node-2 away, a download through node-1 cost the origin %d bytes of %d", org.BodyBytes()-warm, 3<<20)
+	warm = org.BodyBytes()
+	back := startNodeAt(t, "node-2", org.URL(), gossip, dir, nodes[0].node.GossipAddr())
+	nodes[2] = back
+	for _, n := range nodes {
+		origintest.WaitFor(t, n.name+" to see node-2 back", func() bool { return len(n.node.Members()) == 3 })
+	}
+	if err := verifyAsk(t, nodes, ask{node: 1, path: "/pop/r2.bin", end: -1, size: 3 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, nodes)
+	if got := org.BodyBytes() - warm; got != 0 {
+		t.Errorf("after node-2 rejoined, a download through node-1 cost the origin %d bytes; want 0 (node-2 still holds its groups)", got)
+
+	}
+	if !strings.Contains(metricsText(nodes[1].edge), `sliceedge_peer_bytes_total{peer="node-2"}`) {
+		t.Error("node-1 asked node-2 for nothing after it rejoined: it did not take its groups back")
+	}
+}
+
+// shieldConfig is a plain node (no cluster) used as the POP's origin: a
+// shield tier.
+const shieldConfig = `
+name: shield
+listen: 127.0.0.1:0
+store: {dir: unused, max_bytes: 1GiB}
+origins:
+  default: {url: %s}
+rules:
+  - match: /
+    origin: default
+    slice_size: 64KiB
+    max_run: 4
+`
+
+// TestPOPShield: three edges of a POP in front of one shield sliceedge in
+// front of the origin. Range, If-Match and Content-Range pass through both
+// tiers, every byte is right, the origin sends each slice once (1.00x the
+// unique slices touched), a cold deep seek costs it one slice, and the
+// Cache-Status entries chain, the shield's before the edge's (RFC 9211).
+func TestPOPShield(t *testing.T) {
+	org := origintest.NewTest(t)
+	objects := map[string]int64{"/pop/s1.bin": 3<<20 + 77, "/pop/s2.bin": 1 << 20, "/pop/deep.bin": 64 << 20}
+	for p, n := range objects {
+		org.Add(p, n)
+	}
+	cfg, err := config.Parse("shield.yaml", []byte(fmt.Sprintf(shieldConfig, org.URL())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := segstore.Open(segstore.Options{Dir: t.TempDir(), MaxBytes: cfg.Store.MaxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	shield := &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop()}
+	front := httptest.NewServer(shield)
+	t.Cleanup(front.Close)
+	nodes := startPOP(t, 3, front.URL)
+
+	// A cold deep seek through both tiers: one slice from the origin.
+	resp, body, err := get(t, nodes[1].url+"/pop/deep.bin", "Range: bytes=50000000-50000099")
+	if err != nil || resp.StatusCode != 206 {
+		t.Fatalf("deep seek: %v %v", resp, err)
+	}
+	if bad, ok := origintest.Verify(body, "/pop/deep.bin", 1, 50000000); !ok || len(body) != 100 {
+		t.Fatalf("deep seek: %d bytes, wrong at %d", len(body), bad)
+	}
+	if cr := resp.Header.Get("Content-Range"); cr != fmt.Sprintf("bytes 50000000-50000099/%d", 64<<20) {
+		t.Errorf("deep seek: Content-Range %q", cr)
+	}
+	cs := resp.Header.Get("Cache-Status")
+	if !strings.HasPrefix(cs, "shield; ") || !strings.Contains(cs, ", node-") {
+		t.Errorf("deep seek: Cache-Status %q, want the shield's entry, then the POP node's", cs)
+	}
+	settle(t, nodes)
+	if got := org.BodyBytes(); got != sliceSize {
+		t.Errorf("a cold deep seek through both tiers cost the origin %d bytes, want one slice (%d)", got, sliceSize)
+	}
+	// If-Match with the object's validator through both tiers: 206; with
+	// another: 412.
+	etag := resp.Header.Get("ETag")
+	if r, _, _ := get(t, nodes[2].url+"/pop/deep.bin", "Range: bytes=0-9", "If-Match: "+etag); r == nil || r.StatusCode != 206 {
+		t.Errorf("If-Match with the ETag through both tiers: %v", r)
+	}
+	if r, _, _ := get(t, nodes[2].url+"/pop/deep.bin", "Range: bytes=0-9", `If-Match: "other"`); r == nil || r.StatusCode != 412 {
+		t.Errorf("If-Match with another ETag through both tiers: %v, want 412", r)
+	}
+	settle(t, nodes)
+	org.ResetCounters()
+
+	small := map[string]int64{"/pop/s1.bin": objects["/pop/s1.bin"], "/pop/s2.bin": objects["/pop/s2.bin"]}
+	asks, touched := workload(11, 80, 3, small)
+	run(t, nodes, asks, 8)
+	settle(t, nodes)
+	noPeerFailures(t, nodes)
+	origintest.WaitFor(t, "the shield's fills to finish", func() bool { return shield.InFlight() == 0 })
+	if got, want := org.BodyBytes(), uniqueBytes(touched, small); got != want {
+		t.Errorf("through the shield the origin sent %d bytes for %d bytes of unique slices (%.3fx); want 1.00x", got, want, float64(got)/float64(want))
+	}
+}
+
+// peerFailures counts the peer fetches of nodes that failed (and went to
+// the origin instead).
+func peerFailures(nodes []*popNode) int {
+	failed := 0
+	for _, n := range nodes {
+		for _, l := range strings.Split(metricsText(n.edge), "\n") {
+			if strings.HasPrefix(l, "sliceedge_peer_requests_total") && strings.Contains(l, `result="failed"`) {
+				var v int
+				fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v)
+				failed += v
+			}
+		}
+	}
+	return failed
+}
+
+// noPeerFailures fails t when a peer fetch failed while every node was up:
+// a node that did not answer another in time (two nodes waiting on each
+// other's lookups did, until the read timeout).
+func noPeerFailures(t *testing.T, nodes []*popNode) {
+	t.Helper()
+	if n := peerFailures(nodes); n > 0 {
+		for _, nd := range nodes {
+			for _, l := range strings.Split(nd.logs.String(), "\n") {
+				if strings.Contains(l, "did not answer") {
+					t.Logf("%s: %s", nd.name, l)
+				}
+			}
+		}
+		t.Errorf("%d peer fetches failed with every node up", n)
+	}
+}

@@ -106,6 +106,15 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 		out.answer = resp
 		return passed{why: "open range answered without Content-Length"}, nil
 	}
+	if old == nil && s.inPOP() && forceVersion == 0 {
+		if cur, err := s.Store.Meta(q.key); err == nil && !isMarker(cur) && cur.Class() != segstore.Unproven && sameVersion(cur, val, resp.Size) {
+			// Another lookup of this node (in a POP, lookups through
+			// different nodes are not collapsed: lookupKey) stored this
+			// version meanwhile: the answer fills it rather than start a
+			// second version of the same bytes.
+			return s.startFill(ctx, watch, q, cur, resp, epoch, false, open), nil
+		}
+	}
 	m := s.newVersion(q, resp, val, old, sent)
 	return s.startFill(ctx, watch, q, m, resp, epoch, old != nil, open), nil
 }

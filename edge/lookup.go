@@ -149,7 +149,7 @@ func (s *Server) lookup(q *request, rd requestDirectives, want wantBytes, forceV
 	}
 	var out handoff // set only when this request ran the fetch
 	led := false
-	v, err, _ := s.lookups.Do(q.key, func() (any, error) {
+	v, err, _ := s.lookups.Do(s.lookupKey(q, want), func() (any, error) {
 		led = true
 		return s.fetchMeta(q, want, forceVersion, &out)
 	})
@@ -253,7 +253,7 @@ func (s *Server) revalidateInBackground(q *request, want wantBytes) {
 	bq := *q
 	bq.r = q.r.Clone(context.WithoutCancel(q.r.Context()))
 	bq.background, bq.holding, bq.feeds = true, nil, nil
-	s.lookups.DoChan(q.key, func() (any, error) {
+	s.lookups.DoChan(s.lookupKey(&bq, want), func() (any, error) {
 		var out handoff
 		res, err := s.fetchMeta(&bq, want, 0, &out)
 		out.close() // no client to answer from it
@@ -309,4 +309,27 @@ func (v version) cacheStatus(o cacheOutcome, now time.Time) cacheStatus {
 	cs.ttl, cs.hasTTL = v.meta.StoredAt.Add(v.meta.Lifetime).Sub(now), true
 	cs.class = v.meta.Class()
 	return cs
+}
+
+// lookupKey is the singleflight key of q's lookup: its cache key, and in
+// a POP the node its discovery asks. Lookups that ask the origin (a peer's,
+// or a client's of a group this node owns) collapse together; one that
+// asks a peer collapses only with those asking the same peer. Otherwise
+// two nodes discovering one object could each wait on the other's lookup
+// (a client's lookup here asking a peer whose peer-lookup waits on its own
+// client's, which asks this node) until a timeout. Two lookups of one key
+// on one node may then run at once; the second adopts the version the
+// first stored (fetchMeta).
+func (s *Server) lookupKey(q *request, want wantBytes) string {
+	if !s.clustered(q) {
+		return q.key
+	}
+	first := int64(-1)
+	if want.Suffix == 0 {
+		first = want.Start / sliceSizeFor(q, nil)
+	}
+	if u := s.route(q, first); u.peer != nil {
+		return q.key + "\x00via\x00" + u.name
+	}
+	return q.key
 }

@@ -20,7 +20,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "status",
 			Usage: "list the members, their state, peer address and share of the slice groups",
-			Flags: append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the raw JSON"}),
+			Flags: append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the raw JSON", EnvVars: envVar("CLUSTER_JSON")}),
 			Action: func(c *cli.Context) error {
 				a, err := newAdminClient(c)
 				if err != nil {
