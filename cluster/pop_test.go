@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -614,5 +615,58 @@ func noPeerFailures(t *testing.T, nodes []*popNode) {
 			}
 		}
 		t.Errorf("%d peer fetches failed with every node up", n)
+	}
+}
+
+// TestPOPInspectOwners: inspect on a node names the owner of every slice
+// group, and after a cold download through that node each group's slices
+// are in the store of the node named.
+func TestPOPInspectOwners(t *testing.T) {
+	org := origintest.NewTest(t)
+	const path = "/pop/owned.bin"
+	const size = 2<<20 + 5
+	org.Add(path, size)
+	nodes := startPOP(t, 3, org.URL())
+	if err := verifyAsk(t, nodes, ask{node: 0, path: path, end: -1, size: size}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, nodes)
+	req := httptest.NewRequest(http.MethodGet, "/inspect?url=http://pop.test"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	rec := httptest.NewRecorder()
+	nodes[0].edge.AdminHandler().ServeHTTP(rec, req)
+	var in edge.Inspection
+	if err := json.Unmarshal(rec.Body.Bytes(), &in); err != nil || rec.Code != 200 {
+		t.Fatalf("inspect: %d %s", rec.Code, rec.Body)
+	}
+	byName := map[string]*popNode{}
+	for _, n := range nodes {
+		byName[n.name] = n
+	}
+	next := int64(0)
+	for _, o := range in.Owners {
+		if o.First != next || o.Last < o.First {
+			t.Fatalf("owners %+v: not consecutive runs from slice 0", in.Owners)
+		}
+		next = o.Last + 1
+		n := byName[o.Node]
+		if n == nil {
+			t.Fatalf("owner %q is not a member", o.Node)
+		}
+		if o.Self != (n == nodes[0]) {
+			t.Errorf("owner %+v: self is wrong", o)
+		}
+		m, err := n.store.Meta(in.Key)
+		if err != nil {
+			t.Fatalf("%s holds no meta of %s: %v", n.name, in.Key, err)
+		}
+		for i := o.First; i <= o.Last; i++ {
+			if !n.store.Has(m, i) {
+				t.Errorf("inspect names %s the owner of slice %d, which its store lacks", n.name, i)
+			}
+		}
+	}
+	if next != in.Slices {
+		t.Errorf("owners cover slices 0-%d of %d", next-1, in.Slices)
 	}
 }

@@ -312,6 +312,45 @@ type Inspection struct {
 	// last-modified or none (segstore.Class).
 	Class  string            `json:"class"`
 	Header map[string]string `json:"header,omitempty"`
+	// Owners says, in a POP, which node owns which slices: consecutive
+	// groups with one owner are one entry. At most maxOwnerGroups groups
+	// are listed (OwnersCut when there are more).
+	Owners    []SliceOwner `json:"owners,omitempty"`
+	OwnersCut bool         `json:"owners_cut,omitempty"`
+}
+
+// SliceOwner is a run of slices one node of the POP owns.
+type SliceOwner struct {
+	First int64  `json:"first"`
+	Last  int64  `json:"last"`
+	Node  string `json:"node"`
+	Self  bool   `json:"self,omitempty"`
+}
+
+// maxOwnerGroups bounds the groups inspect hashes: its work follows the
+// stored object's size only up to it.
+const maxOwnerGroups = 4096
+
+// owners lists which node owns which of m's slices, by this node's view.
+func (s *Server) owners(m *segstore.Meta) (out []SliceOwner, cut bool) {
+	if s.Peers == nil || m.SliceCount() == 0 {
+		return nil, false
+	}
+	g := max(s.Peers.GroupSlices(), 1)
+	groups := (m.SliceCount() + g - 1) / g
+	if groups > maxOwnerGroups {
+		groups, cut = maxOwnerGroups, true
+	}
+	for i := range groups {
+		name, _, self := s.Peers.Owner(m.Key, i)
+		last := min((i+1)*g, m.SliceCount()) - 1
+		if n := len(out); n > 0 && out[n-1].Node == name {
+			out[n-1].Last = last
+			continue
+		}
+		out = append(out, SliceOwner{First: i * g, Last: last, Node: name, Self: self})
+	}
+	return out, cut
 }
 
 func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
@@ -345,6 +384,7 @@ func (s *Server) adminInspect(w http.ResponseWriter, r *http.Request) {
 	for k, vv := range m.Header {
 		in.Header[k] = strings.Join(vv, ", ")
 	}
+	in.Owners, in.OwnersCut = s.owners(m)
 	adminJSON(w, http.StatusOK, in)
 }
 

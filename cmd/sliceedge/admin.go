@@ -199,6 +199,20 @@ func inspectCommand() *cli.Command {
 			if in.NoRange {
 				fmt.Fprintf(w, "origin      ignores Range: fills fetch whole bodies\n")
 			}
+			for i, o := range in.Owners {
+				label := "owners     "
+				if i > 0 {
+					label = "           "
+				}
+				self := ""
+				if o.Self {
+					self = " (this node)"
+				}
+				fmt.Fprintf(w, "%s slices %d-%d: %s%s\n", label, o.First, o.Last, o.Node, self)
+			}
+			if in.OwnersCut {
+				fmt.Fprintf(w, "            (the object has more groups; the first ones only)\n")
+			}
 			return nil
 		},
 	}
