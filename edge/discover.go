@@ -37,8 +37,8 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	// store), unless the rule drops abandoned fills.
 	ctx, watch := s.fetchContext(q)
 	sent := s.now()
-	first := int64(-1) // a suffix: its slices are not known yet
-	if req.Range != nil {
+	first := int64(-1) // a suffix (its slices are not known yet), or a revalidation: the meta's owner
+	if req.Range != nil && old == nil {
 		first = req.Range.Start / sliceSizeFor(q, old)
 	}
 	resp, err := s.route(q, first).fetch(ctx, req)
@@ -107,6 +107,11 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 		return passed{why: "open range answered without Content-Length"}, nil
 	}
 	if old == nil && s.inPOP() && forceVersion == 0 {
+		// Checked and stored under one lock, so that two lookups
+		// answered at once make one version.
+		mu := s.versionLock(q.key)
+		mu.Lock()
+		defer mu.Unlock()
 		if cur, err := s.Store.Meta(q.key); err == nil && !isMarker(cur) && cur.Class() != segstore.Unproven && sameVersion(cur, val, resp.Size) {
 			// Another lookup of this node (in a POP, lookups through
 			// different nodes are not collapsed: lookupKey) stored this

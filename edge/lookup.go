@@ -149,7 +149,7 @@ func (s *Server) lookup(q *request, rd requestDirectives, want wantBytes, forceV
 	}
 	var out handoff // set only when this request ran the fetch
 	led := false
-	v, err, _ := s.lookups.Do(s.lookupKey(q, want), func() (any, error) {
+	v, err, _ := s.lookups.Do(s.lookupKey(q, want, stale != nil), func() (any, error) {
 		led = true
 		return s.fetchMeta(q, want, forceVersion, &out)
 	})
@@ -253,7 +253,7 @@ func (s *Server) revalidateInBackground(q *request, want wantBytes) {
 	bq := *q
 	bq.r = q.r.Clone(context.WithoutCancel(q.r.Context()))
 	bq.background, bq.holding, bq.feeds = true, nil, nil
-	s.lookups.DoChan(s.lookupKey(&bq, want), func() (any, error) {
+	s.lookups.DoChan(s.lookupKey(&bq, want, true), func() (any, error) {
 		var out handoff
 		res, err := s.fetchMeta(&bq, want, 0, &out)
 		out.close() // no client to answer from it
@@ -319,13 +319,15 @@ func (v version) cacheStatus(o cacheOutcome, now time.Time) cacheStatus {
 // (a client's lookup here asking a peer whose peer-lookup waits on its own
 // client's, which asks this node) until a timeout. Two lookups of one key
 // on one node may then run at once; the second adopts the version the
-// first stored (fetchMeta).
-func (s *Server) lookupKey(q *request, want wantBytes) string {
+// first stored (fetchMeta). stored says the lookup revalidates a stored
+// version: that goes to the owner of the object's meta (group -1), so
+// that the POP revalidates an object once.
+func (s *Server) lookupKey(q *request, want wantBytes, stored bool) string {
 	if !s.clustered(q) {
 		return q.key
 	}
 	first := int64(-1)
-	if want.Suffix == 0 {
+	if want.Suffix == 0 && !stored {
 		first = want.Start / sliceSizeFor(q, nil)
 	}
 	if u := s.route(q, first); u.peer != nil {

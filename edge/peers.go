@@ -16,7 +16,10 @@ package edge
 // answer is checked against.
 //
 // Runs never span two groups, and a discovery never asks an open range:
-// each group's bytes come through its owner. A peer that does not answer
+// each group's bytes come through its owner. A revalidation, and a
+// discovery of an object's last bytes before its size is known, go to the
+// owner of group -1, the object's meta owner: the POP revalidates an
+// object once, and that node's 304 refreshes the others. A peer that does not answer
 // (down, refusing, answering something that fails the checks) costs that
 // one fetch a trip to the origin instead.
 
@@ -24,7 +27,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"hash/fnv"
 	"net/http"
+	"sync"
 
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
@@ -189,4 +194,13 @@ func (s *Server) peerClient(o *config.Origin) *origin.Client {
 	})
 	s.clients[k] = c
 	return c
+}
+
+// versionLock is the lock under which a POP node decides whether an
+// answer starts a new version of key or fills the one another lookup of
+// the same key stored meanwhile (fetchMeta).
+func (s *Server) versionLock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return &s.versionLocks[h.Sum32()%uint32(len(s.versionLocks))]
 }

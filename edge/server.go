@@ -78,6 +78,7 @@ type Server struct {
 	hostName     string                        // the host name as a Cache-Status member; see cacheName
 	active       atomic.Int64                  // requests being handled; see Active
 	stopping     atomic.Bool                   // set by Stopping: cuts from now on are the shutdown's
+	versionLocks [64]sync.Mutex                // by key hash; see versionLock
 }
 
 // request is the state of one client request as it moves through the
