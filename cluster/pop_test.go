@@ -677,6 +677,29 @@ func TestPOPInspectOwners(t *testing.T) {
 	if next != in.Slices {
 		t.Errorf("owners cover slices 0-%d of %d", next-1, in.Slices)
 	}
+	// The access log line of the download says what came from the origin
+	// (the groups node-0 owns) and what from its peers.
+	var own int64
+	for _, o := range in.Owners {
+		if o.Self {
+			own += min((o.Last+1)*sliceSize, size) - o.First*sliceSize
+		}
+	}
+	found := false
+	for _, rec := range nodes[0].logs.Lines(t) {
+		if rec["message"] != "request" || rec["path"] != path {
+			continue
+		}
+		found = true
+		originBytes, _ := rec["origin_bytes"].(float64)
+		peerBytes, _ := rec["peer_bytes"].(float64)
+		if int64(originBytes) != own || int64(originBytes+peerBytes) != size {
+			t.Errorf("access log: origin_bytes %v, peer_bytes %v; want %d from the origin (node-0's groups) and %d in all", originBytes, peerBytes, own, size)
+		}
+	}
+	if !found {
+		t.Error("no access log line for the download")
+	}
 }
 
 // TestPOPRevalidatesOnce: when an object every node holds goes stale, the

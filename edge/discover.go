@@ -408,7 +408,8 @@ func (s *Server) startFill(ctx context.Context, watch *fillWatch, q *request, m 
 	} else {
 		first, fills = s.claimResponse(m, resp)
 		s.register(watch, fills)
-		q.addOriginBytes(fills)
+		_, fromPeer := resp.Body.(countingBody)
+		q.addOriginBytes(fills, fromPeer)
 	}
 	// Unstored (purged meanwhile, or the store failed), the answer is
 	// served from the fills anyway; their writes then fail as stale.

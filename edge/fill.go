@@ -116,10 +116,16 @@ func ownedFills(claims []origin.Claim) []*origin.Fill {
 	return fills
 }
 
-// addOriginBytes counts the bytes of the fills q fetches.
-func (q *request) addOriginBytes(fills []*origin.Fill) {
+// addOriginBytes counts the bytes of the fills q fetches, from the origin
+// or, in a POP, from a peer.
+func (q *request) addOriginBytes(fills []*origin.Fill, fromPeer bool) {
 	for _, f := range fills {
-		if f != nil {
+		if f == nil {
+			continue
+		}
+		if fromPeer {
+			q.peerBytes += f.Len
+		} else {
 			q.originBytes += f.Len
 		}
 	}
@@ -149,7 +155,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 		s.watches.Store(wf, watch) // see feedWhole
 	}
 	s.metrics().originRequest("fill")
-	q.addOriginBytes(fills)
+	q.addOriginBytes(fills, up.peer != nil)
 	go func() {
 		defer s.finish(watch, fills)
 		if wf != nil && watch != nil {

@@ -382,8 +382,11 @@ func (s *Server) logRequest(q *request) {
 	}
 	ev.Int64("slice_hits", q.sliceHits).
 		Int64("slice_misses", q.sliceMisses).
-		Int64("origin_bytes", q.originBytes).
-		Int64("bytes_sent", q.sent).
+		Int64("origin_bytes", q.originBytes)
+	if q.peerBytes > 0 {
+		ev.Int64("peer_bytes", q.peerBytes) // fetched from another node of the POP
+	}
+	ev.Int64("bytes_sent", q.sent).
 		Float64("ttfb_ms", float64(q.ttfb.Microseconds())/1000).
 		Float64("duration_ms", float64(dur.Microseconds())/1000).
 		Msg("request")

@@ -101,6 +101,7 @@ type request struct {
 	sliceHits   int64
 	sliceMisses int64
 	originBytes int64 // bytes of the slices this request fetched from the origin
+	peerBytes   int64 // those it fetched from another node of the POP
 	sent        int64
 	ttfb        time.Duration
 

@@ -94,6 +94,7 @@ Try, in another terminal:
   # the objects each store holds after it
   for i in 1 2 3; do $BIN stats --admin http://127.0.0.1:818\$i --token $secret | grep objects; done
 
-Ctrl-C stops the four.
+Ctrl-C stops the four. A node killed alone (kill -9 its PID) leaves the
+other nodes serving: the POP finds it dead in seconds.
 MSG
-wait -n "${pids[@]}"
+wait "${pids[@]}"

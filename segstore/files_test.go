@@ -355,3 +355,39 @@ func TestProcessCrashOrphansScrubbed(t *testing.T) {
 		t.Errorf("Stats = %+v, want m's 4 slices scrubbed (in each pass) and kept, none corrupt", st)
 	}
 }
+
+// TestPeriodicFlushSurvivesCrash: with no write-ahead log, a process crash
+// loses the index entries written since the memtable's last flush. The
+// store flushes a memtable that took writes every FlushInterval, so slices
+// written longer ago than that survive a kill -9 (a crash clone keeping
+// everything written) instead of waiting for the memtable to fill.
+func TestPeriodicFlushSurvivesCrash(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		survive  bool
+	}{{50 * time.Millisecond, true}, {-1, false}} {
+		mem := vfs.NewCrashableMem()
+		dir := t.TempDir()
+		s, err := segstore.Open(segstore.Options{Dir: dir, FS: mem, ScrubRate: -1, FlushInterval: tc.interval})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newMeta("example.com/files/crash/periodic", 4*chunk, chunk)
+		if err := s.PutMeta(m); err != nil {
+			t.Fatal(err)
+		}
+		writeAll(t, s, m)
+		time.Sleep(500 * time.Millisecond) // ten intervals
+		crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(1, 1))})
+		c, err := segstore.Open(segstore.Options{Dir: dir, FS: crashed, ScrubRate: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := storedBits(c, m)
+		if survived := stored == 4; survived != tc.survive {
+			t.Errorf("FlushInterval %v: %d of 4 slices stored after a crash 500 ms after they were written; want survived=%v", tc.interval, stored, tc.survive)
+		}
+		c.Close()
+		s.Close()
+	}
+}

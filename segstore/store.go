@@ -2,6 +2,7 @@ package segstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +69,19 @@ type Options struct {
 	// reads back and verifies against their checksums (scrub.go); 0 means
 	// DefaultScrubRate, a negative value turns the scrubber off.
 	ScrubRate int64
+	// FlushInterval bounds what a crash of the process loses of the
+	// index: the store has no write-ahead log, so the entries written
+	// since the memtable's last flush are lost with it (their slices are
+	// fetched again). A memtable that took writes is flushed at least this
+	// often. 0 means DefaultFlushInterval, a negative value flushes only
+	// when the memtable fills.
+	FlushInterval time.Duration
 }
+
+// DefaultFlushInterval is Options.FlushInterval when not set: a crash
+// loses at most about the last 30 seconds of fills (and at most one
+// memtable), not everything since the memtable last filled.
+const DefaultFlushInterval = 30 * time.Second
 
 // keyStripes is the number of locks serialising writers per key.
 const keyStripes = 256
@@ -95,9 +108,11 @@ type Store struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	closed atomic.Bool
-	busy   atomic.Int64  // calls using Pebble now (enter/exit); Close waits for none
-	idle   chan struct{} // signalled when busy drops to 0 after Close began
+	closed  atomic.Bool
+	dirty   atomic.Bool    // a commit since the last periodic flush (flushEvery)
+	flusher sync.WaitGroup // the periodic flush; Close waits for it
+	busy    atomic.Int64   // calls using Pebble now (enter/exit); Close waits for none
+	idle    chan struct{}  // signalled when busy drops to 0 after Close began
 
 	// keyMu[stripe(hash(key))] serialises every change to one key's meta,
 	// slices and index entry: PutMeta, WriteSlice, Purge, evicting, dropping
@@ -269,7 +284,41 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.startRetry(s.ctx)
 	s.startScrub(s.ctx, opts.ScrubRate)
+	s.flushEvery(s.ctx, cmp.Or(opts.FlushInterval, DefaultFlushInterval))
 	return s, nil
+}
+
+// flushEvery flushes the memtable every interval when it took writes
+// since the last time: with no write-ahead log, what a crash loses of the
+// index is then at most interval's worth of writes. It stops with ctx.
+func (s *Store) flushEvery(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	s.flusher.Add(1)
+	go func() {
+		defer s.flusher.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if !s.dirty.Swap(false) {
+				continue
+			}
+			if s.ctl.writeErr() != nil {
+				s.dirty.Store(true) // the disk cannot take it now; next time
+				continue
+			}
+			if _, err := s.db.AsyncFlush(); err != nil {
+				s.dirty.Store(true)
+				s.logf("segstore: periodic flush of the index: %v", err)
+			}
+		}
+	}()
 }
 
 // openPebble runs pebble.Open on a goroutine of its own, so that a fatal
@@ -538,6 +587,7 @@ func (s *Store) Close() error {
 		s.ev.done.Wait()
 	}
 	s.pend.done.Wait()
+	s.flusher.Wait()
 	// Wait for the calls that entered before closed was set, unless Pebble
 	// has failed: then one of them may wait on it forever, and Pebble is
 	// left open anyway.
@@ -646,6 +696,8 @@ func (s *Store) commit(b *pebble.Batch) error {
 	}
 	if err != nil {
 		s.writeErrors.Add(1)
+	} else {
+		s.dirty.Store(true)
 	}
 	return err
 }
