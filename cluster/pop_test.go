@@ -779,3 +779,145 @@ func logTwice(t *testing.T, org *origintest.Server) {
 		}
 	}
 }
+
+// TestPOPClasses: objects of each consistency class (segstore.Class) come
+// through the POP whole and right: a strong ETag, Last-Modified alone,
+// and no validator, for which no fill but the first answer can be proved
+// to be the version (a POP node then fetches it alone, from the origin,
+// as it does an object from an origin that ignores Range).
+func TestPOPClasses(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		m    origintest.Mode
+	}{
+		{"strong-etag", origintest.Mode{}},
+		{"last-modified", origintest.Mode{WeakETag: true}},
+		{"none", origintest.Mode{NoValidator: true}},
+		{"origin without range support", origintest.Mode{NoRange: true}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			org := origintest.NewTest(t)
+			objects := map[string]int64{"/pop/c1.bin": 2<<20 + 3, "/pop/c2.bin": 1 << 20}
+			for p, n := range objects {
+				org.Add(p, n)
+			}
+			org.SetMode(mode.m)
+			nodes := startPOP(t, 3, org.URL())
+			asks, _ := workload(21, 40, 3, objects)
+			for _, a := range asks {
+				if err := verifyAsk(t, nodes, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			settle(t, nodes)
+			noPeerFailures(t, nodes)
+		})
+	}
+}
+
+// TestPOPFlapping: an origin that replaces its object every few requests,
+// with max-age=0 so that every request can meet a new version, behind a
+// POP, for each consistency class. Nodes hold different versions at once;
+// still no answer mixes two versions (a version's identity across nodes
+// is its validator and size): each is whole and of one version, a 502
+// that says the origin changed, or cut after bytes of one version.
+func TestPOPFlapping(t *testing.T) {
+	maxAge0 := "max-age=0"
+	for _, mode := range []struct {
+		name string
+		m    origintest.Mode
+	}{
+		{"strong-etag", origintest.Mode{FlapEvery: 3, CacheControl: &maxAge0}},
+		{"last-modified", origintest.Mode{FlapEvery: 3, WeakETag: true, CacheControl: &maxAge0}},
+		{"none", origintest.Mode{FlapEvery: 3, NoValidator: true, CacheControl: &maxAge0}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			org := origintest.NewTest(t)
+			const path, size = "/pop/flap.bin", 3 << 20
+			org.Add(path, size)
+			org.SetMode(mode.m)
+			nodes := startPOP(t, 3, org.URL())
+			asks, _ := workload(31, 60, 3, map[string]int64{path: size})
+			var whole, cut, changed atomic.Int64
+			var g errgroup.Group
+			g.SetLimit(6)
+			for _, a := range asks {
+				g.Go(func() error {
+					var hdr []string
+					if a.end >= 0 {
+						hdr = []string{fmt.Sprintf("Range: bytes=%d-%d", a.start, a.end)}
+					}
+					resp, body, err := get(t, nodes[a.node].url+a.path, hdr...)
+					if resp == nil {
+						return fmt.Errorf("%v via %s: %w", hdr, nodes[a.node].name, err)
+					}
+					if resp.StatusCode == http.StatusBadGateway && strings.Contains(string(body), "the origin changed the object") {
+						changed.Add(1)
+						return nil
+					}
+					if resp.StatusCode != 200 && resp.StatusCode != 206 {
+						return fmt.Errorf("%v via %s: status %d: %s", hdr, nodes[a.node].name, resp.StatusCode, body)
+					}
+					_, version, _ := org.Object(path)
+					if vs := origintest.WhichVersion(body, path, a.start, version+1); len(vs) > 1 || len(vs) == 1 && vs[0] < 0 {
+						return fmt.Errorf("%v via %s: a body of %d bytes holds versions %v", hdr, nodes[a.node].name, len(body), vs)
+					}
+					want := int64(size)
+					if a.end >= 0 {
+						want = a.end - a.start + 1
+					}
+					if err != nil || int64(len(body)) != want {
+						cut.Add(1)
+						return nil
+					}
+					whole.Add(1)
+					return nil
+				})
+			}
+			if err := g.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d answers whole, %d cut, %d 502 (the origin changed): 0 mixed", whole.Load(), cut.Load(), changed.Load())
+			if whole.Load() == 0 {
+				t.Error("no answer was whole")
+			}
+		})
+	}
+}
+
+// skewed is a node's view of the POP that disagrees with the others':
+// it ranks the members for a group by another hash. Memberlist's views
+// differ like this for a while when a node joins or dies.
+type skewed struct {
+	*cluster.Node
+	salt string
+}
+
+func (s skewed) Owner(key string, group int64) (string, string, bool) {
+	return s.Node.Owner(key+s.salt, group)
+}
+
+// TestPOPViewsDiffer: every node believes a different node owns each
+// group. Answers stay right, and no node waits on another in a loop
+// (each asked node serves a peer from its store or the origin, never from
+// a third node): every peer fetch succeeds.
+func TestPOPViewsDiffer(t *testing.T) {
+	org := origintest.NewTest(t)
+	objects := map[string]int64{"/pop/v1.bin": 3<<20 + 5, "/pop/v2.bin": 2 << 20}
+	for p, n := range objects {
+		org.Add(p, n)
+	}
+	nodes := startPOP(t, 3, org.URL())
+	for i, n := range nodes {
+		n.edge.Peers = skewed{Node: n.node, salt: fmt.Sprint(i)}
+	}
+	asks, touched := workload(41, 100, 3, objects)
+	run(t, nodes, asks, 8)
+	settle(t, nodes)
+	noPeerFailures(t, nodes)
+	unique := uniqueBytes(touched, objects)
+	t.Logf("with views that disagree the origin sent %.2fx the unique slices", float64(org.BodyBytes())/float64(unique))
+	if org.BodyBytes() > 3*unique {
+		t.Errorf("origin sent %d bytes for %d unique: more than once per node", org.BodyBytes(), unique)
+	}
+}

@@ -121,6 +121,13 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 		}
 	}
 	m := s.newVersion(q, resp, val, old, sent)
+	if s.inPOP() && (m.Class() == segstore.Unproven || m.NoRange) {
+		// Nothing proves two answers to be one version, so no other
+		// node's bytes can fill this one; or the origin sends whole
+		// bodies, which one fetch cuts into every slice: this node
+		// fetches the object alone, from the origin (peers.go).
+		s.localOnly.add(q.key, s.now())
+	}
 	return s.startFill(ctx, watch, q, m, resp, epoch, old != nil, open), nil
 }
 
@@ -173,9 +180,9 @@ func (s *Server) metaRequest(q *request, want wantBytes, old *segstore.Meta) (re
 		req.Suffix = min(want.Suffix, (runLimit(q.rule.MaxRun)-1)*sliceSize) + sliceSize
 	} else {
 		run := want.run(sliceSize, q.rule.MaxRun)
-		run.Last = min(run.Last, s.groupEnd(run.First))
+		run.Last = min(run.Last, s.groupEnd(q, run.First))
 		rng := run.Bytes(sliceSize, -1)
-		if want.End < 0 && !s.inPOP() {
+		if want.End < 0 && !s.grouped(q) {
 			// A full GET, or a range to the end: asked to the end too, so
 			// that the answer serves the request whatever it turns out to
 			// be. A cacheable one is cut into slices as it passes, for

@@ -27,7 +27,7 @@ import (
 // store has it). bypass: the store says it has slice i but cannot read it.
 func (c *rangeCopy) claim(i int64, bypass bool) *origin.Fill {
 	s, m := c.s, c.m
-	run := slicer.Run{First: i, Last: min(i+runLimit(c.q.rule.MaxRun)-1, c.last, s.groupEnd(i))}
+	run := slicer.Run{First: i, Last: min(i+runLimit(c.q.rule.MaxRun)-1, c.last, s.groupEnd(c.q, i))}
 	have := func(j int64) bool { return !(bypass && j == i) && s.Store.Has(m, j) }
 	var claims []origin.Claim
 	if m.Class() == segstore.Unproven {
@@ -61,7 +61,7 @@ func (c *rangeCopy) claim(i int64, bypass bool) *origin.Fill {
 			s.fetchRun(c.q, m, run.First, ownedFills(claims))
 		}
 	} else {
-		claims = s.fills.Claim(m.Key, m.Version, run, m.SliceLen, have)
+		claims = s.fills.Claim(s.fillKey(c.q, m, i), m.Version, run, m.SliceLen, have)
 		owned := func(j int64) bool { return claims[j-run.First].Owned }
 		for _, r := range slicer.PlanRuns(run, owned, 0) {
 			s.fetchRun(c.q, m, r.First, ownedFills(claims[r.First-run.First:r.Last-run.First+1]))
@@ -211,7 +211,11 @@ func (s *Server) claimResponse(m *segstore.Meta, resp *origin.Response) (int64, 
 		return 0, nil
 	}
 	run := slicer.Run{First: first, Last: last}
-	return run.First, ownedFills(s.fills.Claim(m.Key, m.Version, run, m.SliceLen, have))
+	key := m.Key
+	if _, fromPeer := resp.Body.(countingBody); fromPeer {
+		key += peerFills // see fillKey
+	}
+	return run.First, ownedFills(s.fills.Claim(key, m.Version, run, m.SliceLen, have))
 }
 
 // feed streams an origin body into fills and the store; it runs detached

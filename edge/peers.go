@@ -30,9 +30,11 @@ import (
 	"hash/fnv"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/origin"
+	"github.com/sliceedge/sliceedge/segstore"
 )
 
 // Peers is a node's view of its POP; nil on a node that stands alone.
@@ -82,17 +84,26 @@ func (s *Server) PeerHandler() http.Handler {
 }
 
 // clustered reports whether q's fetches are routed to group owners: the
-// node is in a POP and q did not come from a peer.
-func (s *Server) clustered(q *request) bool { return s.Peers != nil && !q.fromPeer }
+// node is in a POP, q did not come from a peer, and q's object is not one
+// this node fetches alone (localOnly).
+func (s *Server) clustered(q *request) bool {
+	return s.Peers != nil && !q.fromPeer && !s.localOnly.has(q.key, s.now())
+}
 
-// inPOP reports whether runs and discoveries follow group bounds: the
-// node is in a POP (whether q came from a client or a peer).
+// inPOP reports whether the node is in a POP.
 func (s *Server) inPOP() bool { return s.Peers != nil }
 
+// grouped reports whether q's runs and discoveries follow group bounds:
+// the node is in a POP (whether q came from a client or a peer), and q's
+// object is not one it fetches alone.
+func (s *Server) grouped(q *request) bool {
+	return s.Peers != nil && !s.localOnly.has(q.key, s.now())
+}
+
 // groupEnd is the last slice of the group holding slice i, or the largest
-// index when the node stands alone.
-func (s *Server) groupEnd(i int64) int64 {
-	if s.Peers == nil {
+// index when q's runs do not follow groups.
+func (s *Server) groupEnd(q *request, i int64) int64 {
+	if !s.grouped(q) {
 		return 1<<62 - 1
 	}
 	g := max(s.Peers.GroupSlices(), 1)
@@ -203,4 +214,60 @@ func (s *Server) versionLock(key string) *sync.Mutex {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return &s.versionLocks[h.Sum32()%uint32(len(s.versionLocks))]
+}
+
+// localKeys are the objects a POP node fetches alone, as if it stood
+// alone: those without a validator (class none), whose slices only the
+// answer that created their version may fill, so that no peer's can.
+// Bounded: past maxLocalKeys it starts over (a forgotten object costs its
+// next client a routed discovery, which finds it again).
+type localKeys struct {
+	mu sync.Mutex
+	m  map[string]time.Time // key -> when it was found to be of class none
+}
+
+// localKeyTTL is how long an object stays local-only: an origin that
+// starts sending validators has it shared again after it.
+const localKeyTTL = 10 * time.Minute
+
+const maxLocalKeys = 100_000
+
+func (l *localKeys) add(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil || len(l.m) >= maxLocalKeys {
+		l.m = make(map[string]time.Time)
+	}
+	l.m[key] = now
+}
+
+func (l *localKeys) has(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.m[key]
+	if ok && now.Sub(at) > localKeyTTL {
+		delete(l.m, key)
+		return false
+	}
+	return ok
+}
+
+// peerFills marks, in the fills registry, the fills of slices this node
+// fetches from a peer (fillKey).
+const peerFills = "\x00from-peer"
+
+// fillKey is the key under which q's fill of slice i of m is registered:
+// m's key, or for a slice this node fetches from a peer, m's key marked
+// apart. A request from a peer never waits on a fill this node makes
+// through another peer: when member lists disagree, two nodes could each
+// be filling a group from the other and each wait on the other's fill
+// until a timeout. Requests that agree on the route share fills as usual.
+func (s *Server) fillKey(q *request, m *segstore.Meta, i int64) string {
+	if !s.clustered(q) {
+		return m.Key
+	}
+	if _, _, self := s.Peers.Owner(q.key, i/max(s.Peers.GroupSlices(), 1)); self {
+		return m.Key
+	}
+	return m.Key + peerFills
 }

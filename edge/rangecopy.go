@@ -65,7 +65,7 @@ func (c *rangeCopy) slice(i, a, b int64) error {
 	restarts := 0        // claims again after a stopped open-range answer
 	for tries := 0; ; {
 		if f == nil {
-			f = s.fills.Lookup(m.Key, m.Version, i)
+			f = s.fills.Lookup(s.fillKey(c.q, m, i), m.Version, i)
 		}
 		if f == nil && !storeFailed && s.Store.Has(m, i) {
 			n, err := c.sendStored(i, a, b)

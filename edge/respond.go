@@ -75,9 +75,11 @@ func (s *Server) respond(q *request, v version, specs []slicer.Spec) error {
 		return nil
 	}
 	status, parts, mp := frame(h, m, ranges)
-	if m.Class() == segstore.Unproven && q.r.Method == http.MethodGet && !v.source.fromOrigin() {
+	if m.Class() == segstore.Unproven && q.r.Method == http.MethodGet && (!v.source.fromOrigin() || s.inPOP()) {
 		// No other answer may fill this version: a body it cannot
-		// complete must not start (serve.go fetches it again first).
+		// complete must not start (serve.go fetches it again first). A
+		// discovery answers the whole request with its open range,
+		// except in a POP, where it asked for one group (peers.go).
 		if i := s.unfillable(m, parts); i >= 0 {
 			return unproven(m, i)
 		}

@@ -79,6 +79,7 @@ type Server struct {
 	active       atomic.Int64                  // requests being handled; see Active
 	stopping     atomic.Bool                   // set by Stopping: cuts from now on are the shutdown's
 	versionLocks [64]sync.Mutex                // by key hash; see versionLock
+	localOnly    localKeys                     // in a POP, objects this node fetches alone (peers.go)
 }
 
 // request is the state of one client request as it moves through the
