@@ -921,3 +921,49 @@ func TestPOPViewsDiffer(t *testing.T) {
 		t.Errorf("origin sent %d bytes for %d unique: more than once per node", org.BodyBytes(), unique)
 	}
 }
+
+// TestPOPSecret: a node with another secret cannot join (the gossip is
+// encrypted with a key derived from the secret), and the peer listener
+// refuses a request without the token: 403, counted, nothing served.
+func TestPOPSecret(t *testing.T) {
+	org := origintest.NewTest(t)
+	org.Add("/pop/secret.bin", 1<<20)
+	nodes := startPOP(t, 2, org.URL())
+
+	cfg := &config.Cluster{Node: "intruder", Gossip: "127.0.0.1:0", Peer: "127.0.0.1:1", Secret: "another-secret-0123456789",
+		GroupSlices: groupSlices, Join: []string{nodes[0].node.GossipAddr()}}
+	intruder, err := cluster.Start(cfg, cluster.Options{Log: zerolog.Nop(), Tune: fastGossip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Shutdown()
+	time.Sleep(time.Second)
+	if n := len(nodes[0].node.Members()); n != 2 {
+		t.Errorf("with a node of another secret trying to join, node-0 sees %d members, want 2", n)
+	}
+	if n := len(intruder.Members()); n != 1 {
+		t.Errorf("the node with another secret sees %d members, want itself alone", n)
+	}
+
+	for _, token := range []string{"", "wrong", intruder.Token()} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+nodes[0].edge.Config.Cluster.Peer+"/pop/secret.bin", nil)
+		req.Host = "pop.test"
+		if token != "" {
+			req.Header.Set(edge.PeerTokenHeader, token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("peer listener with token %q: status %d, want 403", token, resp.StatusCode)
+		}
+	}
+	if org.Requests() != 0 {
+		t.Errorf("refused peer requests cost the origin %d requests", org.Requests())
+	}
+	if !strings.Contains(metricsText(nodes[0].edge), "sliceedge_peer_refused_total 3") {
+		t.Error("the refused peer requests are not counted in sliceedge_peer_refused_total")
+	}
+}
