@@ -967,3 +967,50 @@ func TestPOPSecret(t *testing.T) {
 		t.Error("the refused peer requests are not counted in sliceedge_peer_refused_total")
 	}
 }
+
+// liarView sends every fetch of a node to one peer, the liar.
+type liarView struct {
+	*cluster.Node
+	addr string
+}
+
+func (l liarView) Owner(string, int64) (string, string, bool) { return "liar", l.addr, false }
+
+// TestPOPLyingPeer: a peer is checked as strictly as an origin. One that
+// answers with a wrong Content-Range, or cuts its body short, costs the
+// node a fetch from the origin, not a wrong byte nor a cut answer; and it
+// is not asked again at once.
+func TestPOPLyingPeer(t *testing.T) {
+	for _, lie := range []struct {
+		name string
+		m    origintest.Mode
+	}{
+		{"wrong Content-Range", origintest.Mode{LieContentRange: "start"}},
+		{"body cut short", origintest.Mode{TruncateAfter: 100_000}},
+	} {
+		t.Run(lie.name, func(t *testing.T) {
+			org := origintest.NewTest(t)
+			liar := origintest.NewTest(t) // the same deterministic bytes and ETag, served wrong
+			const path, size = "/pop/lied.bin", 2 << 20
+			org.Add(path, size)
+			liar.Add(path, size)
+			liar.SetMode(lie.m)
+			nodes := startPOP(t, 1, org.URL())
+			nodes[0].edge.Peers = liarView{Node: nodes[0].node, addr: strings.TrimPrefix(liar.URL(), "http://")}
+			for _, a := range []ask{{path: path, end: -1, size: size}, {path: path, start: 1 << 20, end: 1<<20 + 99, size: size}} {
+				if err := verifyAsk(t, nodes, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if liar.Requests() == 0 {
+				t.Fatal("the liar was never asked")
+			}
+			if n := peerFailures(nodes); n == 0 && !strings.Contains(metricsText(nodes[0].edge), `result="body_failed"`) {
+				t.Error("the liar's failures are not counted")
+			}
+			if liar.Requests() > 2 {
+				t.Errorf("the liar was asked %d times; after its first failure it should rest", liar.Requests())
+			}
+		})
+	}
+}

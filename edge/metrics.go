@@ -88,7 +88,9 @@ type metrics struct {
 	// token. Peer fetches, by peer (peers.go), are created on first use:
 	// sliceedge_peer_requests_total{peer,result} (ok, status (the peer
 	// relayed a status), version_changed, failed (the fetch then went to
-	// the origin)) and sliceedge_peer_bytes_total{peer}, body bytes read.
+	// the origin), body_failed (its body ended in an error: the rest came
+	// from the origin)) and sliceedge_peer_bytes_total{peer}, body bytes
+	// read. A peer that failed is not asked for peerBackoff.
 	peerRefused *vm.Counter
 	// ttfb and duration: seconds from request to first body byte, and to
 	// the end of the answer.
@@ -236,7 +238,7 @@ func (m *metrics) originError(err error) {
 
 // peerFetch counts a fetch from peer and wraps resp's body to count its
 // bytes.
-func (m *metrics) peerFetch(ctx context.Context, peer string, resp *origin.Response, err error) {
+func (m *metrics) peerFetch(ctx context.Context, peer string, resp *origin.Response, err error, failed func()) {
 	var se *origin.StatusError
 	result := "ok"
 	switch {
@@ -251,7 +253,11 @@ func (m *metrics) peerFetch(ctx context.Context, peer string, resp *origin.Respo
 	name := strconv.Quote(peer)
 	m.set.GetOrCreateCounter(`sliceedge_peer_requests_total{peer=` + name + `,result="` + result + `"}`).Inc()
 	if resp != nil && resp.Body != nil {
-		resp.Body = countingBody{ReadCloser: resp.Body, c: m.set.GetOrCreateCounter(`sliceedge_peer_bytes_total{peer=` + name + `}`)}
+		resp.Body = countingBody{ReadCloser: resp.Body, c: m.set.GetOrCreateCounter(`sliceedge_peer_bytes_total{peer=` + name + `}`),
+			failed: func() {
+				m.set.GetOrCreateCounter(`sliceedge_peer_requests_total{peer=` + name + `,result="body_failed"}`).Inc()
+				failed()
+			}}
 	}
 }
 
@@ -265,15 +271,20 @@ func (m *metrics) fillBytes(resp *origin.Response) *vm.Counter {
 	return m.originBytes
 }
 
-// countingBody adds the bytes read through it to c.
+// countingBody adds the bytes read through it to c, and calls failed
+// when the body ends in an error (the peer died or lied mid-answer).
 type countingBody struct {
 	io.ReadCloser
-	c *vm.Counter
+	c      *vm.Counter
+	failed func()
 }
 
 func (b countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.c.Add(n)
+	if err != nil && err != io.EOF && !errors.Is(err, context.Canceled) {
+		b.failed()
+	}
 	return n, err
 }
 

@@ -137,8 +137,8 @@ func (s *Server) route(q *request, first int64) upstream {
 	if first >= 0 {
 		u.group = first / max(s.Peers.GroupSlices(), 1)
 	}
-	name, addr, self := s.Peers.Owner(q.key, u.group)
-	if self {
+	name, addr, ok := s.peerFor(q, u.group)
+	if !ok {
 		return u
 	}
 	u.peer, u.name, u.url, u.host, u.key = s.peerClient(q.rule.Origin), name, "http://"+addr+q.r.URL.RequestURI(), q.r.Host, q.key
@@ -154,10 +154,11 @@ func (u upstream) fetch(ctx context.Context, req *origin.Request) (*origin.Respo
 		preq.Header = req.Header.Clone()
 		preq.Header.Set(PeerTokenHeader, u.s.Peers.Token())
 		resp, err := u.peer.Fetch(ctx, &preq)
-		u.s.metrics().peerFetch(ctx, u.name, resp, err)
+		u.s.metrics().peerFetch(ctx, u.name, resp, err, func() { u.s.peerTrouble(u.name) })
 		if err == nil || !peerFailed(ctx, err) {
 			return resp, err
 		}
+		u.s.peerTrouble(u.name)
 		u.s.Log.Warn().Err(err).Str("peer", u.name).Str("key", u.key).Int64("group", u.group).
 			Msg("edge: the node owning this group did not answer; fetching from the origin instead (if it is down, the POP stops asking it once gossip finds it dead)")
 	}
@@ -266,8 +267,33 @@ func (s *Server) fillKey(q *request, m *segstore.Meta, i int64) string {
 	if !s.clustered(q) {
 		return m.Key
 	}
-	if _, _, self := s.Peers.Owner(q.key, i/max(s.Peers.GroupSlices(), 1)); self {
+	if _, _, ok := s.peerFor(q, i/max(s.Peers.GroupSlices(), 1)); !ok {
 		return m.Key
 	}
 	return m.Key + peerFills
+}
+
+// peerFor names the peer q's fetches of group go to: its owner, unless
+// that is this node or a peer that failed a fetch in the last peerBackoff
+// (then the origin: a peer that hangs or lies mid-answer would otherwise
+// be asked again at once for the rest, and one that is down is asked by
+// every fetch until gossip finds it dead).
+func (s *Server) peerFor(q *request, group int64) (name, addr string, ok bool) {
+	name, addr, self := s.Peers.Owner(q.key, group)
+	if self {
+		return "", "", false
+	}
+	if until, bad := s.peerBad.Load(name); bad && s.now().Before(until.(time.Time)) {
+		return "", "", false
+	}
+	return name, addr, true
+}
+
+// peerBackoff is how long a peer that failed a fetch is not asked.
+const peerBackoff = 5 * time.Second
+
+// peerTrouble records that peer failed a fetch, before or during its
+// body.
+func (s *Server) peerTrouble(peer string) {
+	s.peerBad.Store(peer, s.now().Add(peerBackoff))
 }

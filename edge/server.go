@@ -80,6 +80,7 @@ type Server struct {
 	stopping     atomic.Bool                   // set by Stopping: cuts from now on are the shutdown's
 	versionLocks [64]sync.Mutex                // by key hash; see versionLock
 	localOnly    localKeys                     // in a POP, objects this node fetches alone (peers.go)
+	peerBad      sync.Map                      // peer name -> time.Time until which it is not asked (peerFor)
 }
 
 // request is the state of one client request as it moves through the
