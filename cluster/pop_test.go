@@ -685,20 +685,19 @@ func TestPOPInspectOwners(t *testing.T) {
 			own += min((o.Last+1)*sliceSize, size) - o.First*sliceSize
 		}
 	}
-	found := false
-	for _, rec := range nodes[0].logs.Lines(t) {
-		if rec["message"] != "request" || rec["path"] != path {
-			continue
+	var line map[string]any
+	origintest.WaitFor(t, "the download's access log line", func() bool { // written once the answer has ended
+		for _, rec := range nodes[0].logs.Lines(t) {
+			if rec["message"] == "request" && rec["path"] == path {
+				line = rec
+			}
 		}
-		found = true
-		originBytes, _ := rec["origin_bytes"].(float64)
-		peerBytes, _ := rec["peer_bytes"].(float64)
-		if int64(originBytes) != own || int64(originBytes+peerBytes) != size {
-			t.Errorf("access log: origin_bytes %v, peer_bytes %v; want %d from the origin (node-0's groups) and %d in all", originBytes, peerBytes, own, size)
-		}
-	}
-	if !found {
-		t.Error("no access log line for the download")
+		return line != nil
+	})
+	originBytes, _ := line["origin_bytes"].(float64)
+	peerBytes, _ := line["peer_bytes"].(float64)
+	if int64(originBytes) != own || int64(originBytes+peerBytes) != size {
+		t.Errorf("access log: origin_bytes %v, peer_bytes %v; want %d from the origin (node-0's groups) and %d in all", originBytes, peerBytes, own, size)
 	}
 }
 

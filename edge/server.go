@@ -396,7 +396,7 @@ func (s *Server) InFlight() int { return s.fills.InFlight() }
 // Drain waits until no origin fill is in flight, or ctx ends. Call it after
 // the listeners stopped and before closing the store.
 func (s *Server) Drain(ctx context.Context) error {
-	for s.fills.InFlight() > 0 {
+	for s.fills.Busy() > 0 {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("edge: %d slice fills still in flight: %w", s.fills.InFlight(), ctx.Err())

@@ -321,6 +321,20 @@ func (fs *Fills) InFlight() int {
 	return len(fs.m)
 }
 
+// Busy returns the fills in flight plus the whole-body feeds in flight:
+// between two of its slices a feed has no fill registered, yet more of
+// its slices are on their way, so a drain that counted fills alone could
+// end while a feed still stores.
+func (fs *Fills) Busy() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	n := len(fs.m)
+	for _, feeds := range fs.wholes {
+		n += len(feeds)
+	}
+	return n
+}
+
 // Release unregisters a completed fill once its slice is stored (or could
 // not be). See Feed.
 func (fs *Fills) Release(f *Fill) {

@@ -296,8 +296,8 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 	if wf == nil || len(a) != 3 || !a[0].Owned || a[1].Fill != nil || !a[2].Owned {
 		t.Fatalf("first claim: %+v, feed %v; want slices 1 and 3 owned on a new feed, 2 stored", a, wf)
 	}
-	if fs.InFlight() != 2 {
-		t.Fatalf("%d fills in flight after claiming 3 slices of %d, want 2", fs.InFlight(), int64(huge))
+	if fs.InFlight() != 2 || fs.Busy() != 3 {
+		t.Fatalf("%d fills in flight, busy %d after claiming 3 slices of %d, want 2 and 3 (the feed)", fs.InFlight(), fs.Busy(), int64(huge))
 	}
 	b, wf2 := fs.ClaimWhole("k", 1, slicer.Run{First: 3, Last: 5}, lenOf(4), have)
 	if wf2 != nil || b[0].Fill != a[2].Fill || b[1].Owned || b[1].Fill.Whole() != wf || b[2].Owned {
@@ -330,6 +330,9 @@ func TestWholeFeedClaimsLazily(t *testing.T) {
 	}
 	if fs.InFlight() != 1 || fs.Lookup("k", 1, 6) != other[0].Fill {
 		t.Errorf("%d fills in flight, want only the other fetch's slice 6", fs.InFlight())
+	}
+	if fs.Busy() != 1 {
+		t.Errorf("busy %d after the feed ended, want 1 (slice 6's fill): an ended feed keeps nothing busy", fs.Busy())
 	}
 	// A reservation past where the feed failed fails with it.
 	c, wf3 := fs.ClaimWhole("k", 1, slicer.Run{First: 100, Last: 100}, lenOf(4), have)
