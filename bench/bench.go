@@ -23,6 +23,7 @@ const (
 	DefaultObjects       = 32
 	DefaultObjectSize    = 16 << 20
 	DefaultBigObjectSize = 1 << 30
+	DefaultNodes         = 3
 )
 
 // Smallest sizes Run accepts: seek needs at least two 2 MiB slots in the
@@ -30,6 +31,13 @@ const (
 const (
 	MinObjectSize    = 4 << 10
 	MinBigObjectSize = 4 << 20
+)
+
+// Nodes of the pop workload: a POP needs a node that owns a group and one
+// that does not; more than MaxNodes on one machine measures its scheduler.
+const (
+	MinNodes = 2
+	MaxNodes = 16
 )
 
 // Config says what to benchmark and how hard. The zero value of every
@@ -43,7 +51,9 @@ type Config struct {
 	// behind Target; required with Target. Its /.origin/ control endpoints
 	// give the origin counters and set the workloads' origin modes.
 	Origin string
-	// Workloads are the names to run, in order; nil means AllWorkloads().
+	// Workloads are the names to run, in order; nil means AllWorkloads(),
+	// less pop with a Target (pop measures the POP it starts, not the
+	// target).
 	Workloads []string
 	// Duration bounds the measured phase of each workload (warm-up phases
 	// are bounded separately, by size).
@@ -60,6 +70,9 @@ type Config struct {
 	// BigObjectSize is the size of the objects of seek, sequential and
 	// coldfill.
 	BigObjectSize int64
+	// Nodes is the number of sliceedge nodes the pop workload starts as
+	// one POP.
+	Nodes int
 	// Seed makes the request streams reproducible (object paths are fresh
 	// on every run regardless).
 	Seed uint64
@@ -69,9 +82,9 @@ type Config struct {
 }
 
 // AllWorkloads returns the names of the workloads in the order Run runs
-// them by default.
+// them by default (without pop when there is a Config.Target).
 func AllWorkloads() []string {
-	return []string{"hot", "seek", "mixed", "collapse", "sequential", "flap", "stream", "coldfill"}
+	return []string{"hot", "seek", "mixed", "collapse", "sequential", "flap", "stream", "coldfill", "pop"}
 }
 
 // Result is what one workload measured. Latency is from sending the
@@ -132,6 +145,7 @@ type Report struct {
 	Objects       int           `json:"objects"`
 	ObjectSize    int64         `json:"object_size"`
 	BigObjectSize int64         `json:"big_object_size"`
+	Nodes         int           `json:"nodes"`
 	Seed          uint64        `json:"seed"`
 
 	Results []Result `json:"results"` // in the order run
@@ -168,8 +182,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BigObjectSize == 0 {
 		c.BigObjectSize = DefaultBigObjectSize
 	}
+	if c.Nodes == 0 {
+		c.Nodes = DefaultNodes
+	}
 	if c.Workloads == nil {
 		c.Workloads = AllWorkloads()
+		if c.Target != "" || c.Origin != "" {
+			c.Workloads = slices.DeleteFunc(c.Workloads, func(w string) bool { return w == "pop" })
+		}
 	}
 	var errs []error
 	if c.Duration < 0 {
@@ -190,9 +210,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BigObjectSize < MinBigObjectSize {
 		errs = append(errs, fmt.Errorf("big object size %d is below the minimum %d", c.BigObjectSize, MinBigObjectSize))
 	}
+	if c.Nodes < MinNodes || c.Nodes > MaxNodes {
+		errs = append(errs, fmt.Errorf("nodes %d: want %d to %d", c.Nodes, MinNodes, MaxNodes))
+	}
 	for _, w := range c.Workloads {
 		if !slices.Contains(AllWorkloads(), w) {
 			errs = append(errs, fmt.Errorf("unknown workload %q (want one of %s)", w, strings.Join(AllWorkloads(), ", ")))
+		}
+		if w == "pop" && (c.Target != "" || c.Origin != "") {
+			errs = append(errs, errors.New("pop starts its own POP of sliceedge nodes in front of its own origin: run it without target and origin"))
 		}
 	}
 	if c.Target != "" || c.Origin != "" {
@@ -237,6 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Objects:       cfg.Objects,
 		ObjectSize:    cfg.ObjectSize,
 		BigObjectSize: cfg.BigObjectSize,
+		Nodes:         cfg.Nodes,
 		Seed:          cfg.Seed,
 	}
 

@@ -237,6 +237,41 @@ func TestFlap(t *testing.T) {
 	}
 }
 
+// TestPOP runs pop on a POP of three nodes with a fixed number of
+// requests: a deterministic cold mix. Every body is verified; the origin
+// sends each slice touched once for the POP and once for the node alone;
+// the nodes fetched from each other, and what they served their clients
+// is what the clients received.
+func TestPOP(t *testing.T) {
+	cfg := tiny("pop")
+	cfg.Duration, cfg.MaxRequests = time.Minute, 60 // the count ends the phase
+	res := run(t, cfg).Results[0]
+	checkInvariants(t, res)
+	x := res.Extra
+	if res.Requests != 60 || x["nodes"] != 3 {
+		t.Errorf("%d requests to %v nodes, want 60 to 3", res.Requests, x["nodes"])
+	}
+	if x["origin_bytes_per_unique_byte"] != 1 || float64(res.OriginBytes) != x["unique_bytes"] || res.OriginBytes == 0 {
+		t.Errorf("the POP's origin sent %d bytes for %v unique bytes (%v); want each slice touched once", res.OriginBytes, x["unique_bytes"], x["origin_bytes_per_unique_byte"])
+	}
+	if x["one_node_origin_bytes_per_unique_byte"] != 1 || x["one_node_errors"] != 0 || x["one_node_mb_per_second"] <= 0 || x["mb_per_second_pop_over_one_node"] <= 0 {
+		t.Errorf("the same requests to one node: %v", x)
+	}
+	if x["peer_bytes"] <= 0 || x["peer_requests"] <= 0 || x["peer_requests_failed"] != 0 {
+		t.Errorf("peer bytes %v in %v requests (%v failed): want bytes crossing between nodes, and no failure", x["peer_bytes"], x["peer_requests"], x["peer_requests_failed"])
+	}
+	// Every cold object crossed at most to each other node, once.
+	if x["peer_bytes"] > 2*x["unique_bytes"] {
+		t.Errorf("peer bytes %v for %v unique: more than each slice to each of the 2 other nodes", x["peer_bytes"], x["unique_bytes"])
+	}
+	if x["served_bytes"] != float64(res.DeliveredBytes) {
+		t.Errorf("the nodes' metrics say they served their clients %v bytes; the clients received %d", x["served_bytes"], res.DeliveredBytes)
+	}
+	if x["cold_errors"] != 0 || x["cold_ttfb_owner_p50_ms"] <= 0 || x["cold_ttfb_non_owner_p50_ms"] <= 0 {
+		t.Errorf("cold requests: %v", x)
+	}
+}
+
 // newEdge starts a sliceedge edge in front of originURL, as an external
 // target would be.
 func newEdge(t *testing.T, originURL string) *httptest.Server {
@@ -377,6 +412,8 @@ func TestConfigErrors(t *testing.T) {
 		{bench.Config{ObjectSize: 100}, "object size 100 is below"},
 		{bench.Config{BigObjectSize: 1 << 20}, "big object size"},
 		{bench.Config{Connections: -1}, "connections -1"},
+		{bench.Config{Nodes: 1}, "nodes 1: want 2 to 16"},
+		{bench.Config{Target: "http://127.0.0.1:1", Origin: "http://127.0.0.1:1", Workloads: []string{"pop"}}, "run it without target and origin"},
 		// Nothing listens on port 1: the control endpoints do not answer.
 		{bench.Config{Target: "http://127.0.0.1:1", Origin: "http://127.0.0.1:1"}, "is it `sliceedge origin`"},
 	} {

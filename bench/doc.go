@@ -57,6 +57,25 @@
 //     one connection: the time a cold fill through the cache takes, request
 //     to last byte (fill_seconds; MB/s is the object over it), and origin
 //     bytes per object byte (1.00).
+//   - pop: starts [Config.Nodes] sliceedge nodes as one POP (package
+//     cluster), and one node standing alone, in this process in front of
+//     the run's origin: each on sliceedge's default configuration
+//     (config/default.yaml) but for its store (a temporary directory) and
+//     loopback ports, the POP's nodes with a cluster section (a secret of
+//     the run's). A seeded stream over Objects cold objects of ObjectSize
+//     (Zipf popularity, ranges of 64 KiB-4 MiB, 20% full GETs), from
+//     Connections connections, sends each request to the next node in
+//     turn, with one Host, as a balancer would: the measured phase. Origin
+//     bytes per unique byte (the slices the requests touched) is 1.00 when
+//     the POP fetches each slice once. served_bytes (what the nodes sent
+//     their clients) and peer_bytes (what crossed from one node to
+//     another; each crossing once) come from the nodes' metrics. The same
+//     requests, in the same order, go then to the node alone (of other
+//     cold objects): the POP's MB/s over one node's. Last, 16 cold ranges
+//     of fresh objects, one at a time, to the node owning the range's
+//     group (cluster.Node.Owner), then 16 to another node: time to first
+//     byte through the owner and through a node that asks it. pop runs
+//     only without a Target.
 //
 // # Figures
 //
@@ -80,5 +99,6 @@
 //     (_seconds, _bytes, _ms, x_per_y for ratios): warm_* for warm-ups,
 //     origin_bytes_per_requested_byte, origin_bytes_per_object_byte,
 //     ttfb_p50_over_origin_latency, and so on; for the in-process edge,
-//     edge_store_errors counts slice writes its store refused.
+//     edge_store_errors counts slice writes its store refused (for pop's
+//     nodes, node_store_errors).
 package bench

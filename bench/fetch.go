@@ -21,6 +21,10 @@ type request struct {
 	path   string         // object path; also its name for origintest
 	size   int64          // the object's size, known from its name
 	ranges []slicer.Range // nil: the whole object; else ascending, disjoint, not adjacent
+	// via is the base URL of the server to ask; "" asks the run's target.
+	// host, when not "", is the Host header: the pop workload asks any
+	// node of its POP for one site, as a balancer would.
+	via, host string
 }
 
 // header is the Range header of q.
@@ -104,9 +108,16 @@ func (t *timedBody) Read(p []byte) (int, error) {
 
 // fetch sends q and reads, checks and verifies the answer.
 func (f *fetcher) fetch(ctx context.Context, q request) (a answer) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.target+q.path, nil)
+	base := f.target
+	if q.via != "" {
+		base = q.via
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+q.path, nil)
 	if err != nil {
 		return answer{outcome: failed, err: fmt.Errorf("GET %s: %w", q.path, err)}
+	}
+	if q.host != "" {
+		req.Host = q.host
 	}
 	if q.ranges != nil {
 		req.Header.Set("Range", q.header())
@@ -120,7 +131,7 @@ func (f *fetcher) fetch(ctx context.Context, q request) (a answer) {
 			a.ttfb = body.first.Sub(began)
 		}
 		if a.err != nil {
-			a.err = fmt.Errorf("GET %s (Range: %s): %w", q.path, req.Header.Get("Range"), a.err)
+			a.err = fmt.Errorf("GET %s%s (Range: %s): %w", q.via, q.path, req.Header.Get("Range"), a.err)
 		}
 	}()
 	resp, err := f.client.Do(req)

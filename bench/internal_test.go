@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"slices"
 	"testing"
 	"time"
 
@@ -236,5 +237,45 @@ func TestFetchCut(t *testing.T) {
 	a := newFetcher(e, newVersions(e.origin)).fetch(context.Background(), request{path: name, size: size})
 	if a.outcome != cut || !a.mixed || a.object != 1000 || a.wrong == 0 {
 		t.Errorf("outcome %d (err %v), mixed %v, %d bytes, %d wrong; want cut, mixed, 1000 bytes, some wrong", a.outcome, a.err, a.mixed, a.object, a.wrong)
+	}
+}
+
+// TestDefaultWorkloads: pop runs by default only without a target: it
+// measures the POP it starts, not the target.
+func TestDefaultWorkloads(t *testing.T) {
+	c, err := Config{}.withDefaults()
+	if err != nil || !slices.Equal(c.Workloads, AllWorkloads()) || c.Nodes != DefaultNodes {
+		t.Errorf("no target: workloads %v, nodes %d, %v; want all, %d", c.Workloads, c.Nodes, err, DefaultNodes)
+	}
+	c, err = Config{Target: "http://127.0.0.1:1", Origin: "http://127.0.0.1:2"}.withDefaults()
+	if err != nil || slices.Contains(c.Workloads, "pop") || len(c.Workloads) != len(AllWorkloads())-1 {
+		t.Errorf("with a target: workloads %v, %v; want all but pop", c.Workloads, err)
+	}
+}
+
+// TestPopMix: request i of the stream is the same whatever order the
+// workers ask for it in, and unique bytes are the slices touched, once.
+func TestPopMix(t *testing.T) {
+	const size = 5<<20 + 100
+	a, b := newPopMix(rand.New(rand.NewPCG(1, 2)), 8, size), newPopMix(rand.New(rand.NewPCG(1, 2)), 8, size)
+	b.at(40)
+	for i := int64(40); i >= 0; i-- {
+		if x, y := a.at(40-i), b.at(40-i); x.object != y.object || !slices.Equal(x.ranges, y.ranges) {
+			t.Fatalf("request %d: %+v in order, %+v out of order", 40-i, x, y)
+		}
+	}
+
+	m := &popMix{size: size, asks: []popAsk{
+		{object: 0, ranges: []slicer.Range{rg(10, 20)}},           // slice 0
+		{object: 0, ranges: []slicer.Range{rg(1<<20-1, 1<<20+1)}}, // slices 0 and 1
+		{object: 1}, // the whole of another
+		{object: 0, ranges: []slicer.Range{rg(4<<20, 4<<20+1)}}, // slice 4
+	}}
+	for _, tc := range []struct {
+		n, want int64
+	}{{0, 0}, {1, 1 << 20}, {2, 2 << 20}, {3, 2<<20 + size}, {4, 3<<20 + size}, {9, 3<<20 + size}} {
+		if got := m.uniqueBytes(tc.n, 1<<20); got != tc.want {
+			t.Errorf("uniqueBytes(%d) = %d, want %d", tc.n, got, tc.want)
+		}
 	}
 }

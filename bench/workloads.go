@@ -85,6 +85,8 @@ func (r *runner) workload(ctx context.Context, name string) (Result, error) {
 		return r.stream(ctx)
 	case "coldfill":
 		return r.coldfill(ctx)
+	case "pop":
+		return r.pop(ctx)
 	}
 	return Result{}, fmt.Errorf("unknown workload %q", name)
 }

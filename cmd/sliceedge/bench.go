@@ -25,7 +25,8 @@ func benchCommand() *cli.Command {
 			"on 127.0.0.1 and tears them down after. With --target (the edge under test: sliceedge,\n" +
 			"nginx, Varnish ...), --origin must be the `sliceedge origin` behind it: its /.origin/\n" +
 			"endpoints give the origin's counters and set the origin modes the workloads need.\n" +
-			"Every run uses fresh object paths, so every target starts cold.\n\n" +
+			"Every run uses fresh object paths, so every target starts cold. pop starts --nodes sliceedge\n" +
+			"nodes as one POP, and one node alone, in front of its own origin; it runs only without --target.\n\n" +
 			"Workloads: " + strings.Join(bench.AllWorkloads(), ", ") + " (see `go doc github.com/sliceedge/sliceedge/bench`).\n" +
 			"Exits with status 1 when any answer held wrong bytes or bytes of two versions.",
 		Flags: []cli.Flag{
@@ -35,9 +36,10 @@ func benchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Value: bench.DefaultDuration, Usage: "measured time per workload", EnvVars: envVar("BENCH_DURATION")},
 			&cli.IntFlag{Name: "connections", Aliases: []string{"c"}, Value: bench.DefaultConnections, Usage: "concurrent clients", EnvVars: envVar("BENCH_CONNECTIONS")},
 			&cli.IntFlag{Name: "max-requests", Value: bench.DefaultMaxRequests, Usage: "most requests per workload", EnvVars: envVar("BENCH_MAX_REQUESTS")},
-			&cli.IntFlag{Name: "objects", Value: bench.DefaultObjects, Usage: "objects of hot and mixed", EnvVars: envVar("BENCH_OBJECTS")},
-			&cli.StringFlag{Name: "object-size", Value: config.FormatSize(bench.DefaultObjectSize), Usage: "`SIZE` of the objects of hot, mixed, collapse and flap", EnvVars: envVar("BENCH_OBJECT_SIZE")},
+			&cli.IntFlag{Name: "objects", Value: bench.DefaultObjects, Usage: "objects of hot, mixed, stream and pop", EnvVars: envVar("BENCH_OBJECTS")},
+			&cli.StringFlag{Name: "object-size", Value: config.FormatSize(bench.DefaultObjectSize), Usage: "`SIZE` of the objects of hot, mixed, collapse, flap, stream and pop", EnvVars: envVar("BENCH_OBJECT_SIZE")},
 			&cli.StringFlag{Name: "big-object-size", Value: config.FormatSize(bench.DefaultBigObjectSize), Usage: "`SIZE` of the objects of seek, sequential and coldfill", EnvVars: envVar("BENCH_BIG_OBJECT_SIZE")},
+			&cli.IntFlag{Name: "nodes", Value: bench.DefaultNodes, Usage: "sliceedge nodes pop starts as one POP", EnvVars: envVar("BENCH_NODES")},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the request streams", EnvVars: envVar("BENCH_SEED")},
 			&cli.StringFlag{Name: "json", Usage: "also write the report as JSON to `FILE` (- for stdout, instead of the table)", EnvVars: envVar("BENCH_JSON")},
 			&cli.BoolFlag{Name: "progress", Usage: "show the progress bar even when stderr is not a terminal", EnvVars: envVar("BENCH_PROGRESS")},
@@ -55,6 +57,7 @@ func runBench(c *cli.Context) error {
 		Connections: c.Int("connections"),
 		MaxRequests: c.Int("max-requests"),
 		Objects:     c.Int("objects"),
+		Nodes:       c.Int("nodes"),
 		Seed:        c.Uint64("seed"),
 	}
 	if w := c.String("workload"); w != "all" {
