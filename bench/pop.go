@@ -290,7 +290,8 @@ type popCounters struct {
 	// each byte that crossed from one node to another, once.
 	peerBytes int64
 	// peerRequests, peerFailed: sliceedge_peer_requests_total, all
-	// results, and result="failed" (the fetch then went to the origin).
+	// results, and result="failed" or "body_failed" (the fetch, or the
+	// rest of its body, then went to the origin).
 	peerRequests, peerFailed int64
 	storeErrors              int64
 }
@@ -319,9 +320,14 @@ func (p *popNodes) counters() popCounters {
 			case "sliceedge_peer_bytes_total":
 				c.peerBytes += int64(v)
 			case "sliceedge_peer_requests_total":
-				c.peerRequests += int64(v)
-				if strings.Contains(labels, `result="failed"`) {
+				switch {
+				case strings.Contains(labels, `result="body_failed"`):
+					c.peerFailed += int64(v) // a request counted ok at its headers, whose body then failed
+				case strings.Contains(labels, `result="failed"`):
+					c.peerRequests += int64(v)
 					c.peerFailed += int64(v)
+				default:
+					c.peerRequests += int64(v)
 				}
 			}
 		}
