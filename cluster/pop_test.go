@@ -308,6 +308,15 @@ func TestPOPCollapsing(t *testing.T) {
 				}
 			}
 			noPeerFailures(t, nodes)
+			// The nodes' origin request counters count what reached the
+			// origin, not what went to a peer.
+			var counted int64
+			for _, n := range nodes {
+				counted += n.edge.Counters().OriginRequests
+			}
+			if counted != org.Requests() {
+				t.Errorf("the nodes count %d origin requests; the origin saw %d", counted, org.Requests())
+			}
 			var crossed int
 			for _, n := range nodes {
 				crossed += strings.Count(metricsText(n.edge), "sliceedge_peer_requests_total")

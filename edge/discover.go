@@ -31,7 +31,6 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 		return done, nil
 	}
 	req, kind := s.metaRequest(q, want, old)
-	s.metrics().originRequest(kind)
 	epoch := s.purged.epoch()
 	// The fetch outlives the client (the fill it starts completes for the
 	// store), unless the rule drops abandoned fills.
@@ -41,7 +40,9 @@ func (s *Server) fetchMeta(q *request, want wantBytes, forceVersion uint64, out 
 	if req.Range != nil && old == nil {
 		first = req.Range.Start / sliceSizeFor(q, old)
 	}
-	resp, err := s.route(q, first).fetch(ctx, req)
+	up := s.route(q, first)
+	up.kind = kind
+	resp, err := up.fetch(ctx, req)
 	if err != nil {
 		var se *origin.StatusError
 		if errors.As(err, &se) {

@@ -154,7 +154,7 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 	if wf != nil && watch != nil {
 		s.watches.Store(wf, watch) // see feedWhole
 	}
-	s.metrics().originRequest("fill")
+	up.kind = "fill"
 	q.addOriginBytes(fills, up.peer != nil)
 	go func() {
 		defer s.finish(watch, fills)

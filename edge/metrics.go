@@ -32,7 +32,8 @@ type metrics struct {
 	sliceHits, sliceMisses *vm.Counter
 	// originRequests: requests sent to origins, by kind: discover (first
 	// fetch of an unknown object), revalidate, fill (a run of slices of a
-	// known version), pass (a request passed through uncached).
+	// known version), pass (a request passed through uncached). In a POP,
+	// those sent to a peer instead are sliceedge_peer_requests_total.
 	originRequests map[string]*vm.Counter
 	// originBytes: body bytes read from origins by slice fills (not
 	// those read from peers of a POP: sliceedge_peer_bytes_total).

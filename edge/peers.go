@@ -121,6 +121,7 @@ type upstream struct {
 	host   string
 	key    string
 	group  int64
+	kind   string // of the fetch, as sliceedge_origin_requests_total counts it when it goes to the origin
 }
 
 // route is the upstream of a cached fetch for q of the run from slice
@@ -162,6 +163,7 @@ func (u upstream) fetch(ctx context.Context, req *origin.Request) (*origin.Respo
 		u.s.Log.Warn().Err(err).Str("peer", u.name).Str("key", u.key).Int64("group", u.group).
 			Msg("edge: the node owning this group did not answer; fetching from the origin instead (if it is down, the POP stops asking it once gossip finds it dead)")
 	}
+	u.s.metrics().originRequest(u.kind)
 	return u.origin.Fetch(ctx, req)
 }
 
