@@ -11,7 +11,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # streaming, fills and purges racing each other).
 RACE_PKGS   := ./origin/... ./edge/... ./segstore/... ./cluster/...
 
-.PHONY: all build run pop test lint unit race invariants fuzz soak dist clean real-origins conformance
+.PHONY: all build run pop test lint unit race invariants fuzz soak pop-soak dist clean real-origins conformance
 
 all: build
 
@@ -69,6 +69,11 @@ fuzz:
 # kills survived, ..., 0 wrong bytes"). `make test` runs 5 cycles.
 soak:
 	$(GO) test -count=1 -run '^TestCrashSoak$$' -timeout 30m -v ./cmd/sliceedge/ -soak.cycles 100
+
+# The POP's long crash soak: 5 nodes as child processes behind a balancer,
+# 100 kill -9s of a random node under load, every byte verified.
+pop-soak:
+	$(GO) test -count=1 -run '^TestPOPSoak$$' -timeout 30m -v ./cmd/sliceedge/ -popsoak.nodes 5 -popsoak.kills 100
 
 # Release binary: static (no cgo; Pebble then uses its pure-Go zstd/snappy
 # and Go-heap allocations), no build paths (-trimpath), stamped with VERSION
