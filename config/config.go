@@ -9,6 +9,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"fmt"
 	"net/netip"
@@ -39,6 +42,16 @@ const (
 	DefaultHeuristicMax      = 24 * time.Hour
 	DefaultConnectTimeout    = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
+	// DefaultMaxFails and DefaultFailTimeout are an origin's passive
+	// health check (nginx's max_fails and fail_timeout have the same
+	// meaning and defaults of 1 and 10s; 3 lets one lost connection pass).
+	DefaultMaxFails    = 3
+	DefaultFailTimeout = 10 * time.Second
+	// Defaults of an origin's health_check.
+	DefaultHealthInterval  = 5 * time.Second
+	DefaultHealthTimeout   = 2 * time.Second
+	DefaultHealthHealthy   = 2
+	DefaultHealthUnhealthy = 3
 	// DefaultMaxHeaderBytes bounds an origin answer's header section: an
 	// origin's headers are stored with the object and replayed on every
 	// answer, so they must not grow with what an origin chooses to send.
@@ -150,6 +163,54 @@ type Origin struct {
 	// MaxHeaderBytes bounds the header section of the origin's answers;
 	// a larger one is an origin error (502).
 	MaxHeaderBytes int64
+
+	// Members are the servers of the origin's pool, in file order: the
+	// url key's one, or those of urls. URL is Members[0]. Every member
+	// must serve the same objects (the cache key does not name it), and
+	// a fill that fails on one is retried on another with the same
+	// If-Match, so no answer mixes two versions.
+	Members []*url.URL
+	// MaxConnections bounds the connections open to each member; 0 means
+	// no limit. Requests past it wait for a connection.
+	MaxConnections int
+	// MaxFails consecutive failures of a member (no connection, no
+	// answer in time, a 502/503/504, a body cut short) take it out of
+	// the pool for FailTimeout, after which it is tried again (passive
+	// health checks).
+	MaxFails    int
+	FailTimeout time.Duration
+	// Health is the active health check of every member; nil: none, and
+	// only the passive checks apply.
+	Health *HealthCheck
+	// TLS is how https members are reached; nil: the system's CAs and
+	// the URL's host as the server name.
+	TLS *OriginTLS
+}
+
+// HealthCheck is an origin's active health check: a GET of Path on every
+// member each Interval, answered 2xx or 3xx within Timeout.
+type HealthCheck struct {
+	Path      string        // absolute path (and query) asked; the member URL's path is not prepended
+	Interval  time.Duration // between two checks of a member
+	Timeout   time.Duration // for the whole check; the connect is also bounded by connect_timeout
+	Healthy   int           // consecutive successes that put a member (back) in the pool
+	Unhealthy int           // consecutive failures that take it out
+}
+
+// OriginTLS is the TLS client side of https origins: the CAs that verify
+// them, the name verified and sent as SNI, and a client certificate.
+type OriginTLS struct {
+	CAFile     string // PEM bundle; "" means the system's roots
+	ServerName string // "" means each member URL's host
+	CertFile   string // client certificate (PEM), with KeyFile; "" means none
+	KeyFile    string
+	// Config is built from the files when the configuration loads, so a
+	// file that does not load is a configuration error, and a reload
+	// reads them again. Its ServerName is ServerName.
+	Config *tls.Config
+	// Digest identifies the files' contents: a reload that finds them
+	// changed builds new connections with them.
+	Digest string
 }
 
 // Rule is the cache policy for the request paths it matches.
@@ -346,4 +407,34 @@ func (e *Error) Error() string {
 	}
 	b.WriteString(e.Message)
 	return b.String()
+}
+
+// load builds the TLS client configuration from t's files, and a digest
+// of their contents; an error comes with the key whose file failed.
+func (t *OriginTLS) load() (cfg *tls.Config, digest, key string, err error) {
+	cfg = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	h := sha256.New()
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, "", "ca", fmt.Errorf("%s: %w (want a PEM file of the CAs that sign the origin's certificates)", t.CAFile, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, "", "ca", fmt.Errorf("%s: no PEM certificate in it (want a PEM file of the CAs that sign the origin's certificates)", t.CAFile)
+		}
+		cfg.RootCAs = pool
+		h.Write(pem)
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, "", "cert", fmt.Errorf("%s and key %s: %w (want a PEM client certificate and its private key)", t.CertFile, t.KeyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+		for _, c := range cert.Certificate {
+			h.Write(c)
+		}
+	}
+	return cfg, fmt.Sprintf("%x", h.Sum(nil)[:8]), "", nil
 }

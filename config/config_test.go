@@ -193,7 +193,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: name, listen, admin, store, origins, rules, trusted_proxies, max_connections, cluster)`,
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache, scrub_rate)`,
-			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, connect_timeout, read_timeout, host, max_header_bytes)`,
+			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, urls, connect_timeout, read_timeout, host, max_header_bytes, max_connections, max_fails, fail_timeout, health_check, tls)`,
 			`bad-unknown-field.yaml:14: rules[0]: unknown field "slicesize" (known fields: match, hosts, origin, slice_size, default_ttl, query, max_ranges, last_modified_validator, max_run, abandoned_fills, override_ttl, stale_while_revalidate, stale_if_error, heuristic_fraction, heuristic_max, max_object_size, fetch_allowance, negative_ttl, max_variants, targeted_cache_control, forward_targeted_cache_control, client_cache_control, forward_headers)`,
 		}},
 		{"bad-cluster.yaml", []string{
@@ -248,7 +248,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-origins.yaml:25: origins.unitless.read_timeout: 30 has no unit (want a Go duration such as 30s, 5m or 1h; units ns, us, ms, s, m, h)`,
 			`bad-origins.yaml:28: origins.days.connect_timeout: "1d" is not a duration (want a Go duration such as 30s, 5m or 1h; units ns, us, ms, s, m, h)`,
 			`bad-origins.yaml:31: origins.badhost.host: "http://cdn.example.com/" is not a host (want a host name with an optional port, e.g. media.example.com)`,
-			`bad-origins.yaml:32: origins.nourl.url: required (want an http or https URL, e.g. http://127.0.0.1:9000)`,
+			`bad-origins.yaml:32: origins.nourl.url: required (want an http or https URL, e.g. http://127.0.0.1:9000, or urls: a list of them)`,
 			`bad-origins.yaml:34: origins: "bad name" is not a valid origin name (want letters, digits, '-', '_' or '.')`,
 		}},
 		{"bad-store.yaml", []string{
@@ -307,6 +307,20 @@ func TestBadFiles(t *testing.T) {
 			`bad-types.yaml:6: store.max_bytes: "lots" is not a size (want a whole number of bytes, or a whole number with B, KiB, MiB, GiB or TiB, e.g. 4MiB)`,
 			`bad-types.yaml:7: origins: want a mapping of names to origins, got a list`,
 			`bad-types.yaml:9: rules: want a list of rules, got a mapping`,
+		}},
+		{"bad-pools.yaml", []string{
+			`bad-pools.yaml:9: origins.both.urls: url and urls are both set (want url for one server, or urls for a pool of them)`,
+			`bad-pools.yaml:11: origins.empty.urls: the list is empty (want a list of http or https URLs, e.g. [http://10.0.0.1:8080, http://10.0.0.2:8080])`,
+			`bad-pools.yaml:13: origins.twice.urls[1]: "ftp://10.0.0.2/" has unsupported scheme "ftp" (want an http or https URL with a host, e.g. http://127.0.0.1:9000)`,
+			`bad-pools.yaml:13: origins.twice.urls[2]: http://10.0.0.1:8080 is listed twice (also origins.twice.urls[0]); list each member once`,
+			`bad-pools.yaml:16: origins.nopath.health_check.path: required (the path every member is asked for, e.g. /healthz; 2xx or 3xx means healthy)`,
+			`bad-pools.yaml:19: origins.slow.health_check.healthy: 0 is too small (want a whole number of at least 1; default 2)`,
+			`bad-pools.yaml:19: origins.slow.health_check.timeout: 5s is longer than the interval 1s (a check must end before the next one starts)`,
+			`bad-pools.yaml:22: origins.limits.max_connections: 0 is too small (want a whole number of at least 1; default: no limit)`,
+			`bad-pools.yaml:23: origins.limits.max_fails: -1 is too small (want a whole number of at least 1; default 3)`,
+			`bad-pools.yaml:24: origins.limits.fail_timeout: 0s is not positive (want a duration greater than zero, e.g. 10s)`,
+			`bad-pools.yaml:27: origins.noca.tls.ca: ./testdata/no-such-ca.pem: open ./testdata/no-such-ca.pem: no such file or directory (want a PEM file of the CAs that sign the origin's certificates)`,
+			`bad-pools.yaml:30: origins.halfcert.tls: cert and key go together (a client certificate and its private key, both PEM files)`,
 		}},
 		{"bad-no-origins.yaml", []string{
 			`bad-no-origins.yaml:8: rules[0].origin: unknown origin "default" (no origins are defined)`,

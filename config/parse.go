@@ -536,14 +536,49 @@ func (d *decoder) origin(e entry) *Origin {
 	var fs entries
 	if !isNull(e.val) { // "default:" alone is an origin without a url
 		var ok bool
-		if fs, ok = d.mapping(e.val, e.line(), field, "url", "connect_timeout", "read_timeout", "host", "max_header_bytes"); !ok {
+		if fs, ok = d.mapping(e.val, e.line(), field, "url", "urls", "connect_timeout", "read_timeout", "host", "max_header_bytes",
+			"max_connections", "max_fails", "fail_timeout", "health_check", "tls"); !ok {
 			return o
 		}
 	}
-	if ue, ok := fs.get("url"); ok {
-		o.URL = d.originURL(ue, field+".url")
-	} else {
-		d.errorf(e.line(), field+".url", "required (want an http or https URL, e.g. http://127.0.0.1:9000)")
+	ue, one := fs.get("url")
+	ues, many := fs.get("urls")
+	switch {
+	case one && many:
+		d.errorf(ues.line(), field+".urls", "url and urls are both set (want url for one server, or urls for a pool of them)")
+	case one:
+		if o.URL = d.originURL(ue, field+".url"); o.URL != nil {
+			o.Members = []*url.URL{o.URL}
+		}
+	case many:
+		o.Members = d.originURLs(ues, field+".urls")
+		if len(o.Members) > 0 {
+			o.URL = o.Members[0]
+		}
+	default:
+		d.errorf(e.line(), field+".url", "required (want an http or https URL, e.g. http://127.0.0.1:9000, or urls: a list of them)")
+	}
+	o.MaxFails, o.FailTimeout = DefaultMaxFails, DefaultFailTimeout
+	if ce, ok := fs.get("max_connections"); ok {
+		if n, ok := d.count(ce, field+".max_connections", 0); ok {
+			o.MaxConnections = int(min(n, 1<<20))
+		}
+	}
+	if fe, ok := fs.get("max_fails"); ok {
+		if n, ok := d.count(fe, field+".max_fails", DefaultMaxFails); ok {
+			o.MaxFails = int(min(n, 1<<20))
+		}
+	}
+	if te, ok := fs.get("fail_timeout"); ok {
+		if t, ok := d.duration(te, field+".fail_timeout", "10s"); ok {
+			o.FailTimeout = t
+		}
+	}
+	if he, ok := fs.get("health_check"); ok {
+		o.Health = d.healthCheck(he, field+".health_check")
+	}
+	if te, ok := fs.get("tls"); ok {
+		o.TLS = d.originTLS(te, field+".tls")
 	}
 	if te, ok := fs.get("connect_timeout"); ok {
 		if t, ok := d.duration(te, field+".connect_timeout", "5s"); ok {
@@ -574,6 +609,121 @@ func (d *decoder) origin(e entry) *Origin {
 		}
 	}
 	return o
+}
+
+// originURLs reads an origin's pool: a list of distinct URLs.
+func (d *decoder) originURLs(e entry, field string) []*url.URL {
+	const want = "want a list of http or https URLs, e.g. [http://10.0.0.1:8080, http://10.0.0.2:8080]"
+	if e.val.Kind != yaml.SequenceNode {
+		d.errorf(e.val.Line, field, "%s, got %s", want, describe(e.val))
+		return nil
+	}
+	if len(e.val.Content) == 0 {
+		d.errorf(e.val.Line, field, "the list is empty (%s)", want)
+		return nil
+	}
+	var us []*url.URL
+	seen := map[string]int{}
+	for i, n := range e.val.Content {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		u := d.originURL(entry{key: e.key, val: deref(n)}, f)
+		if u == nil {
+			continue
+		}
+		if first, dup := seen[u.String()]; dup {
+			d.errorf(n.Line, f, "%s is listed twice (also %s[%d]); list each member once", u, field, first)
+			continue
+		}
+		seen[u.String()] = i
+		us = append(us, u)
+	}
+	return us
+}
+
+// healthCheck reads an origin's health_check.
+func (d *decoder) healthCheck(e entry, field string) *HealthCheck {
+	h := &HealthCheck{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout, Healthy: DefaultHealthHealthy, Unhealthy: DefaultHealthUnhealthy}
+	fs, ok := d.mapping(e.val, e.line(), field, "path", "interval", "timeout", "healthy", "unhealthy")
+	if !ok {
+		return nil
+	}
+	if pe, ok := fs.get("path"); ok {
+		if p, ok := d.scalar(pe, field+".path", "a path"); ok {
+			if u, err := url.Parse(p); err != nil || !strings.HasPrefix(p, "/") || u.Host != "" || u.Fragment != "" ||
+				strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				d.errorf(pe.val.Line, field+".path", "%q is not an absolute path (want e.g. /healthz)", p)
+			} else {
+				h.Path = p
+			}
+		}
+	} else {
+		d.errorf(e.line(), field+".path", "required (the path every member is asked for, e.g. /healthz; 2xx or 3xx means healthy)")
+	}
+	if ie, ok := fs.get("interval"); ok {
+		if t, ok := d.duration(ie, field+".interval", "5s"); ok {
+			h.Interval = t
+		}
+	}
+	te, setTimeout := fs.get("timeout")
+	if setTimeout {
+		if t, ok := d.duration(te, field+".timeout", "2s"); ok {
+			h.Timeout = t
+		}
+	} else {
+		h.Timeout = min(h.Timeout, h.Interval)
+	}
+	if ce, ok := fs.get("healthy"); ok {
+		if n, ok := d.count(ce, field+".healthy", DefaultHealthHealthy); ok {
+			h.Healthy = int(min(n, 1000))
+		}
+	}
+	if ce, ok := fs.get("unhealthy"); ok {
+		if n, ok := d.count(ce, field+".unhealthy", DefaultHealthUnhealthy); ok {
+			h.Unhealthy = int(min(n, 1000))
+		}
+	}
+	if h.Timeout > h.Interval {
+		d.errorf(te.val.Line, field+".timeout", "%v is longer than the interval %v (a check must end before the next one starts)", h.Timeout, h.Interval)
+	}
+	return h
+}
+
+// originTLS reads an origin's tls section and loads its files, so that
+// config check finds a missing or mismatched one.
+func (d *decoder) originTLS(e entry, field string) *OriginTLS {
+	fs, ok := d.mapping(e.val, e.line(), field, "ca", "server_name", "cert", "key")
+	if !ok {
+		return nil
+	}
+	t := &OriginTLS{}
+	str := func(key, want string) (string, int) {
+		if fe, ok := fs.get(key); ok {
+			if v, ok := d.scalar(fe, field+"."+key, want); ok && v != "" {
+				return v, fe.val.Line
+			}
+		}
+		return "", e.line()
+	}
+	var caLine, certLine int
+	t.CAFile, caLine = str("ca", "a PEM file")
+	t.ServerName, _ = str("server_name", "a host name")
+	t.CertFile, certLine = str("cert", "a PEM file")
+	t.KeyFile, _ = str("key", "a PEM file")
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		d.errorf(certLine, field, "cert and key go together (a client certificate and its private key, both PEM files)")
+		return nil
+	}
+	cfg, digest, key, err := t.load()
+	if err != nil {
+		line := certLine
+		if key == "ca" {
+			line = caLine
+		}
+		d.errorf(line, field+"."+key, "%v", err)
+		return nil
+	}
+	t.Config, t.Digest = cfg, digest
+	return t
 }
 
 func (d *decoder) originURL(e entry, field string) *url.URL {

@@ -167,7 +167,7 @@ func sliceSizeFor(q *request, old *segstore.Meta) int64 {
 func (s *Server) metaRequest(q *request, want wantBytes, old *segstore.Meta) (req *origin.Request, kind string) {
 	sliceSize := sliceSizeFor(q, old)
 	req = &origin.Request{
-		URL:    originURL(q, q.rule.Origin),
+		URL:    originTarget(q),
 		Host:   q.rule.Origin.Host,
 		Header: s.upstreamHeader(q, true),
 	}

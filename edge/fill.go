@@ -138,7 +138,7 @@ func (q *request) addOriginBytes(fills []*origin.Fill, fromPeer bool) {
 // whole-body feed, which the fetch of the whole body feeds.
 func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*origin.Fill) {
 	req := &origin.Request{
-		URL:     originURL(q, q.rule.Origin),
+		URL:     originTarget(q),
 		Host:    q.rule.Origin.Host,
 		Header:  s.upstreamHeader(q, true),
 		IfMatch: validatorOf(m),

@@ -116,19 +116,14 @@ func keyFor(host, escaped, raw string, rule *config.Rule) string {
 	return key
 }
 
-// originURL maps a client request onto the rule's origin: the origin's
-// base path, then the request's normalised path (which cannot climb out
-// of it), then the query as sent.
-func originURL(q *request, o *config.Origin) string {
-	u := *o.URL
-	base := strings.TrimSuffix(o.URL.EscapedPath(), "/")
-	p, err := url.PathUnescape(base + q.target.escaped)
-	if err != nil {
-		p = o.URL.Path + q.target.path
+// originTarget is what a client request asks of the rule's origin: the
+// request's normalised path (which cannot climb out of the origin's base
+// path, which each pool member puts before it), then the query as sent.
+func originTarget(q *request) string {
+	if q.r.URL.RawQuery == "" {
+		return q.target.escaped
 	}
-	u.Path, u.RawPath = p, base+q.target.escaped
-	u.RawQuery = q.r.URL.RawQuery
-	return u.String()
+	return q.target.escaped + "?" + q.r.URL.RawQuery
 }
 
 // Intake errors, each answered 400 (see badPath).

@@ -7,6 +7,7 @@ package edge
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -27,7 +28,8 @@ func (s *Server) pass(q *request, why string) {
 	q.outcome, q.detail = cachePass, why
 	o := q.rule.Origin
 	rec := &recorder{ResponseWriter: q.w, q: q, s: s}
-	target, err := url.Parse(originURL(q, o))
+	member := s.pool(o).Pick() // a pass-through is not retried: it may not be idempotent, and its body streams
+	target, err := url.Parse(member.URL(originTarget(q)))
 	if err != nil {
 		s.plainError(q, http.StatusBadRequest, cacheStatus{fwd: "bypass", detail: "bad-url"}, "sliceedge: the request URL cannot be mapped onto the origin\n")
 		return
@@ -45,9 +47,15 @@ func (s *Server) pass(q *request, why string) {
 			}
 			s.setForwarding(q, pr.Out.Header)
 		},
-		Transport:     s.client(o).Transport(),
+		Transport:     member.Transport(),
 		FlushInterval: -1, // stream as bytes arrive
 		ModifyResponse: func(resp *http.Response) error {
+			switch resp.StatusCode {
+			case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+				member.Report(q.r.Context(), fmt.Errorf("status %d", resp.StatusCode))
+			default:
+				member.Report(q.r.Context(), nil)
+			}
 			if unsafeMethod(q.r.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 				s.invalidate(q, resp)
 			}
@@ -59,6 +67,7 @@ func (s *Server) pass(q *request, why string) {
 			if errors.Is(r.Context().Err(), errClientGone) || r.Context().Err() != nil {
 				return
 			}
+			member.Report(r.Context(), err)
 			s.Log.Warn().Err(err).Str("url", target.String()).Msg("edge: pass-through to origin failed")
 			s.plainError(q, http.StatusBadGateway, cacheStatus{fwd: passForward(why), detail: "origin-error"}, "sliceedge: the origin could not be reached; retry later\n")
 		},

@@ -114,7 +114,7 @@ func (s *Server) groupEnd(q *request, i int64) int64 {
 // owns the fetch's group.
 type upstream struct {
 	s      *Server
-	origin *origin.Client
+	origin *origin.Pool
 	peer   *origin.Client // nil: the origin
 	name   string         // the peer's
 	url    string         // the request's URL at the peer
@@ -130,7 +130,7 @@ type upstream struct {
 // from a peer. It is decided when the fetch is planned, while q is the
 // caller's.
 func (s *Server) route(q *request, first int64) upstream {
-	u := upstream{s: s, origin: s.client(q.rule.Origin)}
+	u := upstream{s: s, origin: s.pool(q.rule.Origin)}
 	if !s.clustered(q) {
 		return u
 	}

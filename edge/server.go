@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,9 +66,10 @@ type Server struct {
 	lookups  singleflight.Group // collapses discovery and revalidation per cache key
 	pieces   sync.Pool          // *[]byte, pieceSize buffers
 	passes   passMemo
-	watches  sync.Map   // *origin.Fill or *origin.WholeFeed -> *fillWatch of its drop-mode fetch; see abandon.go
-	clientMu sync.Mutex // protects clients
-	clients  map[clientKey]*origin.Client
+	watches  sync.Map                     // *origin.Fill or *origin.WholeFeed -> *fillWatch of its drop-mode fetch; see abandon.go
+	clientMu sync.Mutex                   // protects clients and pools
+	clients  map[clientKey]*origin.Client // to peers, by the origin's timeouts
+	pools    map[string]*origin.Pool      // by poolKey
 
 	live         atomic.Pointer[config.Config] // set by SetConfig; nil means Config
 	once         sync.Once                     // builds counters and writes; see lazy()
@@ -228,8 +231,12 @@ func (s *Server) SetConfig(c *config.Config) {
 	// Origins whose settings are gone lose their idle connections; those
 	// kept keep their pool. Requests in flight finish on theirs.
 	keep := make(map[clientKey]bool, len(c.Origins))
+	keepPools := make(map[string]bool, len(c.Origins))
 	for _, o := range c.Origins {
-		keep[clientKeyOf(o)] = true
+		k := clientKeyOf(o)
+		k.name, k.url, k.host = "peer:"+k.name, "", ""
+		keep[k] = true
+		keepPools[poolKey(o)] = true
 	}
 	s.clientMu.Lock()
 	defer s.clientMu.Unlock()
@@ -237,6 +244,13 @@ func (s *Server) SetConfig(c *config.Config) {
 		if !keep[k] {
 			cl.Close()
 			delete(s.clients, k)
+		}
+	}
+	for k, p := range s.pools {
+		if !keepPools[k] {
+			// Its health checks stop; fetches in flight finish on it.
+			go p.Close()
+			delete(s.pools, k)
 		}
 	}
 }
@@ -307,8 +321,8 @@ func cacheToken(name string) string {
 	return b.String()
 }
 
-// clientKey is what an origin client is built from: origins with the same
-// settings, across reloads, share one client and its connection pool.
+// clientKey is what a peer client is built from: origins with the same
+// timeouts, across reloads, share one client and its connection pool.
 type clientKey struct {
 	name, url, host string
 	connect, read   time.Duration
@@ -319,24 +333,99 @@ func clientKeyOf(o *config.Origin) clientKey {
 	return clientKey{o.Name, o.URL.String(), o.Host, o.ConnectTimeout, o.ReadTimeout, o.MaxHeaderBytes}
 }
 
-func (s *Server) client(o *config.Origin) *origin.Client {
-	k := clientKeyOf(o)
+// poolKey is what an origin's pool is built from: origins with the same
+// settings, across reloads, share one pool, with its connections and its
+// members' health.
+func poolKey(o *config.Origin) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%v|%v|%d|%d|%d|%v", o.Name, o.Host, o.ConnectTimeout, o.ReadTimeout, o.MaxHeaderBytes, o.MaxConnections, o.MaxFails, o.FailTimeout)
+	for _, u := range o.Members {
+		b.WriteString("|" + u.String())
+	}
+	if h := o.Health; h != nil {
+		fmt.Fprintf(&b, "|health %s %v %v %d %d", h.Path, h.Interval, h.Timeout, h.Healthy, h.Unhealthy)
+	}
+	if t := o.TLS; t != nil {
+		fmt.Fprintf(&b, "|tls %q %q %q %q %s", t.CAFile, t.ServerName, t.CertFile, t.KeyFile, t.Digest)
+	}
+	return b.String()
+}
+
+// pool returns the pool of origin o, built on first use.
+func (s *Server) pool(o *config.Origin) *origin.Pool {
+	k := poolKey(o)
 	s.clientMu.Lock()
 	defer s.clientMu.Unlock()
-	if c, ok := s.clients[k]; ok {
-		return c
+	if p, ok := s.pools[k]; ok {
+		return p
 	}
-	if s.clients == nil {
-		s.clients = make(map[clientKey]*origin.Client)
+	if s.pools == nil {
+		s.pools = make(map[string]*origin.Pool)
 	}
-	c := origin.NewClient(origin.Options{
-		ConnectTimeout: o.ConnectTimeout,
-		ReadTimeout:    o.ReadTimeout,
-		MaxHeaderBytes: o.MaxHeaderBytes,
-		Transport:      s.Transport,
-	})
-	s.clients[k] = c
-	return c
+	opts := origin.PoolOptions{
+		Name:    o.Name,
+		Members: o.Members,
+		Client: origin.Options{
+			ConnectTimeout: o.ConnectTimeout,
+			ReadTimeout:    o.ReadTimeout,
+			MaxHeaderBytes: o.MaxHeaderBytes,
+			MaxConns:       o.MaxConnections,
+			Transport:      s.Transport,
+		},
+		Host:        o.Host,
+		MaxFails:    o.MaxFails,
+		FailTimeout: o.FailTimeout,
+		Metrics:     s.metrics().set,
+		OnChange:    s.memberChanged,
+	}
+	if len(opts.Members) == 0 && o.URL != nil {
+		opts.Members = []*url.URL{o.URL} // an Origin built in code
+	}
+	if o.TLS != nil {
+		opts.Client.TLS = o.TLS.Config
+	}
+	if h := o.Health; h != nil {
+		opts.Health = &origin.HealthCheck{Path: h.Path, Interval: h.Interval, Timeout: h.Timeout, Healthy: h.Healthy, Unhealthy: h.Unhealthy}
+	}
+	p := origin.NewPool(opts)
+	s.pools[k] = p
+	return p
+}
+
+// memberChanged logs a pool member leaving or rejoining its pool.
+func (s *Server) memberChanged(name, member string, up bool, why string) {
+	if up {
+		s.Log.Info().Str("origin", name).Str("member", member).Str("why", why).Msg("edge: origin member back in its pool")
+		return
+	}
+	s.Log.Warn().Str("origin", name).Str("member", member).Str("why", why).
+		Msg("edge: origin member out of its pool; the others take its requests (check that server; it comes back when it answers again)")
+}
+
+// OriginsReady reports whether every origin of the configuration in force
+// has a member in its pool, and if not, which have none.
+func (s *Server) OriginsReady() (bool, string) {
+	var down []string
+	for _, o := range s.config().Origins {
+		if !s.pool(o).Ready() {
+			down = append(down, o.Name)
+		}
+	}
+	if len(down) > 0 {
+		slices.Sort(down)
+		return false, "no member of origin " + strings.Join(down, ", ") + " is healthy"
+	}
+	return true, ""
+}
+
+// OriginStatus lists the members of each origin of the configuration in
+// force and whether each is in its pool.
+func (s *Server) OriginStatus() map[string][]origin.MemberStatus {
+	out := map[string][]origin.MemberStatus{}
+	for _, o := range s.config().Origins {
+		out[o.Name] = s.pool(o).Status()
+	}
+	return out
 }
 
 // storeError counts a store failure and logs it at most once a minute: a

@@ -15,6 +15,7 @@ package origin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -159,6 +160,9 @@ type Response struct {
 	// them Body reads once more and reports ErrBadAnswer if more come, or
 	// io.EOF; until then none of its bytes may be kept.
 	CheckedAtEnd bool
+	// Member is the pool member that answered (Pool.Fetch); "" from a
+	// Client.
+	Member string
 }
 
 // Client fetches from one origin. Its zero value is not usable: build it
@@ -181,6 +185,13 @@ type Options struct {
 	// read from the origin; 0 means 64 KiB. More is ErrHeadersTooLarge:
 	// they would be stored with the object and replayed on every answer.
 	MaxHeaderBytes int64
+	// TLS is the client side of https connections (CAs, server name,
+	// client certificate); nil means the system's roots and the URL's
+	// host. It is cloned, not kept.
+	TLS *tls.Config
+	// MaxConns bounds the connections open to the origin at once; 0
+	// means no limit. Requests past it wait for one to be free.
+	MaxConns int
 	// Transport replaces the default transport (tests); nil is the default.
 	// Its own limits then apply, and MaxHeaderBytes is checked after the
 	// headers are read.
@@ -212,12 +223,16 @@ func NewClient(opts Options) *Client {
 			TLSHandshakeTimeout:    opts.ConnectTimeout,
 			MaxIdleConns:           256,
 			MaxIdleConnsPerHost:    64,
+			MaxConnsPerHost:        opts.MaxConns,
 			IdleConnTimeout:        90 * time.Second,
 			ResponseHeaderTimeout:  opts.ReadTimeout,
 			MaxResponseHeaderBytes: opts.MaxHeaderBytes,
 			DisableCompression:     true, // byte ranges address the identity encoding
 			ReadBufferSize:         64 << 10,
 			WriteBufferSize:        16 << 10,
+		}
+		if opts.TLS != nil {
+			c.own.TLSClientConfig = opts.TLS.Clone()
 		}
 		rt = c.own
 	}
