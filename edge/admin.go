@@ -2,8 +2,8 @@ package edge
 
 // The admin API, served on its own listener: purge (by URL, by prefix, all;
 // hard or soft), inspect one object, stats, Prometheus metrics, and Go's
-// profiles under /debug/pprof/. Every endpoint requires
-// "Authorization: Bearer <token>".
+// profiles under /debug/pprof/. Every endpoint but /healthz and /readyz
+// (health.go) requires "Authorization: Bearer <token>".
 
 import (
 	"crypto/subtle"
@@ -58,6 +58,16 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Balancers and supervisors probe these without the token; they
+		// tell nothing an attacker could use.
+		switch r.URL.Path {
+		case "/healthz":
+			s.healthz(w, r)
+			return
+		case "/readyz":
+			s.readyz(w, r)
+			return
+		}
 		token := s.config().Admin.Token
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {

@@ -81,6 +81,7 @@ type Server struct {
 	hostName     string                        // the host name as a Cache-Status member; see cacheName
 	active       atomic.Int64                  // requests being handled; see Active
 	stopping     atomic.Bool                   // set by Stopping: cuts from now on are the shutdown's
+	draining     atomic.Bool                   // set by StartDraining: /readyz says 503
 	versionLocks [64]sync.Mutex                // by key hash; see versionLock
 	localOnly    localKeys                     // in a POP, objects this node fetches alone (peers.go)
 	peerBad      sync.Map                      // peer name -> time.Time until which it is not asked (peerFor)

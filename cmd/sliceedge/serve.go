@@ -13,13 +13,16 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/net/netutil"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/sliceedge/sliceedge/cluster"
@@ -237,6 +240,18 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// Under systemd (Type=notify), READY=1 once the listeners serve, and
+	// WATCHDOG=1 from this loop: a loop stuck in a reload or starved
+	// stops the pings, and systemd restarts the process.
+	notify(log, daemon.SdNotifyReady, "STATUS=serving on "+lns[0].Addr().String())
+	var watchdog <-chan time.Time
+	if every, err := daemon.SdWatchdogEnabled(false); err != nil {
+		log.Warn().Err(err).Msg("systemd: WATCHDOG_USEC is not a duration; no watchdog pings are sent (fix WatchdogSec in the unit)")
+	} else if every > 0 {
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	var serveErr error
 	for running, cur := true, cfg; running; {
 		select {
@@ -245,11 +260,18 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 			log.Error().Err(err).Msg("a listener failed; shutting down (see the error, then start sliceedge again)")
 			running = false
 		case <-hup:
+			notify(log, daemon.SdNotifyReloading+"\nMONOTONIC_USEC="+monotonicUsec())
 			cur = reload(h, cfg, cur, opts, log)
+			notify(log, daemon.SdNotifyReady)
+		case <-watchdog:
+			notify(log, daemon.SdNotifyWatchdog)
 		case <-ctx.Done():
 			running = false
 		}
 	}
+	// /readyz fails from now on, so balancers stop sending new clients.
+	h.StartDraining()
+	notify(log, daemon.SdNotifyStopping, "STATUS=draining: finishing in-flight responses")
 	began := time.Now()
 	if pop != nil {
 		// The others stop asking this node before its listeners close.
@@ -418,4 +440,22 @@ func scrubRate(rate int64) int64 {
 		return -1
 	}
 	return rate
+}
+
+// notify sends systemd's notify socket the states given (one per line),
+// when NOTIFY_SOCKET is set; without it, it does nothing.
+func notify(log zerolog.Logger, states ...string) {
+	if _, err := daemon.SdNotify(false, strings.Join(states, "\n")); err != nil {
+		log.Warn().Err(err).Msg("systemd: cannot write to NOTIFY_SOCKET; a Type=notify unit will time out waiting (check the unit's NotifyAccess)")
+	}
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1.
+func monotonicUsec() string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return "0"
+	}
+	return strconv.FormatInt(ts.Nano()/1000, 10)
 }

@@ -29,6 +29,12 @@ type served struct {
 // the extra flags, and waits until it serves.
 func startServe(t *testing.T, yaml string, flags ...string) *served {
 	t.Helper()
+	return startServeEnv(t, yaml, nil, flags...)
+}
+
+// startServeEnv is startServe with env added to the process's environment.
+func startServeEnv(t *testing.T, yaml string, env []string, flags ...string) *served {
+	t.Helper()
 	bin := buildBinary(t)
 	cfgFile := filepath.Join(t.TempDir(), "edge.yaml")
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
@@ -37,6 +43,9 @@ func startServe(t *testing.T, yaml string, flags ...string) *served {
 	s := &served{logs: &origintest.LogBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, append([]string{"serve", "--config", cfgFile, "--log-format", "json"}, flags...)...)
 	s.cmd.Stderr = s.logs
+	if env != nil {
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
