@@ -71,6 +71,7 @@ func (s *Server) AdminHandler() http.Handler {
 		token := s.config().Admin.Token
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			s.authFailed(r, ok)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sliceedge admin"`)
 			adminError(w, http.StatusUnauthorized, "missing or wrong bearer token (send Authorization: Bearer <admin.token from the config>)")
 			return
@@ -476,3 +477,27 @@ func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
 	}
 	adminJSON(w, http.StatusOK, rep)
 }
+
+// authFailed counts an admin request refused for its token and logs it:
+// the first of every authLogEvery with its client, the ones between only
+// counted in the next line, so that a flood does not fill the disk.
+func (s *Server) authFailed(r *http.Request, hadToken bool) {
+	s.metrics().authFailures.Inc()
+	now := s.now().UnixNano()
+	last := s.lastAuthLog.Load()
+	if now-last < int64(authLogEvery) || !s.lastAuthLog.CompareAndSwap(last, now) {
+		s.authSuppressed.Add(1)
+		return
+	}
+	why := "no bearer token"
+	if hadToken {
+		why = "wrong bearer token"
+	}
+	s.Log.Warn().Str("client", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).Str("why", why).
+		Int64("refused_since_last_line", s.authSuppressed.Swap(0)).
+		Msg("admin: request refused (a script or scraper with an old admin.token, or someone probing the admin port: it should not be reachable from outside)")
+}
+
+// authLogEvery is the least time between two log lines about refused
+// admin requests.
+const authLogEvery = 10 * time.Second

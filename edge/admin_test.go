@@ -209,7 +209,7 @@ func TestAdminInspectAndStats(t *testing.T) {
 	text, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`sliceedge_requests_total{status="206",cache="MISS"} 2`,
+		`sliceedge_requests_total{status="206",cache="MISS",rule="/"} 2`,
 		`sliceedge_origin_bytes_total 2097152`,
 		`sliceedge_origin_requests_total{kind="discover"} 1`,
 		`sliceedge_store_slices 2`,

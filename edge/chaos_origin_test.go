@@ -488,7 +488,7 @@ func TestChaosOrigin(t *testing.T) {
 				})
 			},
 			statuses: []int{302},
-			metric:   `sliceedge_requests_total{status="302",cache="PASS"}`,
+			metric:   `sliceedge_requests_total{status="302",cache="PASS",rule="/"}`,
 			noSlices: true,
 			check: func(t *testing.T, h *harness, got fetched) {
 				if loc := got.header.Get("Location"); loc != "/elsewhere/4MiB.bin" {

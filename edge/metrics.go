@@ -96,12 +96,19 @@ type metrics struct {
 	// ttfb and duration: seconds from request to first body byte, and to
 	// the end of the answer.
 	ttfb, duration *vm.PrometheusHistogram
+	// scraped: counters set from where their figures are kept at each
+	// scrape (metadata.go).
+	scraped []scrapeCounter
+	// authFailures: admin requests refused for their token.
+	authFailures *vm.Counter
 }
 
 // newMetrics builds the metric set; fills and stats feed the gauges.
 func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metrics {
+	exposeOnce.Do(func() { vm.ExposeMetadata(true) }) // TYPE lines; HELP texts: metadata.go
 	set := vm.NewSet()
 	m := &metrics{
+		authFailures:      set.NewCounter("sliceedge_admin_auth_failures_total"),
 		set:               set,
 		responseBytes:     set.NewCounter("sliceedge_response_bytes_total"),
 		sliceHits:         set.NewCounter(`sliceedge_slices_total{result="hit"}`),
@@ -134,7 +141,10 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 	m.limits = labelled("sliceedge_limit_trips_total", "limit", []string{"object_size", "fetch_allowance", "variants", "bad_request", "unknown_host", "request_body"})
 	m.cuts = labelled("sliceedge_responses_cut_total", "reason", []string{"origin", "origin_changed", "unproven", "client", "shutdown"})
 	m.stale = labelled("sliceedge_stale_served_total", "reason", []string{"while_revalidate", "if_error"})
-	set.NewGauge("sliceedge_collapsed_total", func() float64 { return float64(fills.Collapsed.Load()) })
+	scrape := func(name string, get func() uint64) {
+		m.scraped = append(m.scraped, scrapeCounter{c: set.NewCounter(name), get: get})
+	}
+	scrape("sliceedge_collapsed_total", func() uint64 { return uint64(max(fills.Collapsed.Load(), 0)) })
 	m.lookupsCollapsed = set.NewCounter("sliceedge_lookups_collapsed_total")
 	set.NewGauge("sliceedge_fills_in_flight", func() float64 { return float64(fills.InFlight()) })
 	gauge := func(name string, f func(st segstore.Stats) int64) {
@@ -146,17 +156,26 @@ func newMetrics(fills *origin.Fills, stats func() (segstore.Stats, bool)) *metri
 			return float64(f(st))
 		})
 	}
+	counter := func(name string, f func(st segstore.Stats) int64) {
+		scrape(name, func() uint64 {
+			st, ok := stats()
+			if !ok {
+				return 0
+			}
+			return uint64(max(f(st), 0))
+		})
+	}
 	gauge("sliceedge_store_bytes", func(st segstore.Stats) int64 { return st.Bytes })
 	gauge("sliceedge_store_budget_bytes", func(st segstore.Stats) int64 { return st.MaxBytes })
 	gauge("sliceedge_store_disk_bytes", func(st segstore.Stats) int64 { return st.DiskBytes })
 	gauge("sliceedge_store_objects", func(st segstore.Stats) int64 { return st.Objects })
 	gauge("sliceedge_store_slices", func(st segstore.Stats) int64 { return st.Slices })
-	gauge("sliceedge_store_evictions_total", func(st segstore.Stats) int64 { return st.Evictions })
-	gauge("sliceedge_store_evicted_bytes_total", func(st segstore.Stats) int64 { return st.EvictedBytes })
-	gauge("sliceedge_store_write_errors_total", func(st segstore.Stats) int64 { return st.WriteErrors })
-	gauge("sliceedge_store_verified_total", func(st segstore.Stats) int64 { return st.Verified })
-	gauge("sliceedge_store_scrubbed_bytes_total", func(st segstore.Stats) int64 { return st.ScrubbedBytes })
-	gauge("sliceedge_store_corrupt_total", func(st segstore.Stats) int64 { return st.Corrupt })
+	counter("sliceedge_store_evictions_total", func(st segstore.Stats) int64 { return st.Evictions })
+	counter("sliceedge_store_evicted_bytes_total", func(st segstore.Stats) int64 { return st.EvictedBytes })
+	counter("sliceedge_store_write_errors_total", func(st segstore.Stats) int64 { return st.WriteErrors })
+	counter("sliceedge_store_verified_total", func(st segstore.Stats) int64 { return st.Verified })
+	counter("sliceedge_store_scrubbed_bytes_total", func(st segstore.Stats) int64 { return st.ScrubbedBytes })
+	counter("sliceedge_store_corrupt_total", func(st segstore.Stats) int64 { return st.Corrupt })
 	return m
 }
 
@@ -170,13 +189,18 @@ func latencyBuckets() []float64 {
 type requestKey struct {
 	status int
 	cache  string
+	rule   string // the rule's match; "" when none matched
 }
 
 func (m *metrics) request(q *request, dur time.Duration) {
-	k := requestKey{q.status, q.outcome.String()}
+	k := requestKey{q.status, q.outcome.String(), ""}
+	if q.rule != nil {
+		// Rules are few (the configuration's), so the label's values are.
+		k.rule = q.rule.Match
+	}
 	c, ok := m.requests.Load(k)
 	if !ok {
-		name := `sliceedge_requests_total{status="` + strconv.Itoa(k.status) + `",cache="` + k.cache + `"}`
+		name := `sliceedge_requests_total{status="` + strconv.Itoa(k.status) + `",cache="` + k.cache + `",rule=` + strconv.Quote(k.rule) + `}`
 		c, _ = m.requests.LoadOrStore(k, m.set.GetOrCreateCounter(name))
 	}
 	c.(*vm.Counter).Inc()
@@ -296,8 +320,13 @@ func (s *Server) Metrics() *vm.Set { return s.metrics().set }
 // write writes the metrics, and the Go runtime's and process's, in
 // Prometheus text format.
 func (m *metrics) write(w io.Writer) {
-	m.set.WritePrometheus(w)
-	vm.WriteProcessMetrics(w)
+	for _, sc := range m.scraped {
+		sc.c.Set(sc.get())
+	}
+	writeWithHelp(w, func(w io.Writer) {
+		m.set.WritePrometheus(w)
+		vm.WriteProcessMetrics(w)
+	})
 }
 
 // Counters is a snapshot of a Server's counters, for tests and stats.

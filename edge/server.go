@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +63,8 @@ type Server struct {
 	// means no limit. Unlike http.Server.WriteTimeout it does not bound a
 	// whole response, so a long download at a sane rate is not cut.
 	SendTimeout time.Duration
+	// Version and Commit are the build's, for sliceedge_build_info.
+	Version, Commit string
 
 	fills    origin.Fills
 	lookups  singleflight.Group // collapses discovery and revalidation per cache key
@@ -71,20 +75,22 @@ type Server struct {
 	clients  map[clientKey]*origin.Client // to peers, by the origin's timeouts
 	pools    map[string]*origin.Pool      // by poolKey
 
-	live         atomic.Pointer[config.Config] // set by SetConfig; nil means Config
-	once         sync.Once                     // builds counters and writes; see lazy()
-	counters     *metrics                      // see metrics()
-	lastStoreLog atomic.Int64                  // unix seconds of the last store error logged
-	purged       purgeLog                      // recent purges: an answer overtaken by one does not store its meta
-	variants     variantSet                    // Vary variants stored per URL, bounded by max_variants
-	hostOnce     sync.Once                     // sets hostName
-	hostName     string                        // the host name as a Cache-Status member; see cacheName
-	active       atomic.Int64                  // requests being handled; see Active
-	stopping     atomic.Bool                   // set by Stopping: cuts from now on are the shutdown's
-	draining     atomic.Bool                   // set by StartDraining: /readyz says 503
-	versionLocks [64]sync.Mutex                // by key hash; see versionLock
-	localOnly    localKeys                     // in a POP, objects this node fetches alone (peers.go)
-	peerBad      sync.Map                      // peer name -> time.Time until which it is not asked (peerFor)
+	live           atomic.Pointer[config.Config] // set by SetConfig; nil means Config
+	once           sync.Once                     // builds counters and writes; see lazy()
+	counters       *metrics                      // see metrics()
+	lastStoreLog   atomic.Int64                  // unix seconds of the last store error logged
+	purged         purgeLog                      // recent purges: an answer overtaken by one does not store its meta
+	variants       variantSet                    // Vary variants stored per URL, bounded by max_variants
+	hostOnce       sync.Once                     // sets hostName
+	hostName       string                        // the host name as a Cache-Status member; see cacheName
+	active         atomic.Int64                  // requests being handled; see Active
+	stopping       atomic.Bool                   // set by Stopping: cuts from now on are the shutdown's
+	draining       atomic.Bool                   // set by StartDraining: /readyz says 503
+	lastAuthLog    atomic.Int64                  // unix nanoseconds of the last refused admin request logged
+	authSuppressed atomic.Int64                  // refused admin requests since, not logged
+	versionLocks   [64]sync.Mutex                // by key hash; see versionLock
+	localOnly      localKeys                     // in a POP, objects this node fetches alone (peers.go)
+	peerBad        sync.Map                      // peer name -> time.Time until which it is not asked (peerFor)
 }
 
 // request is the state of one client request as it moves through the
@@ -268,6 +274,8 @@ func (s *Server) now() time.Time {
 func (s *Server) lazy() {
 	s.once.Do(func() {
 		s.counters = newMetrics(&s.fills, s.storeStats)
+		s.counters.set.NewGauge(fmt.Sprintf(`sliceedge_build_info{version=%q,commit=%q,goversion=%q}`,
+			cmp.Or(s.Version, "dev"), cmp.Or(s.Commit, "unknown"), runtime.Version()), func() float64 { return 1 })
 	})
 }
 

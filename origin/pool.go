@@ -87,7 +87,7 @@ type Member struct {
 	why       string    // why it is out, for Status
 
 	up       *vm.Gauge
-	latency  *vm.Histogram
+	latency  *vm.PrometheusHistogram
 	requests map[string]*vm.Counter // by result: ok, failed, status
 	checks   map[string]*vm.Counter // by result: ok, failed
 }
@@ -119,7 +119,7 @@ func NewPool(opts PoolOptions) *Pool {
 		l := fmt.Sprintf(`origin=%q,member=%q`, opts.Name, name)
 		m.up = set.GetOrCreateGauge(`sliceedge_origin_member_up{`+l+`}`, nil)
 		m.up.Set(1)
-		m.latency = set.GetOrCreateHistogram(`sliceedge_origin_member_response_seconds{` + l + `}`)
+		m.latency = set.GetOrCreatePrometheusHistogram(`sliceedge_origin_member_response_seconds{` + l + `}`)
 		m.requests = map[string]*vm.Counter{}
 		for _, r := range []string{"ok", "failed", "status"} {
 			m.requests[r] = set.GetOrCreateCounter(fmt.Sprintf(`sliceedge_origin_member_requests_total{%s,result=%q}`, l, r))

@@ -171,17 +171,21 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		log.Warn().Err(err).Msg("cannot tell whether store.max_bytes fits the store's filesystem")
 	}
 
-	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout}
+	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout, Version: version, Commit: commit}
 	servers := []*http.Server{edge.NewHTTPServer(h)}
+	servers[0].ConnState = h.TrackConns("edge")
 	addrs := []string{cfg.Listen}
 	if cfg.Admin.Listen != "" {
-		servers = append(servers, newAdminServer(h, opts))
+		as := newAdminServer(h, opts)
+		as.ConnState = h.TrackConns("admin")
+		servers = append(servers, as)
 		addrs = append(addrs, cfg.Admin.Listen)
 	}
 	if cfg.Cluster != nil {
 		// The peer listener: other nodes of the POP ask it for the slices
 		// this node owns. Clients must not reach it.
-		servers = append(servers, &http.Server{Handler: h.PeerHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: defaultAdminIdleTimeout})
+		servers = append(servers, &http.Server{Handler: h.PeerHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: defaultAdminIdleTimeout,
+			ConnState: h.TrackConns("peer")})
 		addrs = append(addrs, cfg.Cluster.Peer)
 	}
 	var lns []net.Listener
