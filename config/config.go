@@ -102,6 +102,9 @@ type Config struct {
 	// MaxConnections bounds the client connections open at once on the
 	// edge listener; 0 means no limit.
 	MaxConnections int
+	// AccessLog is where the access log goes; the zero value: with the
+	// other log lines.
+	AccessLog AccessLog
 	// Cluster makes the node one of a POP (cluster package); nil when the
 	// config has no cluster section: the node stands alone.
 	Cluster *Cluster
@@ -123,6 +126,15 @@ type Cluster struct {
 	// GroupSlices is the slices in one ownership group: one node owns a
 	// group, so one origin run (max_run) stays with one node.
 	GroupSlices int64
+}
+
+// AccessLog is where the access log lines go.
+type AccessLog struct {
+	// Path is a file they are appended to (JSON lines), reopened on
+	// SIGUSR1 (for logrotate); "" means with the other log lines, on
+	// stderr. Relative to the working directory.
+	Path string
+	Off  bool // no access log at all
 }
 
 // DefaultGroupSlices is cluster.group_slices when not set: a group is one

@@ -298,7 +298,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{Origins: map[string]*Origin{}}
 	var top entries
 	if root != nil && !isNull(root) {
-		top, _ = d.mapping(root, root.Line, "", "name", "listen", "admin", "store", "origins", "rules", "trusted_proxies", "max_connections", "cluster")
+		top, _ = d.mapping(root, root.Line, "", "name", "listen", "admin", "store", "origins", "rules", "trusted_proxies", "max_connections", "cluster", "access_log")
 	}
 	if e, ok := top.get("name"); ok {
 		if s, ok := d.scalar(e, "name", "a name"); ok {
@@ -316,6 +316,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		if n, ok := d.count(e, "max_connections", 0); ok {
 			c.MaxConnections = int(min(n, 1<<31-1))
 		}
+	}
+	if e, ok := top.get("access_log"); ok {
+		c.AccessLog = d.accessLog(e)
 	}
 	if e, ok := top.get("listen"); ok {
 		c.Listen = d.address(e, "listen")
@@ -1181,4 +1184,38 @@ func validCacheName(s string) bool {
 	return !strings.ContainsFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~:/", r))
 	})
+}
+
+// accessLog reads access_log: "off", or a mapping with path (a file) or
+// off: true.
+func (d *decoder) accessLog(e entry) AccessLog {
+	const want = `want off, or {path: /var/log/sliceedge/access.log}`
+	if e.val.Kind == yaml.ScalarNode {
+		if e.val.Value == "off" || e.val.ShortTag() == "!!bool" && e.val.Value == "false" {
+			return AccessLog{Off: true}
+		}
+		d.errorf(e.val.Line, "access_log", "%s is not a setting (%s; default: with the other log lines, on stderr)", describe(e.val), want)
+		return AccessLog{}
+	}
+	fs, ok := d.mapping(e.val, e.line(), "access_log", "path", "off")
+	if !ok {
+		return AccessLog{}
+	}
+	var a AccessLog
+	if oe, ok := fs.get("off"); ok {
+		a.Off = d.boolean(oe, "access_log.off")
+	}
+	if pe, ok := fs.get("path"); ok {
+		if p, ok := d.scalar(pe, "access_log.path", "a file name"); ok {
+			if p == "" || strings.HasSuffix(p, "/") {
+				d.errorf(pe.val.Line, "access_log.path", "%q is not a file name (%s)", p, want)
+			} else {
+				a.Path = p
+			}
+		}
+	}
+	if a.Off && a.Path != "" {
+		d.errorf(e.line(), "access_log", "off and path are both set (%s)", want)
+	}
+	return a
 }

@@ -101,3 +101,33 @@ func TestOriginPoolConfig(t *testing.T) {
 		t.Fatalf("mismatched key: %v", err)
 	}
 }
+
+// TestAccessLogConfig: access_log takes off, or a path, and says what it
+// wants otherwise.
+func TestAccessLogConfig(t *testing.T) {
+	base := "listen: 127.0.0.1:8080\nstore: {dir: ./d, max_bytes: 1GiB}\norigins: {o: {url: http://127.0.0.1:9000}}\nrules: [{match: /, origin: o}]\n"
+	for _, tc := range []struct {
+		yaml string
+		want AccessLog
+		err  string
+	}{
+		{"", AccessLog{}, ""},
+		{"access_log: off\n", AccessLog{Off: true}, ""},
+		{"access_log: {path: /var/log/sliceedge/access.log}\n", AccessLog{Path: "/var/log/sliceedge/access.log"}, ""},
+		{"access_log: {off: true}\n", AccessLog{Off: true}, ""},
+		{"access_log: loud\n", AccessLog{}, `a.yaml:5: access_log: "loud" is not a setting (want off, or {path: /var/log/sliceedge/access.log}; default: with the other log lines, on stderr)`},
+		{"access_log: {path: /var/log/}\n", AccessLog{}, `a.yaml:5: access_log.path: "/var/log/" is not a file name`},
+		{"access_log: {path: a.log, off: true}\n", AccessLog{}, `a.yaml:5: access_log: off and path are both set`},
+	} {
+		c, err := Parse("a.yaml", []byte(base+tc.yaml))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v, want %s", tc.yaml, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || c.AccessLog != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v", tc.yaml, c, err, tc.want)
+		}
+	}
+}

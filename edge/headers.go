@@ -97,6 +97,9 @@ func (s *Server) setForwarding(q *request, h http.Header) {
 	}
 	h.Set("X-Forwarded-Proto", proto)
 	h.Set("X-Forwarded-Host", q.host)
+	if q.id != "" {
+		h.Set("X-Request-ID", q.id) // the origin's log can be joined with ours
+	}
 	via := strings.Join(q.r.Header.Values("Via"), ", ")
 	if via != "" {
 		via += ", "

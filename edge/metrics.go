@@ -408,13 +408,34 @@ func (s *Server) logRequest(q *request) {
 	q.logged = true
 	dur := s.now().Sub(q.start)
 	s.metrics().request(q, dur)
-	ev := s.Log.Info()
-	ev.Str("method", q.r.Method).
+	log := &s.Log
+	if s.AccessLog != nil {
+		log = s.AccessLog
+	}
+	ev := log.Info()
+	if ev == nil {
+		return // off
+	}
+	ev.Str("request_id", q.id).
+		Str("client", s.clientIP(q)).
+		Str("method", q.r.Method).
 		Str("host", q.r.Host).
 		Str("path", q.r.URL.RequestURI()).
-		Str("range", q.r.Header.Get("Range")).
+		Str("proto", q.r.Proto)
+	if v := tlsVersion(q.r.TLS); v != "" {
+		ev.Str("tls", v)
+	}
+	ev.Str("range", q.r.Header.Get("Range")).
 		Int("status", q.status).
 		Str("cache", q.outcome.String())
+	if q.rule != nil {
+		ev.Str("rule", q.rule.Match).Str("origin", q.rule.Origin.Name)
+	}
+	if m := q.memberName(); m != "" {
+		ev.Str("origin_member", m)
+	}
+	ev.Str("user_agent", clip(q.r.UserAgent(), 256)).
+		Str("referer", clip(q.r.Referer(), 512))
 	if q.detail != "" {
 		ev.Str("detail", q.detail)
 	}

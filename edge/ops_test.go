@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,4 +275,101 @@ func TestReloadKeepsOriginPools(t *testing.T) {
 		h.settle(t)
 	}
 	origintest.WaitFor(t, "old pools to close their idle connections", func() bool { n, _ := counts(); return n <= 2 })
+}
+
+// The access log names who asked (behind trusted proxies, the client they
+// forwarded for), with what, over which protocol, under which rule, and
+// which origin member answered; X-Request-ID is taken from a sane client
+// value or made, sent back, forwarded to the origin and logged.
+func TestAccessLogFields(t *testing.T) {
+	h := newHarnessWith(t, setup{Config: edited("name: sliceedge\n", "name: sliceedge\ntrusted_proxies: [127.0.0.0/8]\n")})
+	var mu sync.Mutex
+	var originIDs []string
+	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		originIDs = append(originIDs, r.Header.Get("X-Request-ID"))
+		mu.Unlock()
+		return false
+	})
+	type ask struct {
+		path    string
+		headers []string
+	}
+	asks := []ask{
+		// Through two proxies: 127.0.0.2 is trusted, 198.51.100.7 is the
+		// client; what lies left of it could be forged and is not read.
+		{"/obj/64KiB.bin", []string{"X-Request-ID: trace-abc-123", "User-Agent: aria2/1.36.0", "Referer: https://example.com/page",
+			"X-Forwarded-For: 6.6.6.6, 198.51.100.7, 127.0.0.2"}},
+		// No id: one is made.
+		{"/obj/32KiB.bin", nil},
+		// An id with a space in it is replaced.
+		{"/obj/16KiB.bin", []string{"X-Request-ID: bad id"}},
+	}
+	var sent []string
+	for _, a := range asks {
+		resp, body := h.get(t, a.path, a.headers...)
+		wantBytes(t, a.path, body, a.path, 1, 0)
+		sent = append(sent, resp.Header.Get("X-Request-ID"))
+	}
+	if sent[0] != "trace-abc-123" {
+		t.Errorf("X-Request-ID answered %q, want the client's", sent[0])
+	}
+	for i, id := range sent[1:] {
+		if len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Errorf("request %d: X-Request-ID %q, want 16 new hex digits", i+1, id)
+		}
+	}
+	if sent[1] == sent[2] {
+		t.Errorf("two requests got the same id %q", sent[1])
+	}
+	mu.Lock()
+	if !slices.Equal(originIDs, sent) {
+		t.Errorf("the origin got the ids %q, the clients %q", originIDs, sent)
+	}
+	mu.Unlock()
+
+	var reqs []map[string]any
+	origintest.WaitFor(t, "three access log lines", func() bool {
+		reqs = reqs[:0]
+		for _, l := range h.logs.Lines(t) {
+			if l["message"] == "request" {
+				reqs = append(reqs, l)
+			}
+		}
+		return len(reqs) >= 3
+	})
+	member := strings.TrimPrefix(h.front.URL, "http://")
+	for i, l := range reqs {
+		want := map[string]any{"request_id": sent[i], "proto": "HTTP/1.1", "rule": "/", "origin": "default", "origin_member": member, "path": asks[i].path}
+		for k, v := range want {
+			if l[k] != v {
+				t.Errorf("line %d: %s = %v, want %v (%v)", i, k, l[k], v, l)
+			}
+		}
+		if _, ok := l["tls"]; ok {
+			t.Errorf("line %d: a tls field on a plaintext request: %v", i, l)
+		}
+	}
+	if reqs[0]["client"] != "198.51.100.7" || reqs[0]["user_agent"] != "aria2/1.36.0" || reqs[0]["referer"] != "https://example.com/page" {
+		t.Errorf("first line: %v", reqs[0])
+	}
+	if reqs[1]["client"] != "127.0.0.1" {
+		t.Errorf("a direct client logged as %v, want 127.0.0.1", reqs[1]["client"])
+	}
+
+	// Without trusted proxies, X-Forwarded-For is the client's word and
+	// not taken.
+	h2 := newHarness(t)
+	h2.get(t, "/obj/64KiB.bin", "X-Forwarded-For: 198.51.100.7")
+	origintest.WaitFor(t, "an access log line", func() bool {
+		for _, l := range h2.logs.Lines(t) {
+			if l["message"] == "request" {
+				if l["client"] != "127.0.0.1" {
+					t.Fatalf("an untrusted X-Forwarded-For was logged as the client: %v", l)
+				}
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -114,6 +114,7 @@ func (s *Server) groupEnd(q *request, i int64) int64 {
 // owns the fetch's group.
 type upstream struct {
 	s      *Server
+	q      *request // whose access log names the member that answered
 	origin *origin.Pool
 	peer   *origin.Client // nil: the origin
 	name   string         // the peer's
@@ -130,7 +131,7 @@ type upstream struct {
 // from a peer. It is decided when the fetch is planned, while q is the
 // caller's.
 func (s *Server) route(q *request, first int64) upstream {
-	u := upstream{s: s, origin: s.pool(q.rule.Origin)}
+	u := upstream{s: s, q: q, origin: s.pool(q.rule.Origin)}
 	if !s.clustered(q) {
 		return u
 	}
@@ -157,6 +158,9 @@ func (u upstream) fetch(ctx context.Context, req *origin.Request) (*origin.Respo
 		resp, err := u.peer.Fetch(ctx, &preq)
 		u.s.metrics().peerFetch(ctx, u.name, resp, err, func() { u.s.peerTrouble(u.name) })
 		if err == nil || !peerFailed(ctx, err) {
+			if err == nil {
+				u.q.setMember("peer:" + u.name)
+			}
 			return resp, err
 		}
 		u.s.peerTrouble(u.name)
@@ -164,7 +168,11 @@ func (u upstream) fetch(ctx context.Context, req *origin.Request) (*origin.Respo
 			Msg("edge: the node owning this group did not answer; fetching from the origin instead (if it is down, the POP stops asking it once gossip finds it dead)")
 	}
 	u.s.metrics().originRequest(u.kind)
-	return u.origin.Fetch(ctx, req)
+	resp, err := u.origin.Fetch(ctx, req)
+	if err == nil {
+		u.q.setMember(resp.Member)
+	}
+	return resp, err
 }
 
 // peerFailed reports whether err says the peer failed, rather than the

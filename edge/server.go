@@ -49,6 +49,9 @@ type Server struct {
 	// Log receives the access log and operational messages; the zero
 	// Logger discards them.
 	Log zerolog.Logger
+	// AccessLog, when set, receives the access log instead of Log
+	// (access_log in the configuration: a file, or off).
+	AccessLog *zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Transport carries origin traffic; nil means one tuned transport per
@@ -130,6 +133,13 @@ type request struct {
 	// Cache-Status of this node.
 	fromPeer bool
 	holding  []*fillWatch // drop-mode fetches this request keeps going; see abandon.go
+	// id is the request id (X-Request-ID: the client's, or a new one),
+	// sent back, forwarded on the fetches the request makes and logged.
+	id string
+	// member is the origin pool member (or "peer:NAME") of the last fetch
+	// this request made; set from fetch goroutines, read by the log.
+	// A pointer: the request struct is copied (revalidateInBackground).
+	member *atomic.Pointer[string]
 }
 
 // ServeHTTP answers one client request.
@@ -137,7 +147,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.SendTimeout > 0 {
 		w = &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.SendTimeout}
 	}
-	q := &request{w: w, r: r, start: s.now(), fromPeer: r.Context().Value(peerCtxKey{}) != nil}
+	q := &request{w: w, r: r, start: s.now(), fromPeer: r.Context().Value(peerCtxKey{}) != nil, id: requestID(r.Header.Get("X-Request-ID")), member: new(atomic.Pointer[string])}
+	w.Header().Set("X-Request-ID", q.id)
 	defer s.logRequest(q)
 	defer q.letGo()
 	s.active.Add(1)

@@ -94,6 +94,12 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
+// logTimeFormat is the timestamp of every JSON log line: RFC 3339 with
+// milliseconds, so that access log lines order and subtract.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() { zerolog.TimeFieldFormat = logTimeFormat }
+
 // newLogger logs JSON, or a human console format when asked or when w is a
 // terminal.
 func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
@@ -101,20 +107,24 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	if err != nil || level == "" {
 		return zerolog.Logger{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
+	tty := false
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		tty = true
+	}
 	console := false
 	switch format {
 	case "console":
 		console = true
 	case "json":
 	case "auto", "":
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			console = true
-		}
+		console = tty
 	default:
 		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json, console or auto", format)
 	}
 	if console {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Colours only on a terminal: a console log piped to a file or
+		// journald stays free of escape codes.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !tty}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
@@ -134,6 +144,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	// process before the store closes and "stopped" is logged.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGUSR1 reopens the access log file, after logrotate has moved it;
+	// caught from the start, since its default action is to exit.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	// The "stopped" line is the last of a run that served, after the
 	// store has closed (deferred below); shutdown sets it.
 	var stopped func()
@@ -171,7 +186,14 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		log.Warn().Err(err).Msg("cannot tell whether store.max_bytes fits the store's filesystem")
 	}
 
-	h := &edge.Server{Config: cfg, Store: st, Log: log, SendTimeout: edge.DefaultSendTimeout, Version: version, Commit: commit}
+	access, accessFile, err := accessLogger(cfg.AccessLog)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%v (create the directory, let the sliceedge user write there, or set access_log: off)", err), 1)
+	}
+	if accessFile != nil {
+		defer accessFile.Close()
+	}
+	h := &edge.Server{Config: cfg, Store: st, Log: log, AccessLog: access, SendTimeout: edge.DefaultSendTimeout, Version: version, Commit: commit}
 	servers := []*http.Server{edge.NewHTTPServer(h)}
 	servers[0].ConnState = h.TrackConns("edge")
 	addrs := []string{cfg.Listen}
@@ -267,6 +289,14 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 			notify(log, daemon.SdNotifyReloading+"\nMONOTONIC_USEC="+monotonicUsec())
 			cur = reload(h, cfg, cur, opts, log)
 			notify(log, daemon.SdNotifyReady)
+		case <-usr1:
+			if accessFile == nil {
+				log.Info().Msg("SIGUSR1: the access log has no file of its own (access_log.path); nothing to reopen")
+			} else if err := accessFile.Reopen(); err != nil {
+				log.Error().Err(err).Msg("SIGUSR1: the access log goes on into the file it had (fix the directory's permissions and send SIGUSR1 again)")
+			} else {
+				log.Info().Str("path", accessFile.path).Msg("SIGUSR1: access log reopened")
+			}
 		case <-watchdog:
 			notify(log, daemon.SdNotifyWatchdog)
 		case <-ctx.Done():
@@ -429,6 +459,7 @@ func restartKeys(started, cfg *config.Config) []string {
 		{"store.memory_cache", cfg.Store.MemoryCache != started.Store.MemoryCache},
 		{"store.scrub_rate", cfg.Store.ScrubRate != started.Store.ScrubRate},
 		{"max_connections", cfg.MaxConnections != started.MaxConnections},
+		{"access_log", cfg.AccessLog != started.AccessLog},
 	} {
 		if k.changed {
 			keys = append(keys, k.name)
