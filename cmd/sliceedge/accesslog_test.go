@@ -119,7 +119,9 @@ func TestConsoleLogNoColourInPipe(t *testing.T) {
 	s := startServe(t, fmt.Sprintf("listen: %s\nstore: {dir: %s, max_bytes: 1GiB}\norigins: {default: {url: %q}}\nrules: [{match: /, origin: default}]\n",
 		listen, t.TempDir(), o.URL()), "--log-format", "console")
 	fetch(t, listen, "/a/64KiB.bin")
-	origintest.WaitFor(t, "the request line", func() bool { return strings.Contains(s.logs.String(), "request") && strings.Contains(s.logs.String(), "/a/64KiB.bin") })
+	origintest.WaitFor(t, "the request line", func() bool {
+		return strings.Contains(s.logs.String(), "request") && strings.Contains(s.logs.String(), "/a/64KiB.bin")
+	})
 	s.stop(t, 20*time.Second)
 	if out := s.logs.String(); strings.Contains(out, "\x1b[") || strings.HasPrefix(out, "{") {
 		t.Errorf("console log into a pipe:\n%q", out)
