@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,13 +89,19 @@ const (
 type Config struct {
 	// Name identifies this node in the Cache-Status header (RFC 9211);
 	// "" means the machine's host name.
-	Name    string
-	Listen  string             // host:port of the edge listener
-	Admin   Admin              // admin API; off when Admin.Listen is ""
-	Store   Store              // the slice store
-	Origins map[string]*Origin // by name; every rule's Origin is one of these
-	Rules   []*Rule            // in file order; the first match wins
-	Source  string             // file name the config came from, or "embedded defaults"
+	Name string
+	// Listen is the first edge listener's host:port (Listeners[0]).
+	Listen string
+	// Listeners are the edge's listeners, at least one: from listeners:,
+	// or the one of listen:.
+	Listeners []Listener
+	Admin     Admin              // admin API; off when Admin.Listen is ""
+	Store     Store              // the slice store
+	Origins   map[string]*Origin // by name; every rule's Origin is one of these
+	Rules     []*Rule            // in file order; the first match wins
+	Source    string             // file name the config came from, or "embedded defaults"
+	// Text is the YAML it was parsed from (secrets in it: see Redacted).
+	Text []byte
 	// TrustedProxies are the client addresses whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed and extended; from anyone else they
 	// are replaced.
@@ -126,6 +133,28 @@ type Cluster struct {
 	// GroupSlices is the slices in one ownership group: one node owns a
 	// group, so one origin run (max_run) stays with one node.
 	GroupSlices int64
+}
+
+// Listener is one address the edge serves clients on.
+type Listener struct {
+	Address string // host:port
+	// TLS, when set, makes it an https listener.
+	TLS *ListenerTLS
+	// HTTP2 offers HTTP/2 over TLS with ALPN (default true with TLS).
+	HTTP2 bool
+	// H2C takes HTTP/2 without TLS, with prior knowledge (default false;
+	// only without TLS).
+	H2C bool
+}
+
+// ListenerTLS is a listener's certificate. The files are read when the
+// configuration is loaded: at start, at every reload (SIGHUP: a renewed
+// certificate is served to new connections, open ones go on) and by
+// config check.
+type ListenerTLS struct {
+	CertFile, KeyFile string
+	// Certificate is the key pair the files hold.
+	Certificate *tls.Certificate
 }
 
 // AccessLog is where the access log lines go.
@@ -382,6 +411,9 @@ var defaultYAML []byte
 
 // DefaultSource is the Source of the configuration Default returns.
 const DefaultSource = "embedded defaults"
+
+// DefaultYAML is the text of the embedded default configuration.
+func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
 
 // Default returns the embedded default configuration (config/default.yaml):
 // listen on 127.0.0.1:8080, store ./sliceedge-data up to 10GiB, one origin

@@ -190,7 +190,7 @@ func TestBadFiles(t *testing.T) {
 		want []string
 	}{
 		{"bad-unknown-field.yaml", []string{
-			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: name, listen, admin, store, origins, rules, trusted_proxies, max_connections, cluster, access_log)`,
+			`bad-unknown-field.yaml:3: unknown field "listne" (known fields: name, listen, admin, store, origins, rules, trusted_proxies, max_connections, cluster, access_log, listeners)`,
 			`bad-unknown-field.yaml:4: store.max_bytes: required (want a size of at least 64MiB, e.g. 10GiB)`,
 			`bad-unknown-field.yaml:6: store: unknown field "max_byte" (known fields: dir, max_bytes, memory_cache, scrub_rate)`,
 			`bad-unknown-field.yaml:10: origins.default: unknown field "timeout" (known fields: url, urls, connect_timeout, read_timeout, host, max_header_bytes, max_connections, max_fails, fail_timeout, health_check, tls)`,

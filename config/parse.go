@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	c.Source = name
 	c.Warnings = d.warns
+	c.Text = data
 	return c, nil
 }
 
@@ -298,7 +300,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{Origins: map[string]*Origin{}}
 	var top entries
 	if root != nil && !isNull(root) {
-		top, _ = d.mapping(root, root.Line, "", "name", "listen", "admin", "store", "origins", "rules", "trusted_proxies", "max_connections", "cluster", "access_log")
+		top, _ = d.mapping(root, root.Line, "", "name", "listen", "admin", "store", "origins", "rules", "trusted_proxies", "max_connections", "cluster", "access_log", "listeners")
 	}
 	if e, ok := top.get("name"); ok {
 		if s, ok := d.scalar(e, "name", "a name"); ok {
@@ -320,13 +322,24 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	if e, ok := top.get("access_log"); ok {
 		c.AccessLog = d.accessLog(e)
 	}
-	if e, ok := top.get("listen"); ok {
-		c.Listen = d.address(e, "listen")
-	} else {
+	le, hasListen := top.get("listen")
+	lse, hasListeners := top.get("listeners")
+	switch {
+	case hasListen && hasListeners:
+		d.errorf(lse.line(), "listeners", "listen is set too (want one of them: listen for one plain HTTP address, listeners for a list)")
+	case hasListen:
+		c.Listen = d.address(le, "listen")
+		c.Listeners = []Listener{{Address: c.Listen}}
+	case hasListeners:
+		c.Listeners = d.listeners(lse)
+		if len(c.Listeners) > 0 {
+			c.Listen = c.Listeners[0].Address
+		}
+	default:
 		d.errorf(0, "listen", "required (want host:port, e.g. 127.0.0.1:8080)")
 	}
 	if e, ok := top.get("admin"); ok {
-		c.Admin = d.admin(e, c.Listen)
+		c.Admin = d.admin(e, c.Listeners)
 	}
 	if e, ok := top.get("cluster"); ok {
 		c.Cluster = d.cluster(e, c)
@@ -363,7 +376,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	return c
 }
 
-func (d *decoder) admin(e entry, listen string) Admin {
+func (d *decoder) admin(e entry, listeners []Listener) Admin {
 	var a Admin
 	fs, ok := d.mapping(e.val, e.line(), "admin", "listen", "token")
 	if !ok {
@@ -371,8 +384,10 @@ func (d *decoder) admin(e entry, listen string) Admin {
 	}
 	if le, ok := fs.get("listen"); ok {
 		a.Listen = d.address(le, "admin.listen")
-		if a.Listen != "" && listenConflict(a.Listen, listen) {
-			d.errorf(le.val.Line, "admin.listen", "%s takes the same socket as the edge's listen %s (want a separate port)", a.Listen, listen)
+		for _, l := range listeners {
+			if a.Listen != "" && listenConflict(a.Listen, l.Address) {
+				d.errorf(le.val.Line, "admin.listen", "%s takes the same socket as the edge's listen %s (want a separate port)", a.Listen, l.Address)
+			}
 		}
 	} else {
 		d.errorf(e.line(), "admin.listen", "required when admin is present (want host:port, e.g. 127.0.0.1:8081; leave out admin to turn the admin API off)")
@@ -413,7 +428,10 @@ func (d *decoder) cluster(e entry, c *Config) *Cluster {
 			}
 		}
 	}
-	taken := []struct{ addr, field string }{{c.Listen, "listen"}, {c.Admin.Listen, "admin.listen"}}
+	taken := []struct{ addr, field string }{{c.Admin.Listen, "admin.listen"}}
+	for _, l := range c.Listeners {
+		taken = append(taken, struct{ addr, field string }{l.Address, "listen"})
+	}
 	reachable := func(field string, ipOnly bool) string {
 		fe, ok := fs.get(field)
 		if !ok {
@@ -1218,4 +1236,96 @@ func (d *decoder) accessLog(e entry) AccessLog {
 		d.errorf(e.line(), "access_log", "off and path are both set (%s)", want)
 	}
 	return a
+}
+
+// listeners reads listeners: a list whose entries are an address, or a
+// mapping of address, tls {cert, key}, http2 and h2c.
+func (d *decoder) listeners(e entry) []Listener {
+	const want = "want a list of addresses or of {address: :443, tls: {cert: FILE, key: FILE}}"
+	if e.val.Kind != yaml.SequenceNode {
+		d.errorf(e.val.Line, "listeners", "%s is not a list of listeners (%s)", describe(e.val), want)
+		return nil
+	}
+	if len(e.val.Content) == 0 {
+		d.errorf(e.val.Line, "listeners", "empty (%s)", want)
+		return nil
+	}
+	var out []Listener
+	for i, n := range e.val.Content {
+		field := fmt.Sprintf("listeners[%d]", i)
+		ne := entry{key: &yaml.Node{Value: field, Line: n.Line}, val: n}
+		var l Listener
+		if n.Kind == yaml.ScalarNode {
+			l.Address = d.address(ne, field)
+		} else {
+			fs, ok := d.mapping(n, n.Line, field, "address", "tls", "http2", "h2c")
+			if !ok {
+				continue
+			}
+			if ae, ok := fs.get("address"); ok {
+				l.Address = d.address(ae, field+".address")
+			} else {
+				d.errorf(n.Line, field+".address", "required (want host:port, e.g. :443)")
+			}
+			if te, ok := fs.get("tls"); ok {
+				l.TLS = d.listenerTLS(te, field+".tls")
+			}
+			l.HTTP2 = l.TLS != nil
+			if he, ok := fs.get("http2"); ok {
+				l.HTTP2 = d.boolean(he, field+".http2")
+				if l.HTTP2 && l.TLS == nil {
+					d.errorf(he.val.Line, field+".http2", "HTTP/2 with ALPN needs tls (want tls: {cert, key}; h2c: true takes HTTP/2 without TLS)")
+				}
+			}
+			if he, ok := fs.get("h2c"); ok {
+				l.H2C = d.boolean(he, field+".h2c")
+				if l.H2C && l.TLS != nil {
+					d.errorf(he.val.Line, field+".h2c", "h2c is HTTP/2 without TLS, and this listener has tls (want http2: true)")
+				}
+			}
+		}
+		if l.Address == "" {
+			continue
+		}
+		for _, o := range out {
+			if listenConflict(o.Address, l.Address) {
+				d.errorf(n.Line, field, "%s takes the same socket as the listener %s (want another port)", l.Address, o.Address)
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// listenerTLS reads a listener's tls: {cert, key} and loads the pair.
+func (d *decoder) listenerTLS(e entry, field string) *ListenerTLS {
+	fs, ok := d.mapping(e.val, e.line(), field, "cert", "key")
+	if !ok {
+		return nil
+	}
+	t := &ListenerTLS{}
+	line := e.line()
+	for _, k := range []struct {
+		name string
+		dst  *string
+	}{{"cert", &t.CertFile}, {"key", &t.KeyFile}} {
+		if fe, ok := fs.get(k.name); ok {
+			if v, ok := d.scalar(fe, field+"."+k.name, "a PEM file"); ok {
+				*k.dst = v
+				line = fe.val.Line
+			}
+		} else {
+			d.errorf(e.line(), field+"."+k.name, "required (want a PEM file)")
+		}
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		d.errorf(line, field, "%s and key %s: %v (want a PEM certificate chain, leaf first, and its private key)", t.CertFile, t.KeyFile, err)
+		return nil
+	}
+	t.Certificate = &cert
+	return t
 }

@@ -42,6 +42,7 @@ func (s *Server) AdminHandler() http.Handler {
 		s.metrics().write(w)
 	})
 	mux.HandleFunc("GET /stats", s.adminStats)
+	mux.HandleFunc("GET /config", s.adminConfig)
 	mux.HandleFunc("GET /inspect", s.adminInspect)
 	mux.HandleFunc("POST /purge", s.adminPurge)
 	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
@@ -460,6 +461,11 @@ type StatsReport struct {
 	SliceHitRatio float64        `json:"slice_hit_ratio"` // slices from the store / slices sent
 	ByteHitRatio  float64        `json:"byte_hit_ratio"`  // 1 - origin fill bytes / response bytes
 	FillsInFlight int            `json:"fills_in_flight"`
+	Version       string         `json:"version"`
+	StartedAt     time.Time      `json:"started_at,omitzero"`
+	// Now is when the figures were taken: a client computes rates from
+	// two reports' counters over their Now.
+	Now time.Time `json:"now"`
 }
 
 func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
@@ -468,7 +474,7 @@ func (s *Server) adminStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.Counters()
-	rep := StatsReport{Store: st.Stats(), Counters: c, FillsInFlight: s.fills.InFlight()}
+	rep := StatsReport{Store: st.Stats(), Counters: c, FillsInFlight: s.fills.InFlight(), Version: s.Version, StartedAt: s.Started, Now: s.now()}
 	if n := c.SliceHits + c.SliceMisses; n > 0 {
 		rep.SliceHitRatio = float64(c.SliceHits) / float64(n)
 	}

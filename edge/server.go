@@ -68,6 +68,9 @@ type Server struct {
 	SendTimeout time.Duration
 	// Version and Commit are the build's, for sliceedge_build_info.
 	Version, Commit string
+	// Started is when the process began serving, for the uptime in
+	// GET /stats and /config; zero: unknown.
+	Started time.Time
 
 	fills    origin.Fills
 	lookups  singleflight.Group // collapses discovery and revalidation per cache key
@@ -79,6 +82,7 @@ type Server struct {
 	pools    map[string]*origin.Pool      // by poolKey
 
 	live           atomic.Pointer[config.Config] // set by SetConfig; nil means Config
+	cfgInfo        atomic.Pointer[configState]   // GET /config's; nil: loaded at Started
 	once           sync.Once                     // builds counters and writes; see lazy()
 	counters       *metrics                      // see metrics()
 	lastStoreLog   atomic.Int64                  // unix seconds of the last store error logged
@@ -246,6 +250,7 @@ func (s *Server) config() *config.Config {
 // and the store are not changed by it: they need a restart.
 func (s *Server) SetConfig(c *config.Config) {
 	s.live.Store(c)
+	s.noteLoaded()
 	// Origins whose settings are gone lose their idle connections; those
 	// kept keep their pool. Requests in flight finish on theirs.
 	keep := make(map[clientKey]bool, len(c.Origins))

@@ -218,41 +218,6 @@ func inspectCommand() *cli.Command {
 	}
 }
 
-func statsCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "stats",
-		Usage: "show a running edge's store and traffic figures",
-		Flags: append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the raw JSON", EnvVars: envVar("STATS_JSON")}),
-		Action: func(c *cli.Context) error {
-			a, err := newAdminClient(c)
-			if err != nil {
-				return cli.Exit("stats: "+err.Error(), 1)
-			}
-			var st edge.StatsReport
-			if err := a.call(c.Context, http.MethodGet, "/stats", nil, &st); err != nil {
-				return cli.Exit("stats: "+err.Error(), 1)
-			}
-			w := c.App.Writer
-			if c.Bool("json") {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			pct := 0.0
-			if st.Store.MaxBytes > 0 {
-				pct = 100 * float64(st.Store.Bytes) / float64(st.Store.MaxBytes)
-			}
-			fmt.Fprintf(w, "store       %s of %s budget (%.1f%%), %s on disk\n",
-				config.FormatSize(st.Store.Bytes), config.FormatSize(st.Store.MaxBytes), pct, config.FormatSize(st.Store.DiskBytes))
-			fmt.Fprintf(w, "objects     %d\nslices      %d\n", st.Store.Objects, st.Store.Slices)
-			fmt.Fprintf(w, "requests    %d (%d passed through uncached)\n", st.Counters.Requests, st.Counters.Passed)
-			fmt.Fprintf(w, "hit ratio   %.1f%% of slices, %.1f%% of bytes\n", 100*st.SliceHitRatio, 100*st.ByteHitRatio)
-			fmt.Fprintf(w, "origin      %d requests, %s of fills, %d errors\n", st.Counters.OriginRequests, config.FormatSize(st.Counters.OriginBytes), st.Counters.OriginErrors)
-			return nil
-		},
-	}
-}
-
 func plural(n int, word string) string {
 	if n == 1 {
 		return word

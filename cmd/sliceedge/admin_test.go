@@ -40,7 +40,7 @@ func startNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop()}
+	srv := &edge.Server{Config: cfg, Store: st, Log: zerolog.Nop(), Version: "test", Started: time.Now().Add(-time.Hour)}
 	n := &node{srv: srv, edge: httptest.NewServer(srv), admin: httptest.NewServer(srv.AdminHandler())}
 	t.Cleanup(n.edge.Close)
 	t.Cleanup(n.admin.Close)
@@ -83,8 +83,11 @@ func TestAdminCommands(t *testing.T) {
 		}
 	}
 	out, err = run(t, "stats", "--config", n.cfgFile)
-	if err != nil || !strings.Contains(out, "objects     1") || !strings.Contains(out, "slices      2") {
-		t.Errorf("stats via --config: %v\n%s", err, out)
+	for _, want := range []string{"objects     1\n", "slices      2\n", "store       2.0 MiB of 1.0 GiB budget (0.2%)", "sliceedge   test, up ",
+		"requests    2 (0 passed through uncached), ", "sent        172 B from the cache, "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stats via --config lacks %q: %v\n%s", want, err, out)
+		}
 	}
 	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "--soft", base+"/v/4MiB.bin")
 	if err != nil || out != "marked stale 1 object\n" {

@@ -13,6 +13,13 @@ func configCommand() *cli.Command {
 		Name:  "config",
 		Usage: "work with configuration files",
 		Subcommands: []*cli.Command{{
+			Name:  "defaults",
+			Usage: "print the embedded configuration serve uses without --config (a start for your own)",
+			Action: func(c *cli.Context) error {
+				_, err := c.App.Writer.Write(config.DefaultYAML())
+				return err
+			},
+		}, {
 			Name:      "check",
 			Usage:     "validate a configuration file and report every error with its line",
 			ArgsUsage: "FILE",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,13 +48,31 @@ rules:
   - {match: /video/, origin: media}
   - {match: /, origin: media}
 `, listen, admin, token, t.TempDir(), o.URL(), freeAddr(t)))
-	for _, p := range []string{"/video/a/1MiB.bin", "/video/a/1MiB.bin", "/b/64KiB.bin"} {
+	for i, p := range []string{"/video/a/1MiB.bin", "/video/a/1MiB.bin", "/b/64KiB.bin"} {
 		resp, err := http.Get("http://" + listen + p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if i == 0 {
+			// The fill goes on after the client has its bytes: the second
+			// request is a HIT once it has landed.
+			origintest.WaitFor(t, "the fill to land", func() bool {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+admin+"/stats", nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return false
+				}
+				defer resp.Body.Close()
+				var st struct {
+					Store         struct{ Slices int64 }
+					FillsInFlight int `json:"fills_in_flight"`
+				}
+				return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Store.Slices == 1 && st.FillsInFlight == 0
+			})
+		}
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/b/64KiB.bin", nil)
 	if resp, err := http.DefaultClient.Do(req); err == nil {

@@ -81,6 +81,7 @@ type serveOptions struct {
 func (o serveOptions) override(cfg *config.Config) {
 	if o.listen != "" {
 		cfg.Listen = o.listen
+		cfg.Listeners[0].Address = o.listen
 	}
 	if o.storeDir != "" {
 		cfg.Store.Dir = o.storeDir
@@ -193,10 +194,17 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	if accessFile != nil {
 		defer accessFile.Close()
 	}
-	h := &edge.Server{Config: cfg, Store: st, Log: log, AccessLog: access, SendTimeout: edge.DefaultSendTimeout, Version: version, Commit: commit}
-	servers := []*http.Server{edge.NewHTTPServer(h)}
-	servers[0].ConnState = h.TrackConns("edge")
-	addrs := []string{cfg.Listen}
+	h := &edge.Server{Config: cfg, Store: st, Log: log, AccessLog: access, SendTimeout: edge.DefaultSendTimeout, Version: version, Commit: commit, Started: time.Now()}
+	// The edge's listeners come first in servers and lns, then the admin
+	// listener, then the peer listener.
+	var servers []*http.Server
+	var addrs []string
+	certs := make([]*certHolder, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		hs, c := edgeServer(h, l, listenerLabel(cfg.Listeners, i))
+		servers, addrs, certs[i] = append(servers, hs), append(addrs, l.Address), c
+	}
+	edges := len(servers)
 	if cfg.Admin.Listen != "" {
 		as := newAdminServer(h, opts)
 		as.ConnState = h.TrackConns("admin")
@@ -219,7 +227,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 			}
 			return cli.Exit(fmt.Sprintf("listen on %s: %v (choose another address in the config, or --listen)", addr, err), 1)
 		}
-		if i == 0 && cfg.MaxConnections > 0 {
+		if i < edges && cfg.MaxConnections > 0 {
 			// Past the limit, new connections wait in the kernel's accept
 			// queue until one closes (idle keep-alive ones count). The
 			// admin listener has no limit: an operator gets in when
@@ -249,10 +257,14 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		h.Peers = pop
 		log.Info().Str("node", cc.Node).Str("gossip", pop.GossipAddr()).Str("peer", cc.Peer).Int("members", len(pop.Members())).Msg("cluster: in the POP")
 	}
-	ev := log.Info().Str("listen", lns[0].Addr().String()).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
+	shown := make([]string, edges)
+	for i := range edges {
+		shown[i] = describeListener(cfg.Listeners[i], lns[i].Addr().String())
+	}
+	ev := log.Info().Str("listen", lns[0].Addr().String()).Strs("listeners", shown).Str("config", cfg.Source).Str("store", cfg.Store.Dir).
 		Int("rules", len(cfg.Rules)).Str("name", h.CacheName()).Str("version", version)
-	if len(lns) > 1 {
-		ev = ev.Str("admin", lns[1].Addr().String())
+	if cfg.Admin.Listen != "" {
+		ev = ev.Str("admin", lns[edges].Addr().String())
 	}
 	if cfg.MaxConnections > 0 {
 		ev = ev.Int("max_connections", cfg.MaxConnections)
@@ -261,6 +273,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 
 	errc := make(chan error, len(servers))
 	for i, hs := range servers {
+		if i < edges && cfg.Listeners[i].TLS != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			go func() { errc <- hs.ServeTLS(lns[i], "", "") }()
+			continue
+		}
 		go func() { errc <- hs.Serve(lns[i]) }()
 	}
 	hup := make(chan os.Signal, 1)
@@ -288,6 +305,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 		case <-hup:
 			notify(log, daemon.SdNotifyReloading+"\nMONOTONIC_USEC="+monotonicUsec())
 			cur = reload(h, cfg, cur, opts, log)
+			swapCerts(certs, cfg, cur, log)
 			notify(log, daemon.SdNotifyReady)
 		case <-usr1:
 			if accessFile == nil {
@@ -429,6 +447,7 @@ func reload(h *edge.Server, started, cur *config.Config, opts serveOptions, log 
 			strings.Join(keys, ", "))
 	}
 	h.SetConfig(cfg)
+	h.SetRestartPending(restartKeys(started, cfg))
 	switch {
 	case started.Admin.Listen == "" || cfg.Admin.Token == cur.Admin.Token:
 	case cfg.Admin.Token == "":
@@ -452,7 +471,7 @@ func restartKeys(started, cfg *config.Config) []string {
 		name    string
 		changed bool
 	}{
-		{"listen", cfg.Listen != started.Listen},
+		{listenKey(started), listenersChanged(started.Listeners, cfg.Listeners)},
 		{"admin.listen", cfg.Admin.Listen != started.Admin.Listen},
 		{"store.dir", cfg.Store.Dir != started.Store.Dir},
 		{"store.max_bytes", cfg.Store.MaxBytes != started.Store.MaxBytes},

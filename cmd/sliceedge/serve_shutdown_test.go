@@ -23,6 +23,7 @@ type served struct {
 	logs   *origintest.LogBuffer
 	exited chan struct{} // closed when the process has exited; then err is set
 	err    error         // from Wait
+	config string        // the config file it was started with
 }
 
 // startServe runs `sliceedge serve` on the config yaml, with JSON logs and
@@ -40,7 +41,7 @@ func startServeEnv(t *testing.T, yaml string, env []string, flags ...string) *se
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &served{logs: &origintest.LogBuffer{}, exited: make(chan struct{})}
+	s := &served{logs: &origintest.LogBuffer{}, exited: make(chan struct{}), config: cfgFile}
 	s.cmd = exec.Command(bin, append([]string{"serve", "--config", cfgFile, "--log-format", "json"}, flags...)...)
 	s.cmd.Stderr = s.logs
 	if env != nil {
