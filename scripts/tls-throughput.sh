@@ -78,6 +78,9 @@ wait_port http://127.0.0.1:$O/.origin/stats
 wait_port http://127.0.0.1:$PLAIN/
 mkdir -p "$WORK/www/tls"
 curl -sf -o "$WORK/www$OBJ" http://127.0.0.1:$O$OBJ
+# nginx's workers run as another user when this runs as root.
+chmod 755 "$WORK" "$WORK/www" "$WORK/www/tls"
+chmod 644 "$WORK/www$OBJ"
 curl -sf -o /dev/null http://127.0.0.1:$PLAIN$OBJ # the edge stores it
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes auto;
@@ -102,7 +105,8 @@ nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log"
 PIDS+=($(cat "$WORK/nginx.pid"))
 wait_port http://127.0.0.1:$NPLAIN$OBJ
 for url in http://127.0.0.1:$PLAIN$OBJ https://127.0.0.1:$NTLS$OBJ; do
-	if ! cmp -s <(curl -sk "$url") "$WORK/www$OBJ"; then
+	if ! cmp -s <(curl -sSk "$url") "$WORK/www$OBJ"; then
+		cat "$WORK/nginx-error.log" >&2
 		echo "tls-throughput: $url does not serve the origin's bytes" >&2
 		exit 1
 	fi
