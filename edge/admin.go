@@ -43,6 +43,7 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /stats", s.adminStats)
 	mux.HandleFunc("GET /config", s.adminConfig)
+	mux.HandleFunc("GET /ls", s.adminList)
 	mux.HandleFunc("GET /inspect", s.adminInspect)
 	mux.HandleFunc("POST /purge", s.adminPurge)
 	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +176,17 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	o := PurgeOrder{URL: q.Get("url"), Prefix: q.Get("prefix"),
+	given := 0
+	for _, k := range []string{"url", "prefix", "tag", "glob", "all"} {
+		if q.Has(k) {
+			given++
+		}
+	}
+	if given > 1 {
+		adminError(w, http.StatusBadRequest, "give one of ?url=, ?prefix=, ?glob=, ?tag= or ?all=1, not several")
+		return
+	}
+	o := PurgeOrder{URL: q.Get("url"), Prefix: q.Get("prefix"), Tag: q.Get("tag"), Glob: q.Get("glob"),
 		All: q.Get("all") == "1" || q.Get("all") == "true", Soft: q.Get("soft") == "1" || q.Get("soft") == "true"}
 	soft := o.Soft
 	n, err := s.purgeOrder(st, o)
@@ -188,7 +199,7 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 		s.Peers.Broadcast(o) // every node of the POP, and those down now when they rejoin
 	}
 	if errors.Is(err, segstore.ErrPurgePending) {
-		s.Log.Warn().Err(err).Str("url", q.Get("url")).Str("prefix", q.Get("prefix")).Bool("all", q.Get("all") != "").
+		s.Log.Warn().Err(err).Str("url", o.URL).Str("prefix", o.Prefix).Str("tag", o.Tag).Str("glob", o.Glob).Bool("all", o.All).
 			Int("objects", n).Msg("admin: purged in memory only, the store cannot write now; the deletion on disk is retried in the background, and a restart before it lands would bring the objects back: free space on the store's disk")
 		adminJSON(w, http.StatusAccepted, PurgeResult{Purged: n, Soft: soft, Pending: true, Note: err.Error()})
 		return
@@ -198,7 +209,7 @@ func (s *Server) adminPurge(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusInternalServerError, "purge failed: "+err.Error())
 		return
 	}
-	s.Log.Info().Str("url", q.Get("url")).Str("prefix", q.Get("prefix")).Bool("all", q.Get("all") != "").
+	s.Log.Info().Str("url", o.URL).Str("prefix", o.Prefix).Str("tag", o.Tag).Str("glob", o.Glob).Bool("all", o.All).
 		Bool("soft", soft).Int("objects", n).Msg("admin: purged")
 	adminJSON(w, http.StatusOK, PurgeResult{Purged: n, Soft: soft})
 }
@@ -218,9 +229,9 @@ func (s *Server) Purge(o PurgeOrder) (int, error) {
 	}
 	n, err := s.purgeOrder(st, o)
 	if err != nil {
-		s.Log.Warn().Err(err).Str("url", o.URL).Str("prefix", o.Prefix).Bool("all", o.All).Msg("edge: a purge from another node of the POP failed here")
+		s.Log.Warn().Err(err).Str("url", o.URL).Str("prefix", o.Prefix).Str("tag", o.Tag).Str("glob", o.Glob).Bool("all", o.All).Msg("edge: a purge from another node of the POP failed here")
 	} else {
-		s.Log.Info().Str("url", o.URL).Str("prefix", o.Prefix).Bool("all", o.All).Bool("soft", o.Soft).Int("objects", n).Msg("edge: purged, as another node of the POP asked")
+		s.Log.Info().Str("url", o.URL).Str("prefix", o.Prefix).Str("tag", o.Tag).Str("glob", o.Glob).Bool("all", o.All).Bool("soft", o.Soft).Int("objects", n).Msg("edge: purged, as another node of the POP asked")
 	}
 	return n, err
 }
@@ -234,16 +245,26 @@ func (s *Server) purgeOrder(st adminStore, o PurgeOrder) (n int, err error) {
 		if key, err = s.keyOfURL(o.URL); err != nil {
 			return 0, &badPurge{err.Error()}
 		}
-		s.purged.add(key, false)
-		s.purged.add(key+variantSep, true) // and every Vary variant of it
-		n, err = s.purgeKeys(st, key, true, soft)
-		if err == nil {
-			var v int
-			v, err = s.purgeKeys(st, key+variantSep, false, soft)
-			n += v
+		return s.purgeKey(st, key, soft)
+	case o.Tag != "":
+		if !validTag(o.Tag) {
+			return 0, &badPurge{fmt.Sprintf("tag %q: want one Surrogate-Key or Cache-Tag value, without spaces or commas", o.Tag)}
 		}
-		s.variants.forget(key)
-		s.passes.forget(key)
+		keys, err := keysTagged(st, o.Tag)
+		if err != nil {
+			return 0, err
+		}
+		return s.purgeEach(st, keys, soft)
+	case o.Glob != "":
+		prefix, pattern, err := globKeys(o.Glob)
+		if err != nil {
+			return 0, &badPurge{err.Error()}
+		}
+		keys, err := keysGlobbed(st, prefix, pattern)
+		if err != nil {
+			return 0, err
+		}
+		return s.purgeEach(st, keys, soft)
 	case o.Prefix != "":
 		var prefix string
 		if prefix, err = keyPrefixOf(o.Prefix); err != nil {
@@ -257,9 +278,43 @@ func (s *Server) purgeOrder(st adminStore, o PurgeOrder) (n int, err error) {
 		n, err = s.purgeKeys(st, "", false, soft)
 		s.passes.clear()
 	default:
-		return 0, &badPurge{"say what to purge: ?url=URL, ?prefix=URL-PREFIX or ?all=1 (add &soft=1 to mark stale instead)"}
+		return 0, &badPurge{"say what to purge: ?url=URL, ?prefix=URL-PREFIX, ?glob=URL-GLOB, ?tag=TAG or ?all=1 (add &soft=1 to mark stale instead)"}
 	}
 	return n, err
+}
+
+// purgeKey purges one URL's key and every Vary variant of it.
+func (s *Server) purgeKey(st adminStore, key string, soft bool) (int, error) {
+	s.purged.add(key, false)
+	s.purged.add(key+variantSep, true) // and every Vary variant of it
+	n, err := s.purgeKeys(st, key, true, soft)
+	if err == nil {
+		var v int
+		v, err = s.purgeKeys(st, key+variantSep, false, soft)
+		n += v
+	}
+	s.variants.forget(key)
+	s.passes.forget(key)
+	return n, err
+}
+
+// purgeEach purges the keys one by one; a purge held in memory
+// (segstore.ErrPurgePending) goes on to the next key and is reported at
+// the end.
+func (s *Server) purgeEach(st adminStore, keys []string, soft bool) (int, error) {
+	n := 0
+	var pending error
+	for _, k := range keys {
+		m, err := s.purgeKey(st, k, soft)
+		n += m
+		switch {
+		case errors.Is(err, segstore.ErrPurgePending):
+			pending = err
+		case err != nil:
+			return n, err
+		}
+	}
+	return n, pending
 }
 
 // purgeKeys purges one key (exact) or every key with a prefix.

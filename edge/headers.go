@@ -164,6 +164,11 @@ func replayHeader(h http.Header) map[string][]string {
 // them again at every revalidation. Targeted fields for other caches pass
 // (§2.1).
 func dropTargeted(h http.Header, rule *config.Rule) {
+	// Purge tags are for this edge too (tags.go): stored with the object,
+	// never sent to clients, as Fastly and Cloudflare do.
+	for _, name := range tagHeaders {
+		h.Del(name)
+	}
 	if rule == nil || rule.ForwardTargetedCacheControl {
 		return
 	}

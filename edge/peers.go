@@ -56,6 +56,8 @@ type Peers interface {
 type PurgeOrder struct {
 	URL    string `json:"url,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
+	Tag    string `json:"tag,omitempty"`  // Surrogate-Key or Cache-Tag value
+	Glob   string `json:"glob,omitempty"` // URL with path.Match metacharacters in its path
 	All    bool   `json:"all,omitempty"`
 	Soft   bool   `json:"soft,omitempty"`
 }

@@ -104,15 +104,18 @@ func (a *adminClient) call(ctx context.Context, method, path string, q url.Value
 func purgeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "purge",
-		Usage:     "purge objects from a running edge: one URL, a URL prefix, or everything",
+		Usage:     "purge objects from a running edge: one URL, a URL prefix, a URL glob, a tag, or everything",
 		ArgsUsage: "[URL]",
 		Description: "Examples:\n   sliceedge purge http://edge.example.com/video/a.mp4\n" +
 			"   sliceedge purge --prefix http://edge.example.com/video/\n   sliceedge purge --all --soft\n" +
+			"   sliceedge purge --glob 'http://edge.example.com/video/*/master.m3u8'\n   sliceedge purge --tag product-1234\n" +
 			"--soft marks objects stale (the next request revalidates them) instead of deleting them.",
 		// What to purge is said on the command line only: a variable left
 		// set in a shell must never turn one URL's purge into another.
 		Flags: append(adminFlags(),
 			&cli.StringFlag{Name: "prefix", Usage: "purge every object whose URL starts with `URL-PREFIX` (with its host)"},
+			&cli.StringFlag{Name: "glob", Usage: "purge every object whose URL matches `URL-GLOB` (*, ? and [a-z] in the path, within one segment)"},
+			&cli.StringFlag{Name: "tag", Usage: "purge every object the origin tagged `TAG` (Surrogate-Key or Cache-Tag)"},
 			&cli.BoolFlag{Name: "all", Usage: "purge every object"},
 			&cli.BoolFlag{Name: "soft", Usage: "mark stale instead of deleting"},
 		),
@@ -127,12 +130,18 @@ func purgeCommand() *cli.Command {
 				q.Set("prefix", p)
 				n++
 			}
+			for _, k := range []string{"glob", "tag"} {
+				if v := c.String(k); v != "" {
+					q.Set(k, v)
+					n++
+				}
+			}
 			if c.Bool("all") {
 				q.Set("all", "1")
 				n++
 			}
 			if n != 1 || c.NArg() > 1 {
-				return cli.Exit("purge: give exactly one of URL, --prefix URL-PREFIX or --all", 2)
+				return cli.Exit("purge: give exactly one of URL, --prefix URL-PREFIX, --glob URL-GLOB, --tag TAG or --all", 2)
 			}
 			if c.Bool("soft") {
 				q.Set("soft", "1")

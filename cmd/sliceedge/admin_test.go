@@ -89,6 +89,22 @@ func TestAdminCommands(t *testing.T) {
 			t.Errorf("stats via --config lacks %q: %v\n%s", want, err, out)
 		}
 	}
+	n.get(t, "/w/a/64KiB.bin", "bytes=0-9")
+	n.get(t, "/w/b/64KiB.bin", "bytes=0-9")
+	out, err = run(t, "ls", "--config", n.cfgFile, "--prefix", base+"/")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 4 || !strings.HasPrefix(lines[0], "SIZE ") || !strings.Contains(lines[0], " KEY") ||
+		!strings.HasPrefix(lines[1], "4.0 MiB  2/4     fresh") || !strings.HasSuffix(lines[1], "/v/4MiB.bin") || !strings.HasSuffix(lines[3], "/w/b/64KiB.bin") {
+		t.Errorf("ls: %v\n%s", err, out)
+	}
+	out, err = run(t, "ls", "--config", n.cfgFile, "--limit", "1", "--json")
+	if err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"slices":4`) {
+		t.Errorf("ls --limit 1 --json: %v\n%s", err, out)
+	}
+	out, err = run(t, "purge", "--config", n.cfgFile, "--glob", base+"/w/*/64KiB.bin")
+	if err != nil || out != "purged 2 objects\n" {
+		t.Errorf("glob purge: %q %v", out, err)
+	}
 	out, err = run(t, "purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "--soft", base+"/v/4MiB.bin")
 	if err != nil || out != "marked stale 1 object\n" {
 		t.Errorf("soft purge: %q %v", out, err)
@@ -114,6 +130,8 @@ func TestAdminCommandErrors(t *testing.T) {
 		{[]string{"purge", "--token", "tok-0123456789abcdef", "--all"}, "no admin API address"},
 		{[]string{"purge", "--admin", n.admin.URL, "--all"}, "no admin token"},
 		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef"}, "give exactly one of"},
+		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "--tag", "a", "--all"}, "give exactly one of"},
+		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "--tag", "a b"}, "without spaces or commas"},
 		{[]string{"purge", "--admin", n.admin.URL, "--token", "tok-0123456789abcdef", "/relative"}, "want an absolute URL"},
 	}
 	for _, c := range cases {

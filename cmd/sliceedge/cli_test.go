@@ -15,7 +15,7 @@ import (
 
 // commandLineOnly are the flags no environment variable sets: purge's
 // choice of what to purge.
-var commandLineOnly = map[string]bool{"purge --prefix": true, "purge --all": true, "purge --soft": true}
+var commandLineOnly = map[string]bool{"purge --prefix": true, "purge --all": true, "purge --soft": true, "purge --glob": true, "purge --tag": true}
 
 // Every command and subcommand answers --help with its usage, and every
 // flag it shows names the SLICEEDGE_ variable that also sets it.

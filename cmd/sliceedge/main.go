@@ -36,6 +36,7 @@ func newApp() *cli.App {
 			configCommand(),
 			purgeCommand(),
 			inspectCommand(),
+			lsCommand(),
 			statsCommand(),
 			clusterCommand(),
 			benchCommand(),
