@@ -37,6 +37,7 @@ func newApp() *cli.App {
 			purgeCommand(),
 			inspectCommand(),
 			lsCommand(),
+			warmCommand(),
 			statsCommand(),
 			clusterCommand(),
 			benchCommand(),
