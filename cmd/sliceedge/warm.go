@@ -13,8 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
