@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -34,8 +36,8 @@ type phase struct {
 type tally struct {
 	requests, clean, cut, status5xx, failed int64
 	wrong, mixed                            int64
-	object                                  int64 // object bytes received
-	latencies, ttfbs                        []time.Duration
+	object                                  int64     // object bytes received
+	latencies, ttfbs                        durations // of clean answers
 	elapsed                                 time.Duration
 	firstErr                                error
 }
@@ -50,8 +52,8 @@ func (t *tally) add(a answer) {
 	switch a.outcome {
 	case clean:
 		t.clean++
-		t.latencies = append(t.latencies, a.latency)
-		t.ttfbs = append(t.ttfbs, a.ttfb)
+		t.latencies.record(a.latency)
+		t.ttfbs.record(a.ttfb)
 	case cut:
 		t.cut++
 	case status5xx:
@@ -74,8 +76,8 @@ func (t *tally) merge(u *tally) {
 	t.wrong += u.wrong
 	t.mixed += u.mixed
 	t.object += u.object
-	t.latencies = append(t.latencies, u.latencies...)
-	t.ttfbs = append(t.ttfbs, u.ttfbs...)
+	t.latencies.merge(&u.latencies)
+	t.ttfbs.merge(&u.ttfbs)
 	t.elapsed += u.elapsed
 	if t.firstErr == nil {
 		t.firstErr = u.firstErr
@@ -106,26 +108,60 @@ func (t *tally) result(workload string, honest bool) Result {
 		res.ReqPerSec = float64(t.requests) / s
 		res.MBPerSec = float64(t.object) / 1e6 / s
 	}
-	slices.Sort(t.latencies)
-	slices.Sort(t.ttfbs)
-	res.P50, res.P99 = percentile(t.latencies, 50), percentile(t.latencies, 99)
-	res.TTFBP50, res.TTFBP99 = percentile(t.ttfbs, 50), percentile(t.ttfbs, 99)
-	if n := len(t.latencies); n > 0 {
-		res.Max = t.latencies[n-1]
-	}
+	res.P50, res.P99 = t.latencies.percentile(50), t.latencies.percentile(99)
+	res.TTFBP50, res.TTFBP99 = t.ttfbs.percentile(50), t.ttfbs.percentile(99)
+	res.Max = t.latencies.max()
 	if t.firstErr != nil {
 		res.FirstError = t.firstErr.Error()
 	}
 	return res
 }
 
-// percentile is the nearest-rank p-th percentile of sorted d; 0 when empty.
-func percentile(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
+// durations is a distribution of durations in an HDR histogram
+// (HdrHistogram/hdrhistogram-go): microseconds from 1µs to an hour, with
+// 3 significant digits, so that its memory is fixed however many
+// requests a run makes. The zero value is empty.
+type durations struct{ h *hdrhistogram.Histogram }
+
+// maxRecorded is the longest duration recorded as itself; longer ones
+// count as it.
+const maxRecorded = time.Hour
+
+func (d *durations) init() {
+	if d.h == nil {
+		d.h = hdrhistogram.New(1, int64(maxRecorded/time.Microsecond), 3)
+	}
+}
+
+func (d *durations) record(v time.Duration) {
+	d.init()
+	_ = d.h.RecordValue(min(max(int64(v/time.Microsecond), 1), int64(maxRecorded/time.Microsecond))) // in range: no error
+}
+
+func (d *durations) merge(o *durations) {
+	if o.h == nil {
+		return
+	}
+	d.init()
+	d.h.Merge(o.h)
+}
+
+// percentile is the nearest-rank p-th percentile (to 3 significant
+// digits); 0 when empty.
+func (d *durations) percentile(p float64) time.Duration {
+	if d.h == nil || d.h.TotalCount() == 0 {
 		return 0
 	}
-	i := (len(d)*p + 99) / 100 // ceil(n*p/100), 1-based
-	return d[max(i, 1)-1]
+	return time.Duration(d.h.ValueAtQuantile(p)) * time.Microsecond
+}
+
+// max is the longest duration recorded (to 3 significant digits); 0 when
+// empty.
+func (d *durations) max() time.Duration {
+	if d.h == nil || d.h.TotalCount() == 0 {
+		return 0
+	}
+	return time.Duration(d.h.Max()) * time.Microsecond
 }
 
 // drive runs ph and returns what it measured. Every worker waits for the

@@ -9,6 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
 )
 
 // WriteTable writes the report as aligned columns with human units, then
@@ -64,30 +68,34 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
-// writeColumns writes rows with the first column left-aligned and the
-// others right-aligned, two spaces apart.
+// writeColumns writes rows (the first a header) with the first column
+// left-aligned and the others right-aligned, two spaces apart.
 func writeColumns(b *strings.Builder, rows [][]string) {
-	var widths []int
-	for _, row := range rows {
-		for i, cell := range row {
-			if i >= len(widths) {
-				widths = append(widths, 0)
-			}
-			widths[i] = max(widths[i], len([]rune(cell)))
+	tw := table.NewWriter()
+	st := table.StyleDefault
+	st.Options = table.OptionsNoBordersAndSeparators
+	st.Options.SeparateColumns = true
+	st.Format.Header = text.FormatDefault
+	st.Box.PaddingLeft, st.Box.PaddingRight, st.Box.MiddleVertical, st.Box.MiddleSeparator = "", "", "  ", "  "
+	tw.SetStyle(st)
+	row := func(cells []string) table.Row {
+		r := make(table.Row, len(cells))
+		for i, c := range cells {
+			r[i] = c
 		}
+		return r
 	}
-	for _, row := range rows {
-		for i, cell := range row {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(cell)))
-			switch {
-			case i == 0:
-				b.WriteString(cell + pad)
-			default:
-				b.WriteString("  " + pad + cell)
-			}
-		}
-		b.WriteByte('\n')
+	tw.AppendHeader(row(rows[0]))
+	for _, r := range rows[1:] {
+		tw.AppendRow(row(r))
 	}
+	var cfgs []table.ColumnConfig
+	for i := 2; i <= len(rows[0]); i++ {
+		cfgs = append(cfgs, table.ColumnConfig{Number: i, Align: text.AlignRight, AlignHeader: text.AlignRight})
+	}
+	tw.SetColumnConfigs(cfgs)
+	b.WriteString(tw.Render())
+	b.WriteByte('\n')
 }
 
 // humanDuration is d with three significant digits: 812µs, 12.3ms, 1.25s.
@@ -106,23 +114,8 @@ func humanDuration(d time.Duration) string {
 	}
 }
 
-// humanBytes is n in binary units: 0 B, 512 B, 64.0 KiB, 1.50 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, i := float64(n), -1
-	for f >= unit && i < 4 {
-		f /= unit
-		i++
-	}
-	prec := 1
-	if f < 10 {
-		prec = 2
-	}
-	return fmt.Sprintf("%.*f %ciB", prec, f, "KMGTP"[i])
-}
+// humanBytes is n in binary units: 0 B, 512 B, 64 KiB, 1.5 GiB.
+func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
 
 // humanFigure formats an Extra value by the unit its name ends with.
 func humanFigure(name string, v float64) string {

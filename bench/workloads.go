@@ -512,7 +512,7 @@ func (r *runner) coldfill(ctx context.Context) (Result, error) {
 	res := t.result("coldfill", false)
 	res.OriginRequests, res.OriginBytes = origin.Requests, origin.BodyBytes
 	if t.clean == 1 {
-		res.Extra["fill_seconds"] = t.latencies[0].Seconds()
+		res.Extra["fill_seconds"] = t.latencies.max().Seconds()
 	}
 	res.Extra["origin_bytes_per_object_byte"] = float64(origin.BodyBytes) / float64(size)
 	return res, nil

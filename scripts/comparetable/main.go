@@ -27,6 +27,9 @@ import (
 	"strings"
 	"time"
 
+	prettytable "github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+
 	"github.com/sliceedge/sliceedge/bench"
 )
 
@@ -572,29 +575,48 @@ Ratios are sliceedge ÷ peer. ↑ higher is better: a ratio above 1 favours slic
 ↓ lower is better: a ratio below 1 favours sliceedge. The word after each ratio says
 which way it goes ("≈": within 5%).`
 
-func (t table) writeText(w io.Writer) error {
-	rows := append([][]string{t.header()}, t.rows...)
-	widths := make([]int, len(rows[0]))
-	for _, row := range rows {
-		for i, c := range row {
-			widths[i] = max(widths[i], len([]rune(c)))
+// writer is t as a go-pretty table: the workload and figure columns
+// left-aligned, the values and ratios right-aligned; bold makes each
+// workload's name bold (markdown).
+func (t table) writer(bold bool) prettytable.Writer {
+	tw := prettytable.NewWriter()
+	st := prettytable.StyleDefault
+	st.Options = prettytable.OptionsNoBordersAndSeparators
+	st.Options.SeparateColumns = true
+	st.Format.Header = text.FormatDefault
+	st.Box.PaddingLeft, st.Box.PaddingRight, st.Box.MiddleVertical, st.Box.MiddleSeparator = "", "", "  ", "  "
+	st.Box.MiddleHorizontal = " " // the separator between workloads: a blank line
+	tw.SetStyle(st)
+	row := func(cells []string) prettytable.Row {
+		r := make(prettytable.Row, len(cells))
+		for i, c := range cells {
+			r[i] = c
 		}
+		return r
 	}
+	tw.AppendHeader(row(t.header()))
+	for k, r := range t.rows {
+		if k > 0 && r[0] != "" && !bold {
+			tw.AppendSeparator()
+		}
+		if bold && r[0] != "" {
+			r = append([]string{"**" + r[0] + "**"}, r[1:]...)
+		}
+		tw.AppendRow(row(r))
+	}
+	var cfgs []prettytable.ColumnConfig
+	for i := 3; i <= len(t.header()); i++ {
+		cfgs = append(cfgs, prettytable.ColumnConfig{Number: i, Align: text.AlignRight, AlignHeader: text.AlignRight})
+	}
+	tw.SetColumnConfigs(cfgs)
+	return tw
+}
+
+func (t table) writeText(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString(legend + "\n\n")
-	for k, row := range rows {
-		if k > 0 && row[0] != "" {
-			b.WriteByte('\n')
-		}
-		for i, c := range row {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if i < 2 {
-				b.WriteString(c + pad + "  ")
-			} else {
-				b.WriteString(pad + c + "  ")
-			}
-		}
-		b.WriteString("\n")
+	for _, l := range strings.Split(t.writer(false).Render(), "\n") {
+		b.WriteString(strings.TrimRight(l, " ") + "\n")
 	}
 	if len(t.notes) > 0 {
 		b.WriteString("\nNotes:\n")
@@ -609,23 +631,7 @@ func (t table) writeText(w io.Writer) error {
 func (t table) writeMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString(strings.ReplaceAll(legend, "\n", " ") + "\n\n")
-	h := t.header()
-	b.WriteString("| " + strings.Join(h, " | ") + " |\n|")
-	for i := range h {
-		if i < 2 {
-			b.WriteString("---|")
-		} else {
-			b.WriteString("---:|")
-		}
-	}
-	b.WriteByte('\n')
-	for _, row := range t.rows {
-		cells := slices.Clone(row)
-		if cells[0] != "" {
-			cells[0] = "**" + cells[0] + "**"
-		}
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
-	}
+	b.WriteString(t.writer(true).RenderMarkdown() + "\n")
 	if len(t.notes) > 0 {
 		b.WriteString("\nNotes from the runs:\n\n")
 		for _, n := range t.notes {
