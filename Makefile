@@ -6,12 +6,13 @@ STATICCHECK_VERSION := v0.8.2
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+DISTDIR     ?= dist
 
 # Packages whose tests also run under the race detector (collapsing,
 # streaming, fills and purges racing each other).
 RACE_PKGS   := ./origin/... ./edge/... ./segstore/... ./cluster/...
 
-.PHONY: all build run pop test lint unit race invariants fuzz soak pop-soak dist clean real-origins conformance
+.PHONY: all build run pop test lint unit race invariants fuzz soak pop-soak dist docker clean real-origins conformance
 
 all: build
 
@@ -81,7 +82,10 @@ pop-soak:
 # version, and Go's own VCS stamping fails the build where git refuses the
 # checkout (owned by another user). The stamp is checked by running the
 # binary, since -X on a renamed variable is silently ignored; a cross build
-# (make dist GOOS=linux GOARCH=arm64) is not run.
+# (make dist GOOS=linux GOARCH=arm64) is not run. Then scripts/dist.sh packs
+# it into $(DISTDIR)/sliceedge-VERSION-OS-ARCH.tar.gz with the systemd files,
+# the sample config, shell completion and the man page, and SHA256SUMS.
+# VERSION is the git tag when HEAD has one (git describe).
 dist:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o dist/sliceedge ./cmd/sliceedge
 	@if [ "$$($(GO) env GOOS GOARCH)" != "$$($(GO) env GOHOSTOS GOHOSTARCH)" ]; then \
@@ -92,6 +96,12 @@ dist:
 		*) echo "dist: dist/sliceedge is not stamped with $(VERSION) / $(COMMIT) (main.version or main.commit renamed?)" >&2; exit 1 ;; \
 		esac; \
 	fi
+	./scripts/dist.sh dist/sliceedge $(VERSION) $$($(GO) env GOOS) $$($(GO) env GOARCH) $(DISTDIR)
+
+# Builds the container image when docker answers, else checks the
+# Dockerfile (scripts/check-dockerfile.sh says what).
+docker:
+	./scripts/check-dockerfile.sh
 
 clean:
 	rm -rf bin dist

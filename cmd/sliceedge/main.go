@@ -26,7 +26,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:  "sliceedge",
 		Usage: "a caching HTTP edge that serves any byte range from aligned slices stored in Pebble",
-		Description: "Every flag can also be set with an environment variable named SLICEEDGE_<FLAG>,\n" +
+		Description: "Every flag can also be set with an environment variable: SLICEEDGE_ and the flag's name\nin capitals, - as _ (a command's own flags may add its name, as --help shows),\n" +
 			"for example SLICEEDGE_CONFIG=/etc/sliceedge/edge.yaml.",
 		Version:              version + " (" + commit + ")",
 		EnableBashCompletion: true,
@@ -38,6 +38,8 @@ func newApp() *cli.App {
 			inspectCommand(),
 			lsCommand(),
 			warmCommand(),
+			completionCommand(),
+			manCommand(),
 			statsCommand(),
 			clusterCommand(),
 			benchCommand(),
