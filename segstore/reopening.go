@@ -14,6 +14,17 @@ import (
 // DefaultReopenInterval is Reopening.Retry when it is 0.
 const DefaultReopenInterval = 30 * time.Second
 
+// lockedRetry is how often a store locked by another process is tried
+// again with WaitLocked: the process that held it is about to exit.
+const lockedRetry = 200 * time.Millisecond
+
+// lockedWarnEvery is how often the wait for a locked store is logged.
+const lockedWarnEvery = 30 * time.Second
+
+// ErrLocked is the error (wrapped) of Open on a store another process has
+// open.
+var ErrLocked = errors.New("store locked")
+
 // Reopening is a store that opens in the background when it cannot open at
 // once because of the state of its disk: after a SIGTERM on a full disk,
 // Pebble's Open fails (it must write a MANIFEST), and on a read-only or
@@ -42,6 +53,11 @@ type Reopening struct {
 	// Warn receives the warning logged at every failed attempt; nil means
 	// Options.Logger.
 	Warn func(format string, args ...any)
+	// WaitLocked makes a store locked by another process (ErrLocked) wait
+	// like a full disk does, tried again every lockedRetry: the new
+	// process of a zero-downtime upgrade serves from the origin while
+	// the old one finishes its responses and closes the store.
+	WaitLocked bool
 
 	st atomic.Pointer[Store] // nil until open
 
@@ -55,6 +71,9 @@ type Reopening struct {
 	stop    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the retrying goroutine ends; nil if none
 	wedged  bool          // an attempt met a fatal MANIFEST error: the directory stays locked in this process
+	// lockedSince is when the store was first found locked (WaitLocked),
+	// and lockedLogged when that was last logged; zero when not locked.
+	lockedSince, lockedLogged time.Time
 }
 
 // recorded is a purge made while the store was not open.
@@ -80,7 +99,7 @@ func (r *Reopening) Open() error {
 		r.st.Store(st)
 		return nil
 	}
-	if !errors.Is(err, ErrWriteFailed) {
+	if !errors.Is(err, ErrWriteFailed) && !(r.WaitLocked && errors.Is(err, ErrLocked)) {
 		return err
 	}
 	r.failed(err)
@@ -91,6 +110,26 @@ func (r *Reopening) Open() error {
 
 // failed records and warns about a failed attempt. The caller holds mu.
 func (r *Reopening) failed(err error) {
+	if errors.Is(err, ErrLocked) {
+		r.why = err
+		now := time.Now()
+		if r.lockedSince.IsZero() {
+			r.lockedSince = now
+		}
+		switch {
+		case r.lockedLogged.IsZero():
+			r.lockedLogged = now
+			r.warnf("segstore: the store in %s is open in another process (the one this process replaces, finishing its responses?); "+
+				"requests are served from the origin, uncached, until it closes, and the store opens as soon as it is free", r.Options.Dir)
+		case now.Sub(r.lockedLogged) >= lockedWarnEvery:
+			r.lockedLogged = now
+			r.warnf("segstore: the store in %s is still open in another process (the one this process replaces, finishing its responses?) after %v; "+
+				"until it closes, requests are served from the origin, uncached. sliceedge opens it as soon as it is free (if no old process runs, another one uses the directory: stop it)",
+				r.Options.Dir, now.Sub(r.lockedSince).Round(time.Second))
+		}
+		return
+	}
+	r.lockedSince = time.Time{}
 	var fatal *fatalIOError
 	if errors.As(err, &fatal) {
 		r.wedged = true
@@ -102,6 +141,17 @@ func (r *Reopening) failed(err error) {
 	r.warn(err)
 }
 
+// next is the wait before the next attempt: lockedRetry while the store
+// is locked by another process, else every().
+func (r *Reopening) next() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if errors.Is(r.why, ErrLocked) {
+		return min(lockedRetry, r.every())
+	}
+	return r.every()
+}
+
 func (r *Reopening) every() time.Duration {
 	if r.Retry > 0 {
 		return r.Retry
@@ -109,15 +159,18 @@ func (r *Reopening) every() time.Duration {
 	return DefaultReopenInterval
 }
 
-func (r *Reopening) warn(err error) {
+func (r *Reopening) warnf(format string, args ...any) {
 	warn := r.Warn
 	if warn == nil {
 		warn = r.Options.Logger
 	}
-	if warn == nil {
-		return
+	if warn != nil {
+		warn(format, args...)
 	}
-	warn("segstore: WARNING: the store in %s cannot be opened: %v. Until it opens, every request is served from the origin and nothing is cached. "+
+}
+
+func (r *Reopening) warn(err error) {
+	r.warnf("segstore: WARNING: the store in %s cannot be opened: %v. Until it opens, every request is served from the origin and nothing is cached. "+
 		"Free space on its disk, or make the directory writable by this process; sliceedge retries every %v and caches again once it opens (no restart needed).",
 		r.Options.Dir, err, r.every())
 }
@@ -126,7 +179,7 @@ func (r *Reopening) warn(err error) {
 // called.
 func (r *Reopening) retry() {
 	defer close(r.stopped)
-	t := time.NewTicker(r.every())
+	t := time.NewTimer(r.next())
 	defer t.Stop()
 	for {
 		select {
@@ -134,6 +187,7 @@ func (r *Reopening) retry() {
 			return
 		case <-t.C:
 		}
+		t.Reset(r.next())
 		st, err := Open(r.Options)
 		if err != nil {
 			r.mu.Lock()

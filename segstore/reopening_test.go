@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -231,5 +232,49 @@ func TestReopeningRefusesConfigurationErrors(t *testing.T) {
 			t.Errorf("%s: segstore.Open: %v, want an error that is not ErrWriteFailed", c.name, err)
 		}
 		_ = r.Close()
+	}
+}
+
+// TestReopeningWaitsForLock: with WaitLocked, a store another opener
+// holds is waited for: Open succeeds, the store serves nothing until the
+// other closes it, then opens within moments; without it, Open fails
+// with segstore.ErrLocked.
+func TestReopeningWaitsForLock(t *testing.T) {
+	dir := t.TempDir()
+	first, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := segstore.Open(segstore.Options{Dir: dir, MaxBytes: 1 << 30}); !errors.Is(err, segstore.ErrLocked) {
+		t.Fatalf("a second Open: %v, want segstore.ErrLocked", err)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	r := &segstore.Reopening{Options: segstore.Options{Dir: dir, MaxBytes: 1 << 30}, WaitLocked: true,
+		Warn: func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); mu.Unlock() }}
+	if err := r.Open(); err != nil {
+		t.Fatalf("Open with WaitLocked: %v", err)
+	}
+	defer r.Close()
+	if err := r.Err(); err == nil || !errors.Is(err, segstore.ErrLocked) && !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("Err while locked: %v", err)
+	}
+	if _, err := r.Meta("x"); err == nil {
+		t.Fatal("Meta while locked: no error")
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not open 5 s after the lock was released: %v", r.Err())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "open in another process") {
+		t.Errorf("the wait was not logged:\n%s", logs.String())
 	}
 }

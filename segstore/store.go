@@ -234,7 +234,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		switch {
 		case isLockError(err):
-			return nil, fmt.Errorf("segstore: open %s: directory is locked by another sliceedge process? Stop it or give this one another store directory: %w", opts.Dir, err)
+			return nil, fmt.Errorf("segstore: open %s: %w: directory is locked by another sliceedge process? Stop it or give this one another store directory: %w", opts.Dir, ErrLocked, err)
 		case diskState(err):
 			return nil, fmt.Errorf("segstore: open %s: %w: %w", opts.Dir, ErrWriteFailed, err)
 		}

@@ -5,9 +5,14 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
+	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/cloudflare/tableflip"
 	"github.com/rs/zerolog"
 	"github.com/sliceedge/sliceedge/config"
 	"github.com/sliceedge/sliceedge/edge"
@@ -117,3 +122,72 @@ func listenKey(cfg *config.Config) string {
 	}
 	return "listeners"
 }
+
+// freshConns counts the connections accepted whose first request has not
+// been read yet. At an upgrade's handover the listeners close first, and
+// the servers shut down once these have sent their requests: net/http
+// drops, unanswered, a request read after Shutdown began.
+type freshConns struct {
+	conns sync.Map // net.Conn → struct{}, while StateNew
+	n     atomic.Int64
+}
+
+// hook wraps a ConnState hook (nil: none) with the count.
+func (f *freshConns) hook(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
+	return func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			f.conns.Store(c, struct{}{})
+			f.n.Add(1)
+		} else if _, ok := f.conns.LoadAndDelete(c); ok {
+			f.n.Add(-1)
+		}
+		if next != nil {
+			next(c, st)
+		}
+	}
+}
+
+// wait returns once no connection waits for its first request, or after
+// limit.
+func (f *freshConns) wait(limit time.Duration) int64 {
+	for end := time.Now().Add(limit); f.n.Load() > 0 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return f.n.Load()
+}
+
+// upgrader is what serve needs of cloudflare/tableflip's Upgrader.
+type upgrader interface {
+	Listen(network, addr string) (net.Listener, error)
+	Ready() error
+	HasParent() bool
+	Upgrade() error
+	Stop()
+}
+
+// upgraderTaken is set once a serve of this process has tableflip's one
+// Upgrader.
+var upgraderTaken atomic.Bool
+
+// newUpgrader returns tableflip's Upgrader for the first serve of the
+// process; a later one in the same process (tests run several) listens
+// without it and cannot be upgraded.
+func newUpgrader() (upgrader, error) {
+	if !upgraderTaken.CompareAndSwap(false, true) {
+		return plainListener{}, nil
+	}
+	return tableflip.New(tableflip.Options{UpgradeTimeout: upgradeTimeout})
+}
+
+// plainListener listens without passing sockets on.
+type plainListener struct{}
+
+func (plainListener) Listen(network, addr string) (net.Listener, error) {
+	return net.Listen(network, addr)
+}
+func (plainListener) Ready() error    { return nil }
+func (plainListener) HasParent() bool { return false }
+func (plainListener) Upgrade() error {
+	return errors.New("this process cannot be upgraded: tableflip allows one upgradable serve per process")
+}
+func (plainListener) Stop() {}

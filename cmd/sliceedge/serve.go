@@ -139,6 +139,14 @@ func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 // 600 MiB instead of 750-830 MiB (scripts/memory.sh).
 const defaultGCPercent = 25
 
+// upgradeTimeout bounds how long a new process of a SIGUSR2 upgrade may
+// take to serve; past it, it is killed and this one goes on.
+const upgradeTimeout = time.Minute
+
+// handoverWait bounds how long an upgraded process waits, once its
+// listeners are closed, for connections it accepted to send a request.
+const handoverWait = 2 * time.Second
+
 func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts serveOptions) error {
 	// SIGINT and SIGTERM stay caught until serve has returned: once they
 	// are not, one more (a Ctrl-C, then a supervisor's SIGTERM) kills the
@@ -167,7 +175,18 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	// uncached: exiting would be a restart loop under systemd. Any other
 	// reason (no directory, a lock held by another process, a format of
 	// another version, damage) needs the operator: exit with it.
+	// Zero-downtime upgrades (SIGUSR2): the listening sockets pass to a
+	// new process (cloudflare/tableflip), which serves at once; this one
+	// stops accepting once it is ready, finishes its responses and exits.
+	upg, err := newUpgrader()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("zero-downtime upgrades: %v", err), 1)
+	}
+	defer upg.Stop()
 	st := &segstore.Reopening{
+		// The process this one replaces holds the store until it has
+		// finished its responses: wait for it, serving from the origin.
+		WaitLocked: upg.HasParent(),
 		Options: segstore.Options{
 			Dir:        cfg.Store.Dir,
 			MaxBytes:   cfg.Store.MaxBytes,
@@ -218,9 +237,13 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 			ConnState: h.TrackConns("peer")})
 		addrs = append(addrs, cfg.Cluster.Peer)
 	}
+	fresh := &freshConns{}
+	for _, hs := range servers {
+		hs.ConnState = fresh.hook(hs.ConnState)
+	}
 	var lns []net.Listener
 	for i, addr := range addrs {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := upg.Listen("tcp", addr) // inherited from the process this one replaces, if any
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -269,6 +292,10 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	if cfg.MaxConnections > 0 {
 		ev = ev.Int("max_connections", cfg.MaxConnections)
 	}
+	ev = ev.Int("pid", os.Getpid())
+	if upg.HasParent() {
+		ev = ev.Bool("upgrade", true)
+	}
 	ev.Msg("sliceedge serving")
 
 	errc := make(chan error, len(servers))
@@ -286,7 +313,21 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	// Under systemd (Type=notify), READY=1 once the listeners serve, and
 	// WATCHDOG=1 from this loop: a loop stuck in a reload or starved
 	// stops the pings, and systemd restarts the process.
-	notify(log, daemon.SdNotifyReady, "STATUS=serving on "+lns[0].Addr().String())
+	if upg.HasParent() {
+		// systemd follows the new process (NotifyAccess=all).
+		notify(log, fmt.Sprintf("MAINPID=%d", os.Getpid()), daemon.SdNotifyReady, "STATUS=serving on "+lns[0].Addr().String()+" (upgraded)")
+	} else {
+		notify(log, daemon.SdNotifyReady, "STATUS=serving on "+lns[0].Addr().String())
+	}
+	// The process this one replaces stops accepting now.
+	if err := upg.Ready(); err != nil {
+		log.Error().Err(err).Msg("upgrade: cannot tell the old process this one is ready; it goes on serving too until stopped")
+	}
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	upgraded := make(chan error, 1)
+	upgrading, handedOver := false, false
 	var watchdog <-chan time.Time
 	if every, err := daemon.SdWatchdogEnabled(false); err != nil {
 		log.Warn().Err(err).Msg("systemd: WATCHDOG_USEC is not a duration; no watchdog pings are sent (fix WatchdogSec in the unit)")
@@ -317,13 +358,47 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 			}
 		case <-watchdog:
 			notify(log, daemon.SdNotifyWatchdog)
+		case <-usr2:
+			switch {
+			case upgrading:
+				log.Warn().Msg("SIGUSR2: an upgrade is already under way")
+			case cfg.Cluster != nil:
+				log.Warn().Msg("SIGUSR2: no zero-downtime upgrade in a POP (the new process could not take the gossip address); restart the nodes one at a time instead, the others carry their share")
+			default:
+				upgrading = true
+				log.Info().Msg("SIGUSR2: upgrade: starting a new process on the same listening sockets (the executable now at this path, the same flags and config file)")
+				go func() { upgraded <- upg.Upgrade() }()
+			}
+		case err := <-upgraded:
+			upgrading = false
+			if err != nil {
+				log.Error().Err(err).Msg("upgrade failed: this process goes on serving (see the new process's messages above, fix them, and send SIGUSR2 again)")
+				continue
+			}
+			log.Info().Msg("upgrade: the new process serves; this one accepts no more connections, finishes its responses and exits")
+			handedOver, running = true, false
 		case <-ctx.Done():
 			running = false
 		}
 	}
-	// /readyz fails from now on, so balancers stop sending new clients.
-	h.StartDraining()
-	notify(log, daemon.SdNotifyStopping, "STATUS=draining: finishing in-flight responses")
+	if handedOver {
+		// The new process accepts on the same sockets: stop accepting
+		// here, and let the connections just accepted send their first
+		// request before the servers shut down.
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if n := fresh.wait(handoverWait); n > 0 {
+			log.Warn().Int64("connections", n).Msg("upgrade: connections accepted here sent no request yet; they are closed (their clients retry)")
+		}
+	}
+	if !handedOver {
+		// /readyz fails from now on, so balancers stop sending new
+		// clients. After an upgrade the node goes on serving (the new
+		// process answers on the same sockets): nothing to say.
+		h.StartDraining()
+		notify(log, daemon.SdNotifyStopping, "STATUS=draining: finishing in-flight responses")
+	}
 	began := time.Now()
 	if pop != nil {
 		// The others stop asking this node before its listeners close.
@@ -339,7 +414,7 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 			d.Uint64(reason, cuts[reason])
 		}
 		log.Info().Dur("took", time.Since(began)).Dict("answers_cut", d).Int("fills_in_flight", fills).
-			Int64("requests_unfinished", h.Active()).Msg("stopped")
+			Int64("requests_unfinished", h.Active()).Bool("upgraded", handedOver).Msg("stopped")
 	}
 	return errors.Join(serveErr, err)
 }
@@ -364,6 +439,8 @@ func shutdown(h *edge.Server, servers []*http.Server, timeout time.Duration, log
 	late := false
 	for _, hs := range servers {
 		switch err := hs.Shutdown(ctx); {
+		case errors.Is(err, net.ErrClosed):
+			// Its listener was closed first (an upgrade's handover).
 		case errors.Is(err, context.DeadlineExceeded):
 			late = true
 		case err != nil:
