@@ -329,6 +329,11 @@ func serve(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ser
 	upgraded := make(chan error, 1)
 	upgrading, handedOver := false, false
 	var watchdog <-chan time.Time
+	if upg.HasParent() && os.Getenv("WATCHDOG_PID") == strconv.Itoa(os.Getppid()) {
+		// systemd set the watchdog for the process this one replaces;
+		// since MAINPID above, it is this one's to ping.
+		os.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	}
 	if every, err := daemon.SdWatchdogEnabled(false); err != nil {
 		log.Warn().Err(err).Msg("systemd: WATCHDOG_USEC is not a duration; no watchdog pings are sent (fix WatchdogSec in the unit)")
 	} else if every > 0 {

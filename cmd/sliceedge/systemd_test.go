@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -151,5 +152,72 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "sliceedge.service") {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestUpgradeKeepsSystemdWatchdog: after a SIGUSR2 upgrade under a
+// Type=notify unit with a watchdog for the old process (WATCHDOG_PID),
+// the new process says MAINPID= and READY=1 and takes over the watchdog
+// pings: systemd killed the new process 30 s after an upgrade before it
+// did (found by a trial under systemd).
+func TestUpgradeKeepsSystemdWatchdog(t *testing.T) {
+	o := origintest.NewTest(t)
+	ns := newNotifySocket(t)
+	bin := buildBinary(t)
+	cfg := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\nstore: {dir: %s, max_bytes: 1GiB}\norigins: {default: {url: %q}}\nrules: [{match: /, origin: default}]\n",
+		freeAddr(t), t.TempDir(), o.URL())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &origintest.LogBuffer{}
+	// The shell's pid is the edge's after exec: systemd's WATCHDOG_PID.
+	cmd := exec.Command("sh", "-c", `WATCHDOG_PID=$$ exec "$0" serve --config "$1" --log-format json`, bin, cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=200000")
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	parent := cmd.Process.Pid
+	go cmd.Wait()
+	child := 0
+	t.Cleanup(func() {
+		syscall.Kill(parent, syscall.SIGKILL)
+		if child != 0 {
+			syscall.Kill(child, syscall.SIGKILL)
+		}
+	})
+	origintest.WaitFor(t, "READY=1", func() bool { return index(ns.messages(), "READY=1", 0) >= 0 })
+	if err := syscall.Kill(parent, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	origintest.WaitFor(t, "MAINPID= of the new process", func() bool {
+		for _, m := range ns.messages() {
+			for _, l := range strings.Split(m, "\n") {
+				if p, ok := strings.CutPrefix(l, "MAINPID="); ok {
+					child, _ = strconv.Atoi(p)
+				}
+			}
+		}
+		return child != 0
+	})
+	if child == parent {
+		t.Fatalf("MAINPID=%d is the old process", child)
+	}
+	origintest.WaitFor(t, "the old process to exit", func() bool { return processGone(parent) })
+	pings := func() int {
+		n := 0
+		for _, m := range ns.messages() {
+			n += strings.Count(m, "WATCHDOG=1")
+		}
+		return n
+	}
+	before := pings()
+	origintest.WaitFor(t, "watchdog pings from the new process", func() bool { return pings() >= before+3 })
+	if err := syscall.Kill(child, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	origintest.WaitFor(t, "the new process to stop", func() bool { return processGone(child) })
+	if !strings.Contains(logs.String(), `"upgrade":true`) {
+		t.Errorf("no serving line of the new process:\n%s", logs.String())
 	}
 }
