@@ -68,9 +68,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
-// writeColumns writes rows (the first a header) with the first column
-// left-aligned and the others right-aligned, two spaces apart.
-func writeColumns(b *strings.Builder, rows [][]string) {
+// PlainTable is a go-pretty table writer in the style of the bench's
+// reports: no borders or rules, columns two spaces apart, headers as
+// written; the columns from rightFrom on (1-based) are right-aligned, up
+// to columns.
+func PlainTable(rightFrom, columns int) table.Writer {
 	tw := table.NewWriter()
 	st := table.StyleDefault
 	st.Options = table.OptionsNoBordersAndSeparators
@@ -78,22 +80,31 @@ func writeColumns(b *strings.Builder, rows [][]string) {
 	st.Format.Header = text.FormatDefault
 	st.Box.PaddingLeft, st.Box.PaddingRight, st.Box.MiddleVertical, st.Box.MiddleSeparator = "", "", "  ", "  "
 	tw.SetStyle(st)
-	row := func(cells []string) table.Row {
-		r := make(table.Row, len(cells))
-		for i, c := range cells {
-			r[i] = c
-		}
-		return r
-	}
-	tw.AppendHeader(row(rows[0]))
-	for _, r := range rows[1:] {
-		tw.AppendRow(row(r))
-	}
 	var cfgs []table.ColumnConfig
-	for i := 2; i <= len(rows[0]); i++ {
+	for i := rightFrom; i <= columns; i++ {
 		cfgs = append(cfgs, table.ColumnConfig{Number: i, Align: text.AlignRight, AlignHeader: text.AlignRight})
 	}
 	tw.SetColumnConfigs(cfgs)
+	return tw
+}
+
+// Row is cells as a table row.
+func Row(cells []string) table.Row {
+	r := make(table.Row, len(cells))
+	for i, c := range cells {
+		r[i] = c
+	}
+	return r
+}
+
+// writeColumns writes rows (the first a header) with the first column
+// left-aligned and the others right-aligned, two spaces apart.
+func writeColumns(b *strings.Builder, rows [][]string) {
+	tw := PlainTable(2, len(rows[0]))
+	tw.AppendHeader(Row(rows[0]))
+	for _, r := range rows[1:] {
+		tw.AppendRow(Row(r))
+	}
 	b.WriteString(tw.Render())
 	b.WriteByte('\n')
 }

@@ -28,7 +28,6 @@ import (
 	"time"
 
 	prettytable "github.com/jedib0t/go-pretty/v6/table"
-	"github.com/jedib0t/go-pretty/v6/text"
 
 	"github.com/sliceedge/sliceedge/bench"
 )
@@ -579,22 +578,12 @@ which way it goes ("≈": within 5%).`
 // left-aligned, the values and ratios right-aligned; bold makes each
 // workload's name bold (markdown).
 func (t table) writer(bold bool) prettytable.Writer {
-	tw := prettytable.NewWriter()
-	st := prettytable.StyleDefault
-	st.Options = prettytable.OptionsNoBordersAndSeparators
-	st.Options.SeparateColumns = true
-	st.Format.Header = text.FormatDefault
-	st.Box.PaddingLeft, st.Box.PaddingRight, st.Box.MiddleVertical, st.Box.MiddleSeparator = "", "", "  ", "  "
-	st.Box.MiddleHorizontal = " " // the separator between workloads: a blank line
-	tw.SetStyle(st)
-	row := func(cells []string) prettytable.Row {
-		r := make(prettytable.Row, len(cells))
-		for i, c := range cells {
-			r[i] = c
-		}
-		return r
+	tw := bench.PlainTable(3, len(t.header()))
+	if !bold {
+		st := tw.Style()
+		st.Box.MiddleHorizontal = " " // the separator between workloads: a blank line
 	}
-	tw.AppendHeader(row(t.header()))
+	tw.AppendHeader(bench.Row(t.header()))
 	for k, r := range t.rows {
 		if k > 0 && r[0] != "" && !bold {
 			tw.AppendSeparator()
@@ -602,13 +591,8 @@ func (t table) writer(bold bool) prettytable.Writer {
 		if bold && r[0] != "" {
 			r = append([]string{"**" + r[0] + "**"}, r[1:]...)
 		}
-		tw.AppendRow(row(r))
+		tw.AppendRow(bench.Row(r))
 	}
-	var cfgs []prettytable.ColumnConfig
-	for i := 3; i <= len(t.header()); i++ {
-		cfgs = append(cfgs, prettytable.ColumnConfig{Number: i, Align: text.AlignRight, AlignHeader: text.AlignRight})
-	}
-	tw.SetColumnConfigs(cfgs)
 	return tw
 }
 
