@@ -70,7 +70,6 @@ listeners:
 store: {dir: $WORK/store, max_bytes: 8GiB}
 origins: {default: {url: http://127.0.0.1:$O}}
 rules: [{match: /, origin: default}]
-access_log: off
 YAML
 "$WORK/sliceedge" serve --config "$WORK/edge.yaml" --log-format json 2>"$WORK/edge.log" &
 PIDS+=($!)
