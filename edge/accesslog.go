@@ -4,9 +4,10 @@ package edge
 // address behind trusted proxies.
 
 import (
-	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 )
@@ -21,8 +22,10 @@ func requestID(got string) string {
 	if got != "" && len(got) <= maxRequestID && !strings.ContainsFunc(got, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return got
 	}
+	// An id need not be secret, only unlikely to repeat: math/rand/v2's
+	// per-thread generator costs no system call on the hit path.
 	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	binary.BigEndian.PutUint64(b[:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 

@@ -156,16 +156,17 @@ func replayHeader(h http.Header) map[string][]string {
 	return out
 }
 
-// dropTargeted removes from h, the headers of an answer to a client, the
+// dropEdgeFields removes from h, the headers of an answer to a client, the
+// fields that speak to this edge alone: the purge tags (tags.go), and the
 // targeted cache-control fields on rule's target list (RFC 9213): they
 // speak to this edge, and a CDN may remove CDN-Cache-Control that no
 // cache downstream uses (§3). A rule that forwards them keeps them. They
 // are stored with the object all the same: its freshness is read from
 // them again at every revalidation. Targeted fields for other caches pass
 // (§2.1).
-func dropTargeted(h http.Header, rule *config.Rule) {
-	// Purge tags are for this edge too (tags.go): stored with the object,
-	// never sent to clients, as Fastly and Cloudflare do.
+func dropEdgeFields(h http.Header, rule *config.Rule) {
+	// Stored with the object, never sent to clients, as Fastly and
+	// Cloudflare do.
 	for _, name := range tagHeaders {
 		h.Del(name)
 	}

@@ -59,7 +59,7 @@ func (s *Server) pass(q *request, why string) {
 			if unsafeMethod(q.r.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 				s.invalidate(q, resp)
 			}
-			dropTargeted(resp.Header, q.rule)
+			dropEdgeFields(resp.Header, q.rule)
 			s.tag(q, resp.Header, cacheStatus{fwd: passForward(why), fwdStatus: resp.StatusCode, reason: why})
 			return nil
 		},
@@ -136,7 +136,7 @@ func (s *Server) relay(q *request, resp *http.Response, why string) {
 	for k, vv := range resp.Header { // origin.Fetch took out the hop-by-hop ones
 		h[k] = vv
 	}
-	dropTargeted(h, q.rule)
+	dropEdgeFields(h, q.rule)
 	s.tag(q, h, cacheStatus{fwd: "miss", fwdStatus: resp.StatusCode})
 	q.status = resp.StatusCode
 	q.w.WriteHeader(resp.StatusCode)

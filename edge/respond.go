@@ -32,7 +32,7 @@ func (s *Server) respond(q *request, v version, specs []slicer.Spec) error {
 	for k, vv := range m.Header {
 		h[k] = vv
 	}
-	dropTargeted(h, q.rule)
+	dropEdgeFields(h, q.rule)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Age", strconv.FormatInt(age(s.now(), m.StoredAt), 10))
 

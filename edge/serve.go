@@ -48,7 +48,7 @@ func (s *Server) serveCached(q *request) {
 		case passed:
 			if res.answer != nil {
 				// passAnswer copies these headers to the client as they are.
-				dropTargeted(res.answer.Header, q.rule)
+				dropEdgeFields(res.answer.Header, q.rule)
 			}
 			switch {
 			case res.relay != nil:

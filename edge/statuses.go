@@ -155,7 +155,7 @@ func (s *Server) respondStatus(q *request, v version) error {
 	for k, vv := range m.Header {
 		h[k] = vv
 	}
-	dropTargeted(h, q.rule)
+	dropEdgeFields(h, q.rule)
 	h.Set("Age", strconv.FormatInt(age(s.now(), m.StoredAt), 10))
 	if !bodiless {
 		h.Set("Content-Length", strconv.FormatInt(m.Size, 10))

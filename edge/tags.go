@@ -31,7 +31,8 @@ func tagsOf(h map[string][]string) []string {
 	var tags []string
 	for _, name := range tagHeaders {
 		for _, v := range http.Header(h).Values(name) {
-			for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+			// An iterator: a long header costs no slice of all its fields.
+			for t := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
 				if len(tags) == maxTags {
 					return tags
 				}

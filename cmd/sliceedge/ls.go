@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/sliceedge/sliceedge/edge"
@@ -73,7 +72,7 @@ func lsCommand() *cli.Command {
 					if o.Fresh {
 						fresh = "fresh"
 					}
-					fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%s\t%s\n", humanize.IBytes(uint64(max(o.Size, 0))), o.Stored, o.Slices, fresh,
+					fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%s\t%s\n", ibytes(o.Size), o.Stored, o.Slices, fresh,
 						o.StoredAt.UTC().Format(time.DateTime), strings.Join(o.Tags, ","), o.Key)
 				}
 				n += len(l.Objects)

@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
@@ -67,7 +66,7 @@ func warmCommand() *cli.Command {
 			defer stop()
 			res := warm(ctx, urls, warmOptions{head: head, edge: edge, concurrency: c.Int("concurrency"), timeout: c.Duration("timeout"), progress: c.App.ErrWriter})
 			fmt.Fprintf(c.App.Writer, "warmed %d of %d %s (%d already stored), %s read in %s\n", res.ok.Load(), len(urls), plural(len(urls), "object"),
-				res.hits.Load(), humanize.IBytes(uint64(res.bytes.Load())), res.took.Round(time.Millisecond))
+				res.hits.Load(), ibytes(res.bytes.Load()), res.took.Round(time.Millisecond))
 			for _, f := range res.failures {
 				fmt.Fprintf(c.App.ErrWriter, "failed: %s\n", f)
 			}
@@ -161,7 +160,7 @@ func warm(ctx context.Context, urls []string, o warmOptions) *warmResult {
 				res.ok.Add(1)
 			}
 			if bar != nil {
-				bar.Describe("warming " + humanize.IBytes(uint64(res.bytes.Load())))
+				bar.Describe("warming " + ibytes(res.bytes.Load()))
 				_ = bar.Add(1)
 			}
 			return nil
