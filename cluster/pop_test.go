@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -338,7 +339,14 @@ func metricsText(s *edge.Server) string {
 // purge purges url through n's admin API, as an operator would.
 func (n *popNode) purge(t *testing.T, url string) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/purge?url="+url, nil)
+	n.purgeQuery(t, "url="+url)
+}
+
+// purgeQuery posts a purge of the query (url=, prefix=, glob=, tag=) to
+// the node's admin API.
+func (n *popNode) purgeQuery(t *testing.T, query string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/purge?"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+secret)
 	rec := httptest.NewRecorder()
 	n.edge.AdminHandler().ServeHTTP(rec, req)
@@ -392,6 +400,40 @@ func TestPOPPurge(t *testing.T) {
 	}
 	if resp.Header.Get("X-Cache") == "HIT" || org.Requests() == before {
 		t.Errorf("after the purge node-2 answered X-Cache %q with %d origin requests; want a miss", resp.Header.Get("X-Cache"), org.Requests()-before)
+	}
+}
+
+// TestPOPPurgeByGlob: a purge by glob made on one node reaches every
+// node, and each removes what matches and nothing else.
+func TestPOPPurgeByGlob(t *testing.T) {
+	org := origintest.NewTest(t)
+	paths := []string{"/pop/g/a.bin", "/pop/g/b.bin", "/pop/h/c.bin"}
+	for _, p := range paths {
+		org.Add(p, 256<<10)
+	}
+	nodes := startPOP(t, 3, org.URL())
+	for _, n := range nodes {
+		for _, p := range paths {
+			if _, body, err := get(t, n.url+p); err != nil || len(body) != 256<<10 {
+				t.Fatalf("via %s: %s: %d bytes, %v", n.name, p, len(body), err)
+			}
+		}
+	}
+	settle(t, nodes)
+	for _, n := range nodes {
+		if st := n.store.Stats(); st.Objects != 3 {
+			t.Fatalf("%s holds %d objects before the purge, want 3", n.name, st.Objects)
+		}
+	}
+	nodes[0].purgeQuery(t, "glob="+url.QueryEscape("http://pop.test/pop/g/*.bin"))
+	for _, n := range nodes {
+		origintest.WaitFor(t, n.name+" to apply the purge", func() bool { return n.store.Stats().Objects == 1 })
+	}
+	for _, n := range nodes {
+		resp, _, err := get(t, n.url+"/pop/h/c.bin")
+		if err != nil || resp.Header.Get("X-Cache") != "HIT" {
+			t.Errorf("via %s: the object the glob does not match: X-Cache %q, %v", n.name, resp.Header.Get("X-Cache"), err)
+		}
 	}
 }
 
