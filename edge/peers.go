@@ -30,6 +30,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sliceedge/sliceedge/config"
@@ -133,6 +134,9 @@ type upstream struct {
 // from a peer. It is decided when the fetch is planned, while q is the
 // caller's.
 func (s *Server) route(q *request, first int64) upstream {
+	if q.member == nil { // on q's own goroutine, before any fetch runs
+		q.member = new(atomic.Pointer[string])
+	}
 	u := upstream{s: s, q: q, origin: s.pool(q.rule.Origin)}
 	if !s.clustered(q) {
 		return u

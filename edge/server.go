@@ -142,7 +142,9 @@ type request struct {
 	id string
 	// member is the origin pool member (or "peer:NAME") of the last fetch
 	// this request made; set from fetch goroutines, read by the log.
-	// A pointer: the request struct is copied (revalidateInBackground).
+	// A pointer, made when the first fetch is planned (route), so that a
+	// hit allocates none; and since the request struct is copied
+	// (revalidateInBackground).
 	member *atomic.Pointer[string]
 }
 
@@ -151,8 +153,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.SendTimeout > 0 {
 		w = &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.SendTimeout}
 	}
-	q := &request{w: w, r: r, start: s.now(), fromPeer: r.Context().Value(peerCtxKey{}) != nil, id: requestID(r.Header.Get("X-Request-ID")), member: new(atomic.Pointer[string])}
-	w.Header().Set("X-Request-ID", q.id)
+	q := &request{w: w, r: r, start: s.now(), fromPeer: r.Context().Value(peerCtxKey{}) != nil, id: requestID(r.Header.Get("X-Request-ID"))}
+	w.Header()["X-Request-Id"] = []string{q.id} // canonical already: no key to build per request
 	defer s.logRequest(q)
 	defer q.letGo()
 	s.active.Add(1)
