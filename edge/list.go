@@ -27,8 +27,14 @@ type ListedObject struct {
 	Status    int       `json:"status,omitempty"`
 	StoredAt  time.Time `json:"stored_at"`
 	Fresh     bool      `json:"fresh"`
-	Tags      []string  `json:"tags,omitempty"`
+	Tags      []string  `json:"tags,omitempty"` // the first maxListedTags
+	// MoreTags counts the tags past those: a page of maxList objects
+	// stays small whatever the origin tagged them with.
+	MoreTags int `json:"more_tags,omitempty"`
 }
+
+// maxListedTags is the most tags GET /ls shows of one object.
+const maxListedTags = 16
 
 // maxList is the most objects one GET /ls answers; ?limit= asks for fewer.
 const maxList = 10000
@@ -68,6 +74,9 @@ func (s *Server) adminList(w http.ResponseWriter, r *http.Request) {
 		}
 		o := ListedObject{Key: m.Key, Size: m.Size, SliceSize: m.SliceSize, Slices: m.SliceCount(), Status: m.Status,
 			StoredAt: m.StoredAt, Fresh: s.fresh(m), Tags: tagsOf(m.Header)}
+		if n := len(o.Tags); n > maxListedTags {
+			o.Tags, o.MoreTags = o.Tags[:maxListedTags:maxListedTags], n-maxListedTags
+		}
 		o.Stored, _ = st.StoredRuns(m)
 		out.Objects = append(out.Objects, o)
 		return true

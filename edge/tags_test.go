@@ -31,6 +31,8 @@ func TestPurgeByTagAndGlob(t *testing.T) {
 		"/obj/b/y/256KiB.bin":  {"", ""},
 		"/obj/b/y/512KiB.bin":  {"", ""},
 		"/obj/b/y/1536KiB.bin": {"", ""},
+		// Many tags: all purge it, /ls shows the first 16 and counts the rest.
+		"/obj/m/64KiB.bin": {strings.TrimSpace(strings.Repeat("t ", 40)) + " many", ""},
 	}
 	h.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if tg, ok := tags[r.URL.RequestURI()]; ok {
@@ -91,6 +93,9 @@ func TestPurgeByTagAndGlob(t *testing.T) {
 	var listed []string
 	for _, o := range l.Objects {
 		listed = append(listed, o.Key)
+		if o.Key == "edge.test/obj/m/64KiB.bin" && (len(o.Tags) != 16 || o.MoreTags != 25) {
+			t.Errorf("an object with 41 tags listed with %d and %d more, want 16 and 25 more", len(o.Tags), o.MoreTags)
+		}
 		if o.Key == "edge.test/obj/h/256KiB.bin" && (!slices.Equal(o.Tags, []string{"Blue"}) || o.Size != 256<<10 || o.Stored != o.Slices || !o.Fresh) {
 			t.Errorf("listed %+v", o)
 		}
@@ -116,6 +121,9 @@ func TestPurgeByTagAndGlob(t *testing.T) {
 		t.Errorf("second page: %+v", page)
 	}
 
+	// The 41st tag, past what /ls shows, still purges.
+	purge(url.Values{"tag": {"many"}}, 1)
+	gone = append(gone, "/obj/m/64KiB.bin")
 	for _, p := range paths {
 		if slices.Contains(gone, p) {
 			fetch(p, "MISS")

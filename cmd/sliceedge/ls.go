@@ -73,7 +73,7 @@ func lsCommand() *cli.Command {
 						fresh = "fresh"
 					}
 					fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%s\t%s\n", ibytes(o.Size), o.Stored, o.Slices, fresh,
-						o.StoredAt.UTC().Format(time.DateTime), strings.Join(o.Tags, ","), o.Key)
+						o.StoredAt.UTC().Format(time.DateTime), tagList(o), o.Key)
 				}
 				n += len(l.Objects)
 				if l.Next == "" || limit > 0 && n >= limit {
@@ -87,4 +87,14 @@ func lsCommand() *cli.Command {
 			return tw.Flush()
 		},
 	}
+}
+
+// tagList is an object's tags as ls shows them, with how many more there
+// are past those the admin API lists.
+func tagList(o edge.ListedObject) string {
+	t := strings.Join(o.Tags, ",")
+	if o.MoreTags > 0 {
+		t += fmt.Sprintf(",+%d more", o.MoreTags)
+	}
+	return t
 }
