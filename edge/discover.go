@@ -409,6 +409,14 @@ func (s *Server) startFill(ctx context.Context, watch *fillWatch, q *request, m 
 			window = math.MaxInt64 / 2
 		}
 		wf = s.fills.OpenFeed(m.Key, m.Version, first, window, run)
+		if !q.background {
+			// This request reads the answer from its first byte: the feed
+			// goes on while it does, even when it has already stored the
+			// slices the request claims first (a fast origin, a slow
+			// client), so that its next claim does not fetch the rest of
+			// the body a second time.
+			q.attach(wf)
+		}
 		if watch != nil {
 			s.watches.Store(wf, watch) // see watchFill
 		}
@@ -426,7 +434,9 @@ func (s *Server) startFill(ctx context.Context, watch *fillWatch, q *request, m 
 	if m.SliceCount() == 0 {
 		resp.Body.Close() // an empty object: the meta is all there is
 	} else {
+		s.fetches.Add(1)
 		go func() {
+			defer s.fetches.Add(-1)
 			if wf != nil {
 				s.feedOpen(ctx, m, resp, wf)
 				s.watches.Delete(wf)

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sliceedge/sliceedge/edge"
 	"github.com/sliceedge/sliceedge/origin/origintest"
+	"github.com/sliceedge/sliceedge/segstore"
 	"github.com/sliceedge/sliceedge/slicer"
 )
 
@@ -609,3 +611,62 @@ func TestSliceSizeFixedAtFirstFill(t *testing.T) {
 }
 
 func (h *harness) inFlight() int { return h.edge.InFlight() }
+
+// A cold full GET is one origin request, whatever the race between the
+// answer's feed and the client: the feed of the open range may store its
+// first run before the request looks at it (a fast origin, a busy edge),
+// and must not stop there and leave the rest of the body to a second
+// request. Each object has five slices, the feed stopping after four
+// (max_run) unless a request reads from it; the store is in memory and
+// the GETs run eight at a time, so the feed often wins the race.
+func TestColdFullGetOneFetch(t *testing.T) {
+	h := newHarnessWith(t, setup{
+		Config: edited("  - match: /drop/\n", "  - match: /run4/\n    origin: default\n    slice_size: 64KiB\n    max_run: 4\n  - match: /drop/\n"),
+		Store:  func(*segstore.Store) edge.Store { return newMemStore() },
+	})
+	const size, objects, workers = 5*64<<10 - 1000, 400, 8
+	paths := make(chan string, objects)
+	for k := range objects {
+		path := fmt.Sprintf("/run4/%d.bin", k)
+		h.origin.Add(path, size)
+		paths <- path
+	}
+	close(paths)
+	var wg sync.WaitGroup
+	errs := make(chan error, objects)
+	for range workers {
+		wg.Go(func() {
+			for path := range paths {
+				_, version, _ := h.origin.Object(path)
+				resp, err := h.srv.Client().Get(h.srv.URL + path)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				n, err := verifyStream(resp.Body, path, version, 0)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || n != size {
+					errs <- fmt.Errorf("%s: status %d, %d bytes: %v", path, resp.StatusCode, n, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	h.settle(t)
+	twice := 0
+	for k := range objects {
+		path := fmt.Sprintf("/run4/%d.bin", k)
+		if got, body := h.origin.PathRequests(path), h.origin.PathBodyBytes(path); got != 1 || body != size {
+			if twice++; twice <= 3 {
+				t.Errorf("%s: a cold full GET cost %d origin requests and %d bytes, want 1 and %d", path, got, body, size)
+			}
+		}
+	}
+	if twice > 0 {
+		t.Errorf("%d of %d cold full GETs cost more than one origin request", twice, objects)
+	}
+}

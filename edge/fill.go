@@ -156,7 +156,9 @@ func (s *Server) fetchRun(q *request, m *segstore.Meta, first int64, fills []*or
 	}
 	up.kind = "fill"
 	q.addOriginBytes(fills, up.peer != nil)
+	s.fetches.Add(1)
 	go func() {
+		defer s.fetches.Add(-1)
 		defer s.finish(watch, fills)
 		if wf != nil && watch != nil {
 			defer s.watches.Delete(wf)

@@ -73,6 +73,7 @@ type Server struct {
 	Started time.Time
 
 	fills    origin.Fills
+	fetches  atomic.Int64       // origin fetch goroutines running (startFill, fetchRun), which count their outcome after their fills go
 	lookups  singleflight.Group // collapses discovery and revalidation per cache key
 	pieces   sync.Pool          // *[]byte, pieceSize buffers
 	passes   passMemo
@@ -506,13 +507,16 @@ func (s *Server) CutTotal() map[string]uint64 {
 	return out
 }
 
-// InFlight returns the number of slices being filled from origins now.
-func (s *Server) InFlight() int { return s.fills.InFlight() }
+// InFlight returns the number of slices being filled from origins now,
+// plus the origin fetches still running: a failed fetch counts its error
+// after its fills are gone, so a test that reads the counters once this
+// is 0 sees every outcome.
+func (s *Server) InFlight() int { return s.fills.InFlight() + int(s.fetches.Load()) }
 
 // Drain waits until no origin fill is in flight, or ctx ends. Call it after
 // the listeners stopped and before closing the store.
 func (s *Server) Drain(ctx context.Context) error {
-	for s.fills.Busy() > 0 {
+	for s.fills.Busy()+int(s.fetches.Load()) > 0 {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("edge: %d slice fills still in flight: %w", s.fills.InFlight(), ctx.Err())

@@ -358,20 +358,51 @@ func (fs *Fills) remove(f *Fill) {
 
 // Abandon fails owned fills that will not be fed, and unregisters them. A
 // fill of a whole-body feed takes the feed down with it: one body fills
-// them all, and it is not coming.
+// them all, and it is not coming. Every fill is unregistered before any
+// fails, so a reader woken by the failure that claims again finds none of
+// them in flight, and its one new fetch covers them all.
 func (fs *Fills) Abandon(fills []*Fill, err error) {
+	var doomed []*Fill
+	fs.mu.Lock()
 	for _, f := range fills {
-		switch {
-		case f == nil:
-		case f.whole != nil:
-			f.whole.end(err)
-			f.fail(err)
-			fs.remove(f)
-		default:
-			f.fail(err)
-			fs.remove(f)
+		if f == nil {
+			continue
+		}
+		if f.whole != nil {
+			doomed = append(doomed, f.whole.endLocked()...)
+		}
+		doomed = append(doomed, f)
+	}
+	fs.mu.Unlock()
+	fs.failAll(doomed, err)
+}
+
+// failAll unregisters fills, then fails them with err.
+func (fs *Fills) failAll(fills []*Fill, err error) {
+	fs.unregister(fills)
+	for _, f := range fills {
+		f.fail(err)
+	}
+}
+
+// unregister is remove for several fills at once (nil ones skipped): none
+// of them is findable once any of them is.
+func (fs *Fills) unregister(fills []*Fill) {
+	for _, f := range fills {
+		if f != nil {
+			f.closeSink()
 		}
 	}
+	fs.mu.Lock()
+	for _, f := range fills {
+		if f == nil {
+			continue
+		}
+		if k := (fillKey{f.Key, f.Version, f.Index}); fs.m[k] == f {
+			delete(fs.m, k)
+		}
+	}
+	fs.mu.Unlock()
 }
 
 // Feed reads body, which starts at the first byte of slice first, slice by
@@ -403,11 +434,13 @@ func (fs *Fills) Abandon(fills []*Fill, err error) {
 func (fs *Fills) Feed(body io.Reader, first int64, fills []*Fill, sliceLen func(i int64) int64, hold bool, sink Sink, store func(f *Fill)) error {
 	var held []*Fill
 	failed := func(k int, err error) error {
-		for _, f := range held {
-			if errors.Is(err, ErrBadAnswer) {
+		// The held fills and the unfinished ones go at once (see
+		// Abandon); a lie fails even the complete ones.
+		fs.unregister(held)
+		if errors.Is(err, ErrBadAnswer) {
+			for _, f := range held {
 				f.poison(err)
 			}
-			fs.remove(f)
 		}
 		fs.Abandon(fills[k:], err)
 		return err
@@ -590,8 +623,13 @@ func (fs *Fills) newWholeLocked(key string, version uint64) *WholeFeed {
 	return wf
 }
 
-// endLocked stops wf taking reservations and unregisters it.
-func (wf *WholeFeed) endLocked() {
+// endLocked stops wf taking reservations, unregisters it and returns
+// the fills still reserved on it, which it will not reach now: the caller
+// fails them (failAll). Ending an ended feed returns nothing.
+func (wf *WholeFeed) endLocked() []*Fill {
+	if wf.ended {
+		return nil
+	}
 	wf.ended = true
 	vk := versionKey{wf.key, wf.version}
 	feeds := wf.fs.wholes[vk]
@@ -606,6 +644,12 @@ func (wf *WholeFeed) endLocked() {
 	} else {
 		wf.fs.wholes[vk] = feeds
 	}
+	reserved := make([]*Fill, 0, len(wf.reserved))
+	for _, f := range wf.reserved {
+		reserved = append(reserved, f)
+	}
+	clear(wf.reserved)
+	return reserved
 }
 
 // reach moves wf to slice i and returns the fill to fill with it: the one
@@ -660,21 +704,9 @@ func (wf *WholeFeed) reach(i int64, n int64, have func(i int64) bool) (f *Fill, 
 func (wf *WholeFeed) end(err error) {
 	fs := wf.fs
 	fs.mu.Lock()
-	if wf.ended {
-		fs.mu.Unlock()
-		return
-	}
-	wf.endLocked()
-	reserved := make([]*Fill, 0, len(wf.reserved))
-	for _, f := range wf.reserved {
-		reserved = append(reserved, f)
-	}
-	clear(wf.reserved)
+	reserved := wf.endLocked()
 	fs.mu.Unlock()
-	for _, f := range reserved {
-		f.fail(err)
-		fs.remove(f)
-	}
+	fs.failAll(reserved, err)
 }
 
 // FeedWhole reads a whole body for wf: slices first to count-1 (first is
@@ -705,9 +737,7 @@ func (fs *Fills) FeedWhole(body io.Reader, wf *WholeFeed, first, count int64, sl
 			continue
 		}
 		if err := f.readFrom(body, sink); err != nil {
-			f.fail(err)
-			fs.remove(f)
-			wf.end(err)
+			fs.Abandon([]*Fill{f}, err) // and the feed, at once
 			return err
 		}
 		if store != nil {

@@ -506,3 +506,63 @@ func TestOpenFeed(t *testing.T) {
 		t.Errorf("slice 6, reserved past where the feed stopped: %v, want ErrFeedStopped", err)
 	}
 }
+
+// closeWatch is a sink that, when closed (as its fill is unregistered),
+// notes any fill of the run that has already failed.
+type closeWatch struct {
+	run  []*origin.Fill
+	seen *[]string
+	idx  int64
+}
+
+func (c *closeWatch) Write(p []byte) (int, error) { return len(p), nil }
+
+func (c *closeWatch) Close() error {
+	for _, f := range c.run {
+		if f.Err() != nil {
+			*c.seen = append(*c.seen, fmt.Sprintf("slice %d had failed when slice %d was unregistered", f.Index, c.idx))
+		}
+	}
+	return nil
+}
+
+// A failed answer unregisters all its fills before any of them fails: a
+// reader woken by the failure that claims again finds none of them in
+// flight, so its one new fetch covers them all, rather than one fetch for
+// its own slice and another for the rest once those fail too. Each fill's
+// sink closes as it is unregistered and checks that nothing has failed
+// yet. Cases: a body cut inside the second slice of three (the first
+// complete and held, the second with a sink), and a lie found at the end
+// of a held answer (all three complete).
+func TestFailureUnregistersFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		want error
+	}{
+		{"cut", bytes.NewReader([]byte("abcdef")), origin.ErrTruncated},
+		{"lie", &endsWith{r: bytes.NewReader([]byte("abcdefghijkl")), err: fmt.Errorf("origin: body goes on: %w", origin.ErrBadAnswer)}, origin.ErrBadAnswer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fs origin.Fills
+			claims := fs.Claim("k", 1, slicer.Run{First: 0, Last: 2}, lenOf(4), nil)
+			fills := []*origin.Fill{claims[0].Fill, claims[1].Fill, claims[2].Fill}
+			run := slices.Clone(fills)
+			var seen []string
+			open := func(f *origin.Fill) io.WriteCloser { return &closeWatch{run: run, seen: &seen, idx: f.Index} }
+			err := fs.Feed(tc.body, 0, fills, lenOf(4), true, open, func(f *origin.Fill) { fs.Release(f) })
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Feed = %v, want %v", err, tc.want)
+			}
+			if len(seen) > 0 {
+				t.Errorf("fills failed while still findable: %q", seen)
+			}
+			if fs.InFlight() != 0 {
+				t.Errorf("%d fills left in the registry", fs.InFlight())
+			}
+			if _, err := run[1].ReadAt(context.Background(), make([]byte, 4), 2); !errors.Is(err, tc.want) {
+				t.Errorf("slice 1 reads past what came with %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
